@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Set up and run the platform with nothing but Python 3.11.
+
+    python3 dev.py demo    # venv + requirements, migrate, demo data, web + simulated sensors + poller
+    python3 dev.py test    # venv + requirements, the whole test suite (SQLite unless DATABASE_URL is set)
+
+Everything lands in .venv/ and var/ inside the checkout; nothing is installed system-wide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+STAMP = VENV / ".requirements.sha256"
+
+
+def run(*args: str, **kwargs) -> None:
+    print("+", " ".join(args), flush=True)
+    subprocess.run(args, cwd=ROOT, check=True, **kwargs)
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("Python 3.11 or newer is required")
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != digest:
+        run(str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+        run(str(PY), "-m", "pip", "install", "--quiet", "-r", "requirements.txt")
+        STAMP.write_text(digest)
+
+
+def manage(*args: str) -> None:
+    run(str(PY), "manage.py", *args)
+
+
+def has_command(name: str) -> bool:
+    return any((ROOT / app / "management" / "commands" / f"{name}.py").exists() for app in os.listdir(ROOT))
+
+
+def demo(port: str = "8000") -> None:
+    ensure_venv()
+    manage("migrate", "--noinput")
+    manage("createcachetable")
+    manage("seed_demo", "--if-empty")
+    procs: list[subprocess.Popen] = []
+    if has_command("simulate_devices"):
+        procs.append(subprocess.Popen([str(PY), "manage.py", "simulate_devices"], cwd=ROOT))
+        time.sleep(2)
+    if has_command("poll_devices"):
+        procs.append(subprocess.Popen([str(PY), "manage.py", "poll_devices"], cwd=ROOT))
+    print(f"\n  Open http://127.0.0.1:{port}/ and log in with one of the demo accounts above.\n", flush=True)
+    web = subprocess.Popen([str(PY), "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=ROOT)
+    procs.append(web)
+    try:
+        web.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test(extra: list[str]) -> int:
+    ensure_venv()
+    return subprocess.run([str(PY), "-m", "pytest", *extra], cwd=ROOT).returncode
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "setup"}:
+        sys.exit(__doc__)
+    command = sys.argv[1]
+    if command == "demo":
+        demo(*(sys.argv[2:3]))
+    elif command == "setup":
+        ensure_venv()
+    else:
+        sys.exit(test(sys.argv[2:]))
+
+
+if __name__ == "__main__":
+    main()

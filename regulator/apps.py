@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class RegulatorConfig(AppConfig):
+    name = "regulator"
+    verbose_name = _("监管平台核心")

@@ -1,0 +1,102 @@
+"""The one door to the audit log: ``record_event`` appends an SM3-chained entry.
+
+Appends are serialised (an advisory lock on PostgreSQL, the write lock on SQLite) so the chain
+has no forks; ``verify_chain`` recomputes it and names the first entry that does not fit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from regulator.crypto import sm3_hex
+from regulator.requestlocal import current_request
+
+GENESIS = "0" * 64
+_LOCK_KEY = 0x5A_0A_D1_70  # arbitrary, constant advisory-lock id for the audit chain
+
+
+def _canonical(entry) -> bytes:
+    content = {
+        "t": entry.created_at.astimezone(timezone.UTC).isoformat(timespec="microseconds"),
+        "u": entry.user_id,
+        "n": entry.username,
+        "ip": entry.source_ip,
+        "e": entry.event,
+        "ot": entry.object_type,
+        "oi": entry.object_id,
+        "or": entry.object_repr,
+        "o": entry.outcome,
+        "d": entry.detail,
+    }
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def compute_hash(prev_hash: str, entry) -> str:
+    return sm3_hex(prev_hash.encode("ascii") + _canonical(entry))
+
+
+def _client_ip(request) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record_event(
+    *, event: str, user=None, obj=None, outcome: str = "success", detail: dict | None = None, request=None
+):
+    """Append one entry. Works inside or outside a transaction; never updates an old entry."""
+    from regulator.models import AuditEntry
+
+    request = request or current_request()
+    if user is None and request is not None and getattr(request, "user", None) is not None:
+        user = request.user if request.user.is_authenticated else None
+    entry = AuditEntry(
+        created_at=timezone.now(),
+        user=user if user is not None and user.pk else None,
+        username=getattr(user, "username", "") or (detail or {}).get("username", ""),
+        source_ip=_client_ip(request),
+        event=event,
+        object_type=obj._meta.label if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        outcome=outcome,
+        detail=json.loads(json.dumps(detail or {}, default=str)),
+    )
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        last = AuditEntry.objects.order_by("-id").values_list("entry_hash", flat=True).first()
+        entry.prev_hash = last or GENESIS
+        entry.entry_hash = compute_hash(entry.prev_hash, entry)
+        entry.save(force_insert=True)
+    return entry
+
+
+@dataclass
+class ChainProblem:
+    entry_id: int | None
+    reason: str
+
+
+def verify_chain(batch_size: int = 5000) -> list[ChainProblem]:
+    """Recompute the chain; report edited, removed, inserted or reordered entries."""
+    from regulator.models import AuditEntry
+
+    problems: list[ChainProblem] = []
+    prev = GENESIS
+    for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=batch_size):
+        if entry.prev_hash != prev:
+            problems.append(
+                ChainProblem(
+                    entry.id, "previous hash does not match: an entry before it was removed, inserted or reordered"
+                )
+            )
+        if compute_hash(entry.prev_hash, entry) != entry.entry_hash:
+            problems.append(ChainProblem(entry.id, "content does not match its hash: the entry was edited"))
+        prev = entry.entry_hash
+    return problems

@@ -1,0 +1,30 @@
+"""Navigation entries for the base template, shown according to the user's role."""
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+# (url name, label, predicate on the user); apps add their pages here as they grow.
+NAV_ITEMS = [
+    ("enterprises:list", _("企业档案"), lambda u: not u.is_mlps_admin),
+    ("hazards:list", _("隐患治理"), lambda u: not u.is_mlps_admin),
+    ("enforcement:plans", _("执法检查"), lambda u: u.is_regulator),
+    ("devices:list", _("监测设备"), lambda u: not u.is_mlps_admin),
+    ("alerts:board", _("报警看板"), lambda u: not u.is_mlps_admin),
+    ("security:audit", _("审计日志"), lambda u: u.role == "auditor"),
+]
+
+
+def navigation(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": []}
+    items = []
+    for name, label, allowed in NAV_ITEMS:
+        if not allowed(user):
+            continue
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue  # that app has no page yet
+        items.append({"url": url, "label": label, "active": request.path.startswith(url)})
+    return {"nav_items": items}

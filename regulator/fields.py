@@ -1,0 +1,117 @@
+"""Model fields: SM4-GCM encrypted text bound to its table, row and field.
+
+The row is identified by a UUID field (``row_key``, default ``uid``) that exists before the
+first INSERT, so the binding also holds for new rows. Values are decrypted lazily on attribute
+access: a ciphertext copied to another row, another field or tampered with raises
+``SealedValueError`` (and is audited), never shows garbage.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import models
+
+from regulator.crypto import CryptoError, keyring
+
+logger = logging.getLogger(__name__)
+
+
+class SealedValueError(CryptoError):
+    pass
+
+
+class Sealed(str):
+    """A ciphertext as loaded from the database, not yet opened."""
+
+
+def _aad(instance: models.Model, field: EncryptedTextField) -> bytes:
+    row = getattr(instance, field.row_key)
+    return f"{instance._meta.db_table}|{row}|{field.column}".encode()
+
+
+class _EncryptedDescriptor:
+    def __init__(self, field: EncryptedTextField):
+        self.field = field
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__.get(self.field.attname)
+        if isinstance(value, Sealed):
+            try:
+                value = keyring().open(value, _aad(instance, self.field))
+            except CryptoError as exc:
+                self._report(instance, exc)
+                raise SealedValueError(
+                    f"{instance._meta.label}.{self.field.name} of row {instance.pk} cannot be decrypted: {exc}"
+                ) from exc
+            instance.__dict__[self.field.attname] = value
+        return value
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.field.attname] = value
+
+    def _report(self, instance, exc):
+        logger.error("decryption failed for %s.%s pk=%s: %s", instance._meta.label, self.field.name, instance.pk, exc)
+        try:
+            from regulator.audit import record_event
+
+            record_event(
+                event="crypto.decrypt_failed",
+                obj=instance,
+                outcome="failure",
+                detail={"field": self.field.name, "error": str(exc)},
+            )
+        except Exception:  # auditing must never hide the original error
+            logger.exception("could not audit a decryption failure")
+
+
+class EncryptedTextField(models.TextField):
+    """Text stored as SM4-GCM ciphertext; empty strings stay empty (nothing to protect)."""
+
+    description = "SM4-GCM encrypted text"
+
+    def __init__(self, *args, row_key: str = "uid", **kwargs):
+        self.row_key = row_key
+        kwargs.setdefault("blank", True)
+        kwargs.setdefault("default", "")
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if self.row_key != "uid":
+            kwargs["row_key"] = self.row_key
+        return name, path, args, kwargs
+
+    def contribute_to_class(self, cls, name, *args, **kwargs):
+        super().contribute_to_class(cls, name, *args, **kwargs)
+        setattr(cls, self.attname, _EncryptedDescriptor(self))
+
+    def from_db_value(self, value, expression, connection):
+        if value in (None, ""):
+            return value
+        return Sealed(value)
+
+    def pre_save(self, model_instance, add):
+        raw = model_instance.__dict__.get(self.attname)
+        if raw in (None, "") or isinstance(raw, Sealed):
+            return raw  # unchanged ciphertext is written back as it is
+        return keyring().seal(str(raw), _aad(model_instance, self))
+
+    def get_prep_value(self, value):
+        # Plain values only reach here through lookups, which cannot match ciphertext.
+        return value
+
+    def value_to_string(self, obj):
+        return getattr(obj, self.attname)
+
+
+def reseal(instance: models.Model, field: EncryptedTextField) -> bool:
+    """Re-encrypt one value under the current key. Returns True when it changed."""
+    token = instance.__dict__.get(field.attname)
+    if not isinstance(token, Sealed) or keyring().key_id_of(token) == keyring().current_id:
+        return False
+    plaintext = getattr(instance, field.attname)  # opens and verifies
+    instance.__dict__[field.attname] = plaintext
+    return True

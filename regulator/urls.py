@@ -1,0 +1,40 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from regulator import views
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+api_v1 = [
+    path("", include("regulator.api.urls")),
+    path("", include("enterprises.api.urls")),
+    path("", include("hazards.api.urls")),
+    path("", include("enforcement.api.urls")),
+    path("", include("devices.api.urls")),
+    path("", include("alerts.api.urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("accounts/", include("regulator.account_urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("enterprises/", include("enterprises.urls")),
+    path("hazards/", include("hazards.urls")),
+    path("enforcement/", include("enforcement.urls")),
+    path("devices/", include("devices.urls")),
+    path("alerts/", include("alerts.urls")),
+]
+
+admin.site.site_header = "安全生产信息化监管平台"
+admin.site.site_title = "监管平台后台"

@@ -1,0 +1,29 @@
+from types import SimpleNamespace
+
+import pytest
+
+from regulator.choices import Role
+from tests import factories as f
+
+
+@pytest.fixture
+def world(db):
+    """Two counties, a park, enterprises on each side, and every persona."""
+    regions = f.region_tree()
+    park = f.park(regions["county"])
+    here = f.enterprise(regions["township"], park=park, name="常熟甲化工有限公司")
+    here_no_park = f.enterprise(regions["county"], name="常熟乙机械有限公司")
+    there = f.enterprise(regions["other_county"], name="张家港丙化工有限公司")
+    return SimpleNamespace(
+        regions=regions,
+        park=park,
+        here=here,
+        here_no_park=here_no_park,
+        there=there,
+        inspector=f.user("inspector", Role.INSPECTOR, jurisdiction=regions["county"]),
+        other_inspector=f.user("inspector2", Role.INSPECTOR, jurisdiction=regions["other_county"]),
+        city_admin=f.user("cityadmin", Role.REGULATOR_ADMIN, jurisdiction=regions["city"]),
+        park_manager=f.user("parkmgr", Role.PARK_MANAGER, park=park),
+        enterprise_user=f.enterprise_user("entuser", here),
+        auditor=f.user("auditor", Role.AUDITOR),
+    )
