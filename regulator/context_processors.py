@@ -27,4 +27,6 @@ def navigation(request):
         except NoReverseMatch:
             continue  # that app has no page yet
         items.append({"url": url, "label": label, "active": request.path.startswith(url)})
-    return {"nav_items": items}
+    from regulator.notifications import unread_count
+
+    return {"nav_items": items, "unread_notifications": unread_count(user)}

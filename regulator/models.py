@@ -138,3 +138,30 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username} {self.event}"
+
+
+class Notification(models.Model):
+    """An in-app message (the bell); ``dedupe_key`` makes a notification idempotent per user."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    title = models.CharField(_("标题"), max_length=200)
+    body = models.TextField(_("内容"), blank=True)
+    url = models.CharField(_("链接"), max_length=255, blank=True)
+    level = models.CharField(_("级别"), max_length=16, default="info")
+    dedupe_key = models.CharField(max_length=128, blank=True)
+    read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("站内通知")
+        verbose_name_plural = _("站内通知")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dedupe_key"], condition=~models.Q(dedupe_key=""), name="unique_notification_dedupe"
+            )
+        ]
+
+    def __str__(self):
+        return self.title

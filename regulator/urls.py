@@ -22,6 +22,7 @@ api_v1 = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("notifications/", views.notifications, name="notifications"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("regulator.account_urls")),
     path("admin/", admin.site.urls),

@@ -17,3 +17,22 @@ def home(request):
         except NoReverseMatch:
             continue
     return render(request, "home.html")
+
+
+@login_required
+def notifications(request):
+    from django.core.paginator import Paginator
+    from django.utils import timezone
+
+    from regulator.models import Notification
+
+    qs = Notification.objects.filter(user=request.user)
+    if request.method == "POST":
+        ids = request.POST.getlist("id")
+        target = qs.filter(read_at__isnull=True)
+        if ids:
+            target = target.filter(pk__in=[i for i in ids if i.isdigit()])
+        target.update(read_at=timezone.now())
+        return redirect("notifications")
+    page = Paginator(qs, 30).get_page(request.GET.get("page"))
+    return render(request, "notifications.html", {"page": page})
