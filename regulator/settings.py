@@ -246,6 +246,12 @@ MEDIA_URL = None
 FIELD_KEYS = env_str("FIELD_KEYS") or ""
 if not FIELD_KEYS and PRODUCTION:
     raise ImproperlyConfigured("FIELD_KEYS (or FIELD_KEYS_FILE) is required when PRODUCTION=1")
+# SM2 signing key for what the public verifies (64 hex digits; demo: generated into DATA_DIR).
+SM2_PRIVATE_KEY = env_str("SM2_PRIVATE_KEY") or ""
+if not SM2_PRIVATE_KEY and PRODUCTION:
+    raise ImproperlyConfigured("SM2_PRIVATE_KEY (or SM2_PRIVATE_KEY_FILE) is required when PRODUCTION=1")
+# Public keys (04||x||y hex) of retired signing keys whose signatures must still verify.
+SM2_TRUSTED_PUBLIC_KEYS = env_list("SM2_TRUSTED_PUBLIC_KEYS", [])
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
