@@ -1,0 +1,801 @@
+"""Every write of enforcement: plans, draws, inspections, documents, credit and the dishonesty list."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enforcement import drawing
+from enforcement import signing as sm2
+from enforcement.choices import (
+    DEFAULT_FREQUENCY,
+    DOCUMENT_ABBREVIATIONS,
+    INSPECTION_TRANSITIONS,
+    PLAN_TRANSITIONS,
+    REPAIR_TRANSITIONS,
+    ChecklistResult,
+    CreditEventKind,
+    CreditGrade,
+    DocumentType,
+    DrawStatus,
+    FindingGrade,
+    InspectionStatus,
+    InspectorStatus,
+    ListingStatus,
+    Outcome,
+    PlanStatus,
+    RepairStatus,
+    RiskKey,
+)
+from enforcement.models import (
+    ConflictOfInterest,
+    CreditEvent,
+    CreditScore,
+    DishonestyListing,
+    Document,
+    DocumentCounter,
+    Draw,
+    FrequencyRule,
+    Inspection,
+    InspectionFinding,
+    InspectionPhoto,
+    InspectionPlan,
+    InspectorProfile,
+    RepairApplication,
+)
+from enforcement.selectors import can_issue_for, can_manage_plans
+from regulator.audit import record_event
+from regulator.errors import DomainError, InvalidInput, TransitionNotAllowed
+from regulator.notifications import notify
+from regulator.realtime import group_for_region, push_on_commit
+
+logger = logging.getLogger(__name__)
+
+LISTING_TERM_YEARS = 3
+REPAIR_WAIT_DAYS = 365
+
+
+def _require_manager(user) -> None:
+    if user is not None and not can_manage_plans(user):
+        raise DomainError(_("只有科室负责人或监管部门管理员可以执行此操作"), code="forbidden")
+
+
+# --- inspector pool ------------------------------------------------------------------------------
+
+
+def inspector_profile_save(
+    *, user, certification_level: str, specialties=(), status=InspectorStatus.ACTIVE, actor=None
+):
+    if not user.is_regulator:
+        raise InvalidInput(_("只有监管部门人员可以进入执法人员名录库"))
+    profile, _created = InspectorProfile.objects.update_or_create(
+        user=user, defaults={"certification_level": certification_level, "status": status}
+    )
+    profile.specialties.set(specialties)
+    record_event(event="enforcement.inspector_saved", user=actor, obj=profile, detail={"level": certification_level})
+    return profile
+
+
+def conflict_declare(*, inspector: InspectorProfile, enterprise, reason: str, actor=None) -> ConflictOfInterest:
+    if not reason.strip():
+        raise InvalidInput(_("请填写回避事由"))
+    conflict, _created = ConflictOfInterest.objects.update_or_create(
+        inspector=inspector, enterprise=enterprise, defaults={"reason": reason.strip()}
+    )
+    record_event(event="enforcement.conflict_declared", user=actor, obj=conflict, detail={"enterprise": enterprise.pk})
+    return conflict
+
+
+# --- plans and draws -----------------------------------------------------------------------------
+
+
+def _clean_strata(strata) -> list[dict]:
+    cleaned = []
+    for index, raw in enumerate(strata or []):
+        if not isinstance(raw, dict):
+            raise InvalidInput(_("分层定义格式错误"))
+        item = {"label": str(raw.get("label") or f"分层{index + 1}")}
+        for key in ("credit", "risk"):
+            values = sorted({str(v) for v in raw.get(key) or []})
+            allowed = CreditGrade.values if key == "credit" else RiskKey.values
+            if any(v not in allowed for v in values):
+                raise InvalidInput(_("分层中的等级无效：%(v)s") % {"v": values})
+            item[key] = values
+        item["industry"] = str(raw.get("industry") or "")
+        if raw.get("count") not in (None, ""):
+            count = int(raw["count"])
+            if count < 0:
+                raise InvalidInput(_("抽查数量不能为负"))
+            item["count"] = count
+        else:
+            try:
+                ratio = Decimal(str(raw.get("ratio")))
+            except (InvalidOperation, TypeError):
+                raise InvalidInput(_("每个分层需要抽查比例或抽查数量"))
+            if not (0 <= ratio <= 1):
+                raise InvalidInput(_("抽查比例应在0到1之间"))
+            item["ratio"] = str(ratio)
+        cleaned.append(item)
+    return cleaned
+
+
+def plan_create(*, user, name: str, jurisdiction, period_start: date, period_end: date, **fields) -> InspectionPlan:
+    _require_manager(user)
+    if user is not None and not user.is_superuser:
+        from regulator.scoping import jurisdiction_region_ids
+
+        if jurisdiction.pk not in jurisdiction_region_ids(user):
+            raise InvalidInput(_("只能在本辖区内制定检查计划"))
+    if period_end < period_start:
+        raise InvalidInput(_("结束日期不能早于开始日期"))
+    team_size = int(fields.get("team_size", 2))
+    if team_size < 2:
+        raise InvalidInput(_("检查组至少2人"))
+    for item in fields.get("items") or []:
+        if not isinstance(item, dict) or not item.get("content"):
+            raise InvalidInput(_("检查事项需要填写检查内容"))
+    plan = InspectionPlan.objects.create(
+        name=name,
+        jurisdiction=jurisdiction,
+        period_start=period_start,
+        period_end=period_end,
+        items=list(fields.get("items") or []),
+        industry_prefixes=sorted({str(p) for p in fields.get("industry_prefixes") or []}),
+        risk_filter=sorted({str(p) for p in fields.get("risk_filter") or []}),
+        credit_filter=sorted({str(p) for p in fields.get("credit_filter") or []}),
+        strata=_clean_strata(fields.get("strata")),
+        default_ratio=Decimal(str(fields.get("default_ratio", "0.05"))),
+        team_size=team_size,
+        require_specialty=bool(fields.get("require_specialty", True)),
+        created_by=user,
+    )
+    record_event(event="enforcement.plan_created", user=user, obj=plan)
+    return plan
+
+
+def frequency_table() -> dict[tuple[str, str], tuple[int, int]]:
+    table = dict(DEFAULT_FREQUENCY)
+    for row in FrequencyRule.objects.all():
+        table[(row.credit_grade, row.risk)] = (row.min_per_year, row.max_per_year)
+    return table
+
+
+def credit_grades_for(enterprise_ids=None, region_path: str | None = None) -> dict[int, str]:
+    """Current credit grade per enterprise; listed enterprises are D; unscored ones default to B."""
+    scores = CreditScore.objects.all()
+    listings = DishonestyListing.objects.filter(status=ListingStatus.LISTED)
+    if region_path is not None:
+        scores = scores.filter(enterprise__region__path__startswith=region_path)
+        listings = listings.filter(enterprise__region__path__startswith=region_path)
+    if enterprise_ids is not None:
+        scores = scores.filter(enterprise_id__in=enterprise_ids)
+        listings = listings.filter(enterprise_id__in=enterprise_ids)
+    grades = dict(scores.values_list("enterprise_id", "grade"))
+    for eid in listings.values_list("enterprise_id", flat=True):
+        grades[eid] = CreditGrade.D
+    return grades
+
+
+def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
+    from enterprises.choices import OperatingStatus
+    from enterprises.models import Enterprise, Industry
+
+    as_of = as_of or plan.period_start
+    path = plan.jurisdiction.path
+    in_region = {"enterprise__region__path__startswith": path}
+    rows = list(
+        Enterprise.objects.filter(region__path__startswith=path)
+        .exclude(operating_status=OperatingStatus.CLOSED)
+        .order_by("id")
+        .values_list("id", "industry__code", "region__path", "risk_grade")
+    )
+    grades = credit_grades_for(region_path=path)
+    live = Inspection.objects.filter(**in_region).exclude(status=InspectionStatus.CANCELLED)
+    done = dict(
+        live.filter(date__gte=as_of - timedelta(days=365))
+        .values("enterprise_id")
+        .annotate(n=Count("id"))
+        .values_list("enterprise_id", "n")
+    )
+    last_dates = dict(live.values("enterprise_id").annotate(last=Max("date")).values_list("enterprise_id", "last"))
+    targets = []
+    for eid, industry, region_path, risk in rows:
+        last = last_dates.get(eid)
+        days_since = -1 if last is None else max(0, (as_of - last).days)
+        targets.append(
+            [
+                eid,
+                industry,
+                region_path,
+                risk or RiskKey.UNRATED,
+                grades.get(eid, CreditGrade.B),
+                done.get(eid, 0),
+                days_since,
+            ]
+        )
+
+    latest: dict[int, tuple] = {}
+    for iid, eid, day in live.order_by("date", "id").values_list("id", "enterprise_id", "date"):
+        latest[eid] = (iid, day)
+    latest_ids = {iid for iid, _day in latest.values()}
+    members: dict[int, list[int]] = {}
+    through = Inspection.team.through
+    for iid, uid in through.objects.filter(inspection__enterprise__region__path__startswith=path).values_list(
+        "inspection_id", "user_id"
+    ):
+        if iid in latest_ids:
+            members.setdefault(iid, []).append(uid)
+    last_team = sorted([eid, sorted(members.get(iid, []))] for eid, (iid, _d) in latest.items() if members.get(iid))
+
+    previous = (
+        Draw.objects.filter(plan__jurisdiction=plan.jurisdiction, status=DrawStatus.CURRENT)
+        .exclude(plan=plan)
+        .order_by("-drawn_at", "-id")
+        .first()
+    )
+    previous_teams = []
+    if previous is not None:
+        previous_teams = sorted({tuple(t) for _e, t in json.loads(previous.result)["assignments"]})
+        previous_teams = [list(t) for t in previous_teams]
+
+    profiles = (
+        InspectorProfile.objects.filter(
+            status=InspectorStatus.ACTIVE, user__is_active=True, user__jurisdiction__path__startswith=path
+        )
+        .select_related("user__jurisdiction")
+        .order_by("user_id")
+    )
+    specialties: dict[int, list[str]] = {}
+    for pid, code in InspectorProfile.specialties.through.objects.filter(inspectorprofile__in=profiles).values_list(
+        "inspectorprofile_id", "industry__code"
+    ):
+        specialties.setdefault(pid, []).append(code)
+    conflicts: dict[int, list[int]] = {}
+    for pid, eid in ConflictOfInterest.objects.filter(inspector__in=profiles).values_list(
+        "inspector_id", "enterprise_id"
+    ):
+        conflicts.setdefault(pid, []).append(eid)
+    inspectors = [
+        [
+            p.user_id,
+            p.certification_level,
+            p.user.jurisdiction.path,
+            sorted(specialties.get(p.pk, [])),
+            sorted(conflicts.get(p.pk, [])),
+        ]
+        for p in profiles
+        if p.user.is_regulator
+    ]
+    industries = sorted([code, parent or ""] for code, parent in Industry.objects.values_list("code", "parent__code"))
+    frequency = sorted([c, r, lo, hi] for (c, r), (lo, hi) in frequency_table().items())
+    return {
+        "v": drawing.SNAPSHOT_VERSION,
+        "as_of": as_of.isoformat(),
+        "plan": {
+            "id": plan.pk,
+            "name": plan.name,
+            "jurisdiction": plan.jurisdiction.code,
+            "period": [plan.period_start.isoformat(), plan.period_end.isoformat()],
+            "team_size": plan.team_size,
+            "require_specialty": plan.require_specialty,
+            "default_ratio": str(plan.default_ratio),
+            "industry_prefixes": plan.industry_prefixes,
+            "risk_filter": plan.risk_filter,
+            "credit_filter": plan.credit_filter,
+            "strata": plan.strata,
+        },
+        "frequency": frequency,
+        "industries": industries,
+        "targets": targets,
+        "inspectors": inspectors,
+        "last_team": last_team,
+        "previous_teams": previous_teams,
+    }
+
+
+def _schedule(plan: InspectionPlan, index: int, total: int) -> date:
+    """Spread the visits evenly over the plan period (deterministic)."""
+    span = (plan.period_end - plan.period_start).days
+    return plan.period_start + timedelta(days=(index * (span + 1)) // max(total, 1))
+
+
+def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | None = None) -> Draw:
+    """Draw (or re-draw) a plan. A re-draw keeps the earlier draw, marked superseded with the reason."""
+    _require_manager(user)
+    with transaction.atomic():
+        plan = InspectionPlan.objects.select_for_update().select_related("jurisdiction").get(pk=plan.pk)
+        if PlanStatus.DRAWN not in PLAN_TRANSITIONS[plan.status]:
+            raise TransitionNotAllowed(
+                _("计划已结束，不能再抽取"), current=plan.status, allowed=sorted(PLAN_TRANSITIONS[plan.status])
+            )
+        current = plan.draws.filter(status=DrawStatus.CURRENT).first()
+        if current is not None:
+            if not reason.strip():
+                raise InvalidInput(_("重新抽取必须填写原因"))
+            if current.inspections.filter(status=InspectionStatus.COMPLETED).exists():
+                raise DomainError(_("已有检查完成，不能重新抽取"), code="inspections_done")
+            current.status = DrawStatus.SUPERSEDED
+            current.superseded_reason = reason.strip()
+            current.save(update_fields=["status", "superseded_reason"])
+            current.inspections.filter(status=InspectionStatus.PLANNED).update(
+                status=InspectionStatus.CANCELLED, cancel_reason=_("重新抽取：%(r)s") % {"r": reason.strip()}
+            )
+        snapshot = build_snapshot(plan)
+        seed = seed or secrets.token_hex(16)
+        result = drawing.compute_draw(seed, snapshot)
+        snapshot_text = drawing.canonical_bytes(snapshot).decode("utf-8")
+        result_text = drawing.canonical_bytes(result).decode("utf-8")
+        from regulator.crypto import sm3_hex
+
+        sequence = (plan.draws.aggregate(m=Max("sequence"))["m"] or 0) + 1
+        draw = Draw.objects.create(
+            plan=plan,
+            sequence=sequence,
+            seed=seed,
+            snapshot=snapshot_text,
+            snapshot_hash=sm3_hex(snapshot_text.encode("utf-8")),
+            result=result_text,
+            result_hash=sm3_hex(result_text.encode("utf-8")),
+            reason=reason.strip(),
+            drawn_by=user,
+            selected_count=len(result["assignments"]),
+        )
+        draw.signature = sm2.sign(draw.signed_payload())
+        draw.save(update_fields=["signature"])
+        _materialise_inspections(plan, draw, result["assignments"])
+        plan.status = PlanStatus.DRAWN
+        plan.save(update_fields=["status"])
+        record_event(
+            event="enforcement.redrawn" if current else "enforcement.drawn",
+            user=user,
+            obj=draw,
+            detail={
+                "plan": plan.pk,
+                "seed": seed,
+                "snapshot_hash": draw.snapshot_hash,
+                "result_hash": draw.result_hash,
+                "replaces": current.pk if current else None,
+                "reason": reason,
+            },
+        )
+        push_on_commit(
+            [group_for_region(plan.jurisdiction_id)],
+            "enforcement.drawn",
+            {"plan": plan.pk, "draw": draw.pk, "selected": draw.selected_count},
+        )
+    return draw
+
+
+def _materialise_inspections(plan, draw, assignments) -> None:
+    from regulator.models import User
+
+    total = len(assignments)
+    inspections = [
+        Inspection(enterprise_id=eid, plan=plan, draw=draw, date=_schedule(plan, i, total), leader_id=team[0])
+        for i, (eid, team) in enumerate(assignments)
+    ]
+    Inspection.objects.bulk_create(inspections, batch_size=2000)
+    if not inspections or inspections[0].pk is None:  # backends without RETURNING on bulk insert
+        inspections = list(draw.inspections.order_by("id"))
+    through = Inspection.team.through
+    through.objects.bulk_create(
+        [
+            through(inspection_id=ins.pk, user_id=uid)
+            for ins, (_eid, team) in zip(inspections, assignments, strict=True)
+            for uid in team
+        ],
+        batch_size=5000,
+    )
+    by_user: dict[int, int] = {}
+    for _eid, team in assignments:
+        for uid in team:
+            by_user[uid] = by_user.get(uid, 0) + 1
+    if len(by_user) <= 500:  # a notification per inspector; skip for synthetic benchmark sizes
+        for member in User.objects.filter(pk__in=by_user):
+            notify(
+                users=[member],
+                title=_("您被抽中参加“%(plan)s”执法检查（%(n)s家企业）") % {"plan": plan.name, "n": by_user[member.pk]},
+                url=f"/enforcement/plans/{plan.pk}/",
+                dedupe_key=f"enforcement.draw.{draw.pk}",
+                email=False,
+            )
+
+
+def plan_close(*, plan: InspectionPlan, user) -> InspectionPlan:
+    _require_manager(user)
+    with transaction.atomic():
+        plan = InspectionPlan.objects.select_for_update().get(pk=plan.pk)
+        if PlanStatus.CLOSED not in PLAN_TRANSITIONS[plan.status]:
+            raise TransitionNotAllowed(
+                _("计划当前状态不能结束"), current=plan.status, allowed=sorted(PLAN_TRANSITIONS[plan.status])
+            )
+        plan.status = PlanStatus.CLOSED
+        plan.save(update_fields=["status"])
+        record_event(event="enforcement.plan_closed", user=user, obj=plan)
+    return plan
+
+
+def verify_draw(draw: Draw) -> list[str]:
+    """Recompute from the stored seed and snapshot; every mismatch found, empty when the draw holds."""
+    from regulator.crypto import sm3_hex
+
+    problems: list[str] = []
+    if sm3_hex(draw.snapshot.encode("utf-8")) != draw.snapshot_hash:
+        problems.append("snapshot altered: its SM3 hash no longer matches the recorded snapshot hash")
+    if sm3_hex(draw.result.encode("utf-8")) != draw.result_hash:
+        problems.append("result altered: its SM3 hash no longer matches the recorded result hash")
+    try:
+        snapshot = json.loads(draw.snapshot)
+        stored = json.loads(draw.result)
+    except ValueError:
+        return [*problems, "snapshot or result is not valid JSON"]
+    if drawing.canonical_bytes(snapshot).decode("utf-8") != draw.snapshot:
+        problems.append("snapshot is not in canonical form")
+    try:
+        recomputed = drawing.compute_draw(draw.seed, snapshot)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        return [*problems, f"the draw cannot be recomputed from the snapshot: {exc!r}"]
+    if recomputed != stored:
+        problems.append("recomputing from seed + snapshot gives a different result")
+    if drawing.sm3_of(recomputed) != draw.result_hash:
+        problems.append("the recomputed result's hash differs from the recorded result hash")
+    ok = sm2.verify(draw.signed_payload(), draw.signature)
+    if ok is False:
+        problems.append("the SM2 signature does not verify")
+    teams = {}
+    for ins in draw.inspections.exclude(status=InspectionStatus.CANCELLED).prefetch_related("team"):
+        teams[ins.enterprise_id] = sorted(u.pk for u in ins.team.all())
+    if draw.status == DrawStatus.CURRENT and teams != dict(stored["assignments"]):
+        problems.append("the inspection records differ from the draw result")
+    return problems
+
+
+# --- inspections ---------------------------------------------------------------------------------
+
+
+def _transition(inspection: Inspection, target: str) -> None:
+    allowed = INSPECTION_TRANSITIONS[inspection.status]
+    if target not in allowed:
+        raise TransitionNotAllowed(
+            _("检查当前状态“%(s)s”不允许此操作") % {"s": inspection.get_status_display()},
+            current=inspection.status,
+            allowed=sorted(allowed),
+        )
+
+
+def _hazard_for_finding(finding: InspectionFinding, inspection: Inspection, user) -> int | None:
+    try:
+        from hazards.services import hazard_report
+    except ImportError:
+        logger.warning("hazards.services.hazard_report not available: finding %s kept without hazard", finding.pk)
+        return None
+    hazard = hazard_report(
+        enterprise=inspection.enterprise,
+        user=user,
+        source="inspection",
+        description=finding.description,
+        location=finding.location,
+        grade=finding.grade,
+        found_at=timezone.now(),
+    )
+    return getattr(hazard, "pk", None)
+
+
+def inspection_complete(
+    *,
+    inspection: Inspection,
+    user,
+    outcome: str,
+    checklist=(),
+    findings=(),
+    public_summary: str = "",
+    internal_notes: str = "",
+    inspected_on: date | None = None,
+    rectification_deadline: date | None = None,
+    penalty_amount=None,
+    legal_basis: str = "",
+) -> Inspection:
+    if outcome not in Outcome.values:
+        raise InvalidInput(_("检查结论无效"))
+    if not can_issue_for(user, inspection):
+        raise DomainError(_("只有检查组成员或科室负责人可以录入检查结果"), code="forbidden")
+    cleaned_checklist = []
+    for row in checklist:
+        if row.get("result") not in ChecklistResult.values:
+            raise InvalidInput(_("检查事项结果无效"))
+        cleaned_checklist.append(
+            {"item": str(row.get("item", ""))[:300], "result": row["result"], "note": str(row.get("note", ""))[:500]}
+        )
+    findings = [f for f in findings if str(f.get("description", "")).strip()]
+    if outcome == Outcome.NO_PROBLEM and findings:
+        raise InvalidInput(_("有发现问题时结论不能为“未发现问题”"))
+    if outcome != Outcome.NO_PROBLEM and not findings:
+        raise InvalidInput(_("请录入发现的问题"))
+    if outcome == Outcome.RECTIFICATION and not rectification_deadline:
+        raise InvalidInput(_("责令限期整改需要整改期限"))
+    if outcome == Outcome.PENALTY and not penalty_amount:
+        raise InvalidInput(_("行政处罚需要罚款金额"))
+    with transaction.atomic():
+        inspection = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        _transition(inspection, InspectionStatus.COMPLETED)
+        inspection.status = InspectionStatus.COMPLETED
+        inspection.outcome = outcome
+        inspection.checklist = cleaned_checklist
+        inspection.public_summary = public_summary.strip() or str(Outcome(outcome).label)
+        inspection.internal_notes = internal_notes
+        inspection.date = inspected_on or timezone.localdate()
+        inspection.rectification_deadline = rectification_deadline
+        inspection.penalty_amount = penalty_amount
+        inspection.legal_basis = legal_basis
+        inspection.completed_at = timezone.now()
+        inspection.save()
+        for raw in findings:
+            grade = raw.get("grade") or FindingGrade.ORDINARY
+            if grade not in FindingGrade.values:
+                raise InvalidInput(_("隐患等级无效"))
+            finding = InspectionFinding.objects.create(
+                inspection=inspection,
+                description=str(raw["description"]).strip(),
+                location=str(raw.get("location", "")),
+                grade=grade,
+            )
+            finding.hazard_id = _hazard_for_finding(finding, inspection, user)
+            if finding.hazard_id:
+                finding.save(update_fields=["hazard_id"])
+        kind = {
+            Outcome.NO_PROBLEM: CreditEventKind.INSPECTION_CLEAN,
+            Outcome.PENALTY: CreditEventKind.PENALTY,
+            Outcome.SUSPENSION: CreditEventKind.SUSPENSION,
+        }.get(outcome)
+        if kind:
+            credit_record_event(
+                enterprise=inspection.enterprise,
+                kind=kind,
+                occurred_on=inspection.date,
+                description=_("执法检查：%(o)s") % {"o": Outcome(outcome).label},
+                source_key=f"inspection:{inspection.pk}",
+                user=user,
+            )
+        record_event(event="enforcement.inspection_completed", user=user, obj=inspection, detail={"outcome": outcome})
+        push_on_commit(
+            [group_for_region(inspection.enterprise.region_id)],
+            "enforcement.inspection_completed",
+            {"inspection": inspection.pk, "enterprise": inspection.enterprise_id, "outcome": outcome},
+        )
+    return inspection
+
+
+def inspection_cancel(*, inspection: Inspection, user, reason: str) -> Inspection:
+    _require_manager(user)
+    if not reason.strip():
+        raise InvalidInput(_("请填写取消原因"))
+    with transaction.atomic():
+        inspection = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        _transition(inspection, InspectionStatus.CANCELLED)
+        inspection.status = InspectionStatus.CANCELLED
+        inspection.cancel_reason = reason.strip()
+        inspection.save(update_fields=["status", "cancel_reason"])
+        record_event(event="enforcement.inspection_cancelled", user=user, obj=inspection, detail={"reason": reason})
+    return inspection
+
+
+def inspection_add_photo(*, inspection: Inspection, user, upload, caption: str = "") -> InspectionPhoto:
+    if not can_issue_for(user, inspection):
+        raise DomainError(_("只有检查组成员可以上传照片"), code="forbidden")
+    if upload.size > 10 * 1024 * 1024:
+        raise InvalidInput(_("照片不能超过10MB"))
+    head = upload.read(12)
+    upload.seek(0)
+    if not (head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG") or head[8:12] == b"WEBP"):
+        raise InvalidInput(_("只接受 JPEG、PNG 或 WebP 图片"))
+    photo = InspectionPhoto.objects.create(inspection=inspection, image=upload, caption=caption, uploaded_by=user)
+    record_event(event="enforcement.photo_added", user=user, obj=inspection, detail={"photo": photo.pk})
+    return photo
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+_REQUIRED_OUTCOME = {
+    DocumentType.RECTIFICATION_ORDER: {Outcome.RECTIFICATION, Outcome.PENALTY, Outcome.SUSPENSION},
+    DocumentType.PENALTY_DECISION: {Outcome.PENALTY, Outcome.SUSPENSION},
+}
+
+
+def bureau_for(user, inspection: Inspection):
+    """The issuing bureau is the regulator's jurisdiction (superusers issue as the enterprise's county)."""
+    if user is not None and user.jurisdiction_id:
+        return user.jurisdiction
+    region = inspection.enterprise.region
+    while region.level > 3 and region.parent_id:
+        region = region.parent
+    return region
+
+
+def format_number(bureau, doc_type: str, year: int, seq: int) -> str:
+    short = (bureau.name or "")[:1]
+    return f"{short}应急{DOCUMENT_ABBREVIATIONS[doc_type]}〔{year}〕{seq}号"
+
+
+def next_document_number(*, bureau, doc_type: str, year: int) -> int:
+    """Take the next number; must run inside the transaction that stores the document (gapless)."""
+    counter, _created = DocumentCounter.objects.get_or_create(bureau=bureau, doc_type=doc_type, year=year)
+    counter = DocumentCounter.objects.select_for_update().get(pk=counter.pk)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return counter.last
+
+
+def document_issue(*, inspection: Inspection, doc_type: str, user, content: dict | None = None) -> Document:
+    from enforcement.pdf import render_document
+
+    if doc_type not in DocumentType.values:
+        raise InvalidInput(_("文书类型无效"))
+    if not can_issue_for(user, inspection):
+        raise DomainError(_("只有检查组成员或科室负责人可以签发文书"), code="forbidden")
+    if inspection.status != InspectionStatus.COMPLETED:
+        raise TransitionNotAllowed(
+            _("检查完成后才能制作文书"), current=inspection.status, allowed=[InspectionStatus.COMPLETED]
+        )
+    needed = _REQUIRED_OUTCOME.get(doc_type)
+    if needed and inspection.outcome not in needed:
+        raise DomainError(_("检查结论与文书类型不符"), code="document_not_applicable")
+    if doc_type == DocumentType.REINSPECTION_OPINION and not (content or {}).get("opinion"):
+        raise InvalidInput(_("整改复查意见书需要填写复查意见"))
+    bureau = bureau_for(user, inspection)
+    now = timezone.now()
+    year = timezone.localtime(now).year
+    path_written = None
+    try:
+        with transaction.atomic():
+            seq = next_document_number(bureau=bureau, doc_type=doc_type, year=year)
+            number = format_number(bureau, doc_type, year, seq)
+            doc = Document(
+                inspection=inspection,
+                doc_type=doc_type,
+                bureau=bureau,
+                year=year,
+                seq=seq,
+                number=number,
+                content=dict(content or {}),
+                issued_by=user,
+                issued_at=now,
+            )
+            data = render_document(doc)
+            from regulator.crypto import sm3_hex
+
+            doc.sha3 = sm3_hex(data)
+            doc.signature = sm2.sign(data)
+            doc.pdf.save(
+                f"{bureau.code}/{year}/{doc_type}-{seq:05d}-{doc.uid.hex[:8]}.pdf", ContentFile(data), save=False
+            )
+            path_written = doc.pdf.name
+            doc.save()
+            record_event(
+                event="enforcement.document_issued", user=user, obj=doc, detail={"number": number, "sm3": doc.sha3}
+            )
+    except Exception:
+        if path_written:  # the number rolled back: do not leave an orphan file behind
+            from django.core.files.storage import default_storage
+
+            default_storage.delete(path_written)
+        raise
+    return doc
+
+
+def document_verify(doc: Document) -> dict:
+    from regulator.crypto import sm3_hex
+
+    with doc.pdf.open("rb") as fh:
+        data = fh.read()
+    return {"hash_ok": sm3_hex(data) == doc.sha3, "signature_ok": sm2.verify(data, doc.signature)}
+
+
+# --- credit --------------------------------------------------------------------------------------
+
+
+def credit_record_event(
+    *, enterprise, kind: str, occurred_on: date, description: str = "", source_key: str = "", user=None
+) -> CreditEvent:
+    """Record (idempotently by ``source_key``) an event that moves the credit score."""
+    if kind not in CreditEventKind.values:
+        raise InvalidInput(_("信用事件类型无效"))
+    if occurred_on > timezone.localdate():
+        raise InvalidInput(_("发生日期不能晚于今天"))
+    source_key = source_key or f"manual:{secrets.token_hex(8)}"
+    event, created = CreditEvent.objects.get_or_create(
+        source_key=source_key,
+        defaults={
+            "enterprise": enterprise,
+            "kind": kind,
+            "occurred_on": occurred_on,
+            "description": description,
+            "recorded_by": user,
+        },
+    )
+    if created:
+        record_event(event="enforcement.credit_event", user=user, obj=event, detail={"kind": kind})
+    return event
+
+
+def credit_recompute(*, today: date | None = None, enterprise_ids=None) -> dict:
+    from enforcement.credit import recompute
+
+    return recompute(today=today or timezone.localdate(), enterprise_ids=enterprise_ids)
+
+
+def listing_add(*, enterprise, reason: str, user, listed_on: date | None = None, term_years: int = LISTING_TERM_YEARS):
+    _require_manager(user)
+    if not reason.strip():
+        raise InvalidInput(_("请填写列入事由"))
+    listed_on = listed_on or timezone.localdate()
+    if DishonestyListing.objects.filter(enterprise=enterprise, status=ListingStatus.LISTED).exists():
+        raise DomainError(_("该企业已在严重失信名单中"), code="already_listed")
+    listing = DishonestyListing.objects.create(
+        enterprise=enterprise,
+        reason=reason.strip(),
+        listed_on=listed_on,
+        expires_on=listed_on.replace(year=listed_on.year + term_years)
+        if not (listed_on.month == 2 and listed_on.day == 29)
+        else listed_on + timedelta(days=365 * term_years),
+        decided_by=user,
+    )
+    record_event(event="enforcement.dishonesty_listed", user=user, obj=listing, detail={"reason": reason})
+    credit_recompute(enterprise_ids=[enterprise.pk])
+    return listing
+
+
+def repair_apply(*, listing: DishonestyListing, user, statement: str, today: date | None = None) -> RepairApplication:
+    today = today or timezone.localdate()
+    if listing.status != ListingStatus.LISTED:
+        raise DomainError(_("该企业不在名单中"), code="not_listed")
+    if today < listing.repair_possible_from:
+        raise DomainError(
+            _("列入满12个月后方可申请信用修复（%(d)s起）") % {"d": listing.repair_possible_from}, code="too_early"
+        )
+    if listing.repairs.filter(status=RepairStatus.PENDING).exists():
+        raise DomainError(_("已有待审核的修复申请"), code="pending_exists")
+    if not statement.strip():
+        raise InvalidInput(_("请填写修复申请说明"))
+    application = RepairApplication.objects.create(listing=listing, statement=statement.strip(), applied_by=user)
+    record_event(event="enforcement.repair_applied", user=user, obj=listing, detail={"application": application.pk})
+    return application
+
+
+def repair_decide(*, application: RepairApplication, user, approve: bool, note: str) -> RepairApplication:
+    _require_manager(user)
+    if not note.strip():
+        raise InvalidInput(_("请填写审核意见"))
+    target = RepairStatus.APPROVED if approve else RepairStatus.REJECTED
+    with transaction.atomic():
+        application = RepairApplication.objects.select_for_update().select_related("listing").get(pk=application.pk)
+        if target not in REPAIR_TRANSITIONS[application.status]:
+            raise TransitionNotAllowed(
+                _("该申请已处理"), current=application.status, allowed=sorted(REPAIR_TRANSITIONS[application.status])
+            )
+        application.status = target
+        application.decided_by = user
+        application.decided_at = timezone.now()
+        application.decision_note = note.strip()
+        application.save()
+        if approve:
+            listing = application.listing
+            listing.status = ListingStatus.REPAIRED
+            listing.removed_on = timezone.localdate()
+            listing.save(update_fields=["status", "removed_on"])
+        record_event(
+            event="enforcement.repair_decided",
+            user=user,
+            obj=application.listing,
+            detail={"application": application.pk, "approved": approve, "note": note},
+        )
+    credit_recompute(enterprise_ids=[application.listing.enterprise_id])
+    return application
