@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 class Protocol(models.TextChoices):
     TCP = "tcp", _("Modbus TCP 网关")
     RTU = "rtu", _("Modbus RTU 串口总线")
+    HTTP = "http", _("HTTP 数据推送(DCS/MES)")
 
 
 class Parity(models.TextChoices):

@@ -32,12 +32,25 @@ class DeviceStatusEvent:
     online: bool
     reason: str
     at: datetime
+    status: str = ""  # devices.choices.DeviceStatus value: online, offline, demoted, maintenance, disabled
+
+
+@dataclass(frozen=True, slots=True)
+class PollerEvent:
+    """Something about the acquisition itself, not one device: e.g. the spool buffer is full."""
+
+    kind: str  # "spool_full", "spool_flushed", "db_down", "db_up"
+    poller: str
+    detail: str
+    at: datetime
 
 
 ReadingSink = Callable[[Sequence[ReadingEvent]], None]
 StatusSink = Callable[[DeviceStatusEvent], None]
 _reading_sinks: list[ReadingSink] = []
 _status_sinks: list[StatusSink] = []
+PollerSink = Callable[[PollerEvent], None]
+_poller_sinks: list[PollerSink] = []
 
 
 def register_reading_sink(sink: ReadingSink) -> None:
@@ -48,6 +61,19 @@ def register_reading_sink(sink: ReadingSink) -> None:
 def register_status_sink(sink: StatusSink) -> None:
     if sink not in _status_sinks:
         _status_sinks.append(sink)
+
+
+def register_poller_sink(sink: PollerSink) -> None:
+    if sink not in _poller_sinks:
+        _poller_sinks.append(sink)
+
+
+def publish_poller_event(event: PollerEvent) -> None:
+    for sink in list(_poller_sinks):
+        try:
+            sink(event)
+        except Exception:
+            logger.exception("poller sink %r failed; continuing", sink)
 
 
 def publish_readings(readings: Sequence[ReadingEvent]) -> None:

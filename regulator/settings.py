@@ -125,6 +125,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "regulator.middleware.SecurityHeadersMiddleware",
+    "regulator.middleware.SecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "regulator.urls"
@@ -206,11 +207,25 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+# PBKDF2-HMAC-SM3 first: new passwords use it; older hashes still verify and are upgraded at login.
+PASSWORD_HASHERS = [
+    "regulator.security.hashers.PBKDF2SM3PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+PASSWORD_SM3_ITERATIONS = env_int("PASSWORD_SM3_ITERATIONS", 300_000)
+# MLPS level 3: >= 8 characters from 3 of 4 classes, no username inside, none of the last 5 reused.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "regulator.security.validators.CharacterClassesValidator", "OPTIONS": {"min_classes": 3}},
+    {"NAME": "regulator.security.validators.UsernameNotContainedValidator"},
+    {"NAME": "regulator.security.validators.PasswordHistoryValidator", "OPTIONS": {"history": 5}},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -268,6 +283,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "regulator.api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "regulator.security.throttling.PerUserRateThrottle",
+        "regulator.security.throttling.PerIPAnonRateThrottle",
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_str("API_RATE_USER", "1200/min"),
         "anon": env_str("API_RATE_ANON", "60/min"),
@@ -296,6 +315,14 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+PASSWORD_MAX_AGE_DAYS = env_int("PASSWORD_MAX_AGE_DAYS", 90)
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 30 * 60)
+# Reverse proxies whose X-Forwarded-For is believed (client IP for audit, lockout, rate limits).
+SECURITY_TRUSTED_PROXIES = env_list("SECURITY_TRUSTED_PROXIES", [])
+TOTP_ISSUER = env_str("TOTP_ISSUER", "安全生产监管平台")
+# Audit retention: the prune command refuses anything younger (MLPS: at least 6 months).
+AUDIT_RETENTION_DAYS = max(180, env_int("AUDIT_RETENTION_DAYS", 365))
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -324,3 +351,57 @@ LOGGING = {
 
 # --- Domain defaults -------------------------------------------------------------------------
 LICENCE_EXPIRY_WARNING_DAYS = env_int("LICENCE_EXPIRY_WARNING_DAYS", 90)
+
+# --- hazards ---
+# Days overdue at which an overdue hazard escalates: the enterprise principal, the park, the county.
+HAZARD_ESCALATION_PRINCIPAL_DAYS = env_int("HAZARD_ESCALATION_PRINCIPAL_DAYS", 1)
+HAZARD_ESCALATION_PARK_DAYS = env_int("HAZARD_ESCALATION_PARK_DAYS", 7)
+HAZARD_ESCALATION_COUNTY_DAYS = env_int("HAZARD_ESCALATION_COUNTY_DAYS", 15)
+# Hazard photos: accepted upload size, decoded pixel count (decompression bombs), thumbnail edge.
+HAZARD_PHOTO_MAX_BYTES = env_int("HAZARD_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
+HAZARD_PHOTO_MAX_PIXELS = env_int("HAZARD_PHOTO_MAX_PIXELS", 40_000_000)
+HAZARD_PHOTO_MAX_EDGE = env_int("HAZARD_PHOTO_MAX_EDGE", 4096)
+HAZARD_PHOTO_THUMB_EDGE = env_int("HAZARD_PHOTO_THUMB_EDGE", 320)
+HAZARD_PHOTOS_PER_UPLOAD = env_int("HAZARD_PHOTOS_PER_UPLOAD", 9)
+
+# --- alerts ---
+# Minutes to acknowledge / to record the required response, per level (1 red .. 4 blue).
+ALERT_ACK_MINUTES = {
+    1: env_int("ALERT_ACK_MINUTES_L1", 3),
+    2: env_int("ALERT_ACK_MINUTES_L2", 10),
+    3: env_int("ALERT_ACK_MINUTES_L3", 30),
+    4: env_int("ALERT_ACK_MINUTES_L4", 240),
+}
+ALERT_RESPONSE_MINUTES = {
+    1: env_int("ALERT_RESPONSE_MINUTES_L1", 10),
+    2: env_int("ALERT_RESPONSE_MINUTES_L2", 30),
+    3: env_int("ALERT_RESPONSE_MINUTES_L3", 120),
+    4: env_int("ALERT_RESPONSE_MINUTES_L4", 1440),
+}
+ALERT_FLOOD_COUNT = env_int("ALERT_FLOOD_COUNT", 10)
+ALERT_FLOOD_WINDOW_MINUTES = env_int("ALERT_FLOOD_WINDOW_MINUTES", 10)
+ALERT_SHELVE_MAX_HOURS = env_int("ALERT_SHELVE_MAX_HOURS", 72)
+ALERT_RULE_REFRESH_SECONDS = env_int("ALERT_RULE_REFRESH_SECONDS", 10)
+ALERT_WS_HEARTBEAT_SECONDS = env_int("ALERT_WS_HEARTBEAT_SECONDS", 25)
+ALERT_SMS_BACKEND = env_str("ALERT_SMS_BACKEND", "alerts.sms.LoggingSmsBackend")
+# Evaluate readings arriving on an event loop (the async poller) in a background writer thread.
+ALERT_RUNTIME_BACKGROUND = env_bool("ALERT_RUNTIME_BACKGROUND", True)
+
+# --- devices ---
+# Polling daemon (manage.py poll_devices) and the readings store; see devices/poller/.
+DEVICES_RELOAD_SECONDS = env_int("DEVICES_RELOAD_SECONDS", 5)  # pick up device/channel edits
+DEVICES_DEMOTE_AFTER = env_int("DEVICES_DEMOTE_AFTER", 3)  # consecutive failures before a unit leaves scan
+DEVICES_PROBE_SECONDS = env_int("DEVICES_PROBE_SECONDS", 10)  # how often a demoted unit is probed
+DEVICES_BACKOFF_BASE_MS = env_int("DEVICES_BACKOFF_BASE_MS", 500)
+DEVICES_BACKOFF_CAP_SECONDS = env_int("DEVICES_BACKOFF_CAP_SECONDS", 30)
+DEVICES_STATS_SECONDS = env_int("DEVICES_STATS_SECONDS", 5)
+DEVICES_COMMAND_POLL_MS = env_int("DEVICES_COMMAND_POLL_MS", 300)
+DEVICES_COIL_WRITE_TIMEOUT_SECONDS = env_int("DEVICES_COIL_WRITE_TIMEOUT_SECONDS", 30)
+DEVICES_LIVE_PUSH_MS = env_int("DEVICES_LIVE_PUSH_MS", 1000)  # 0 = no live values to browsers
+DEVICES_MAX_REGISTER_GAP = env_int("DEVICES_MAX_REGISTER_GAP", 8)
+DEVICES_FLUSH_MS = env_int("DEVICES_FLUSH_MS", 500)  # storage batching delay
+DEVICES_SPOOL_MAX_MB = env_int("DEVICES_SPOOL_MAX_MB", 256)  # store-and-forward buffer when the DB is down
+DEVICES_RAW_RETENTION_DAYS = env_int("DEVICES_RAW_RETENTION_DAYS", 30)
+DEVICES_AGGREGATE_RETENTION_DAYS = env_int("DEVICES_AGGREGATE_RETENTION_DAYS", 3650)
+DEVICES_INGEST_MAX_ITEMS = env_int("DEVICES_INGEST_MAX_ITEMS", 5000)
+DEVICES_INGEST_MAX_FUTURE_SECONDS = env_int("DEVICES_INGEST_MAX_FUTURE_SECONDS", 300)

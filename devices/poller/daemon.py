@@ -1,0 +1,720 @@
+"""The polling daemon: one asyncio task per device (gateway or bus), one connection each.
+
+Faults are data: an exception response, a timeout or garbage becomes a bad-quality reading and
+the loop goes on. A unit that fails ``demote_after`` times in a row is taken off scan and probed
+every ``probe_interval`` so it never slows the rest of its bus; a lost connection is retried with
+capped exponential backoff and jitter. Configuration is reloaded every ``reload_interval`` (by
+``updated_at``), so changes apply without a restart. Every reading goes to
+``devices.hooks.publish_readings`` as it arrives, then to the batched writer.
+
+All ORM work runs on one database thread (``_db``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusIOException
+from pymodbus.framer import FramerType
+
+from devices.choices import DeviceStatus, Protocol, Quality, RegisterType
+from devices.hooks import DeviceStatusEvent, ReadingEvent, publish_readings, publish_status
+from devices.poller.decode import Block, ChannelSpec, decode_block, plan_blocks
+from devices.poller.storage import ReadingWriter
+
+logger = logging.getLogger("devices.poller")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    id: int
+    name: str
+    enterprise_id: int
+    protocol: str
+    host: str
+    port: int
+    serial_port: str
+    baudrate: int
+    parity: str
+    stopbits: int
+    bytesize: int
+    period_s: float
+    timeout_s: float
+    retries: int
+    enabled: bool
+    maintenance: bool
+    status: str
+    channels: tuple[ChannelSpec, ...]
+    signature: tuple
+
+    @property
+    def pollable(self) -> bool:
+        return self.enabled and not self.maintenance and bool(self.channels) and self.protocol != Protocol.HTTP
+
+    @property
+    def idle_status(self) -> str:
+        if not self.enabled:
+            return DeviceStatus.DISABLED
+        if self.maintenance:
+            return DeviceStatus.MAINTENANCE
+        return DeviceStatus.OFFLINE
+
+
+@dataclass
+class PollerConfig:
+    name: str = "poller"
+    shard: tuple[int, int] = (0, 1)
+    reload_interval: float = 5.0
+    demote_after: int = 3
+    probe_interval: float = 10.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    stats_interval: float = 5.0
+    command_interval: float = 0.3
+    coil_write_timeout: float = 30.0
+    live_push_interval: float = 1.0
+    max_gap: int = 8
+    record_lateness: bool = False
+
+    @classmethod
+    def from_settings(cls, **overrides) -> PollerConfig:
+        values = {
+            "reload_interval": settings.DEVICES_RELOAD_SECONDS,
+            "demote_after": settings.DEVICES_DEMOTE_AFTER,
+            "probe_interval": settings.DEVICES_PROBE_SECONDS,
+            "backoff_base": settings.DEVICES_BACKOFF_BASE_MS / 1000,
+            "backoff_cap": settings.DEVICES_BACKOFF_CAP_SECONDS,
+            "stats_interval": settings.DEVICES_STATS_SECONDS,
+            "command_interval": settings.DEVICES_COMMAND_POLL_MS / 1000,
+            "coil_write_timeout": settings.DEVICES_COIL_WRITE_TIMEOUT_SECONDS,
+            "live_push_interval": settings.DEVICES_LIVE_PUSH_MS / 1000,
+            "max_gap": settings.DEVICES_MAX_REGISTER_GAP,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+class Backoff:
+    """Capped exponential backoff with jitter (half fixed, half random) so a fleet does not stampede."""
+
+    def __init__(self, base: float, cap: float, rng: random.Random | None = None):
+        self.base, self.cap, self.attempt = base, cap, 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 30)
+        return delay / 2 + self.rng.uniform(0, delay / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class UnitState:
+    unit_id: int
+    blocks: list[Block]
+    failures: int = 0
+    demoted: bool = False
+    next_probe: float = 0.0
+
+
+@dataclass
+class CoilJob:
+    command_id: int
+    unit_id: int
+    address: int
+    value: bool
+
+
+@dataclass
+class DeviceStats:
+    cycles: int = 0
+    reads: int = 0
+    overruns: int = 0
+    last_seen: datetime | None = None
+    window_start: float = field(default_factory=time.monotonic)
+    window_cycles: int = 0
+    rate_hz: float | None = None
+    reported_overruns: int = 0
+
+
+_READERS = {
+    RegisterType.HOLDING: "read_holding_registers",
+    RegisterType.INPUT: "read_input_registers",
+    RegisterType.COIL: "read_coils",
+    RegisterType.DISCRETE: "read_discrete_inputs",
+}
+
+
+def make_client(spec: DeviceSpec):
+    """One pymodbus client per device; pymodbus' own reconnect is off (we back off ourselves)."""
+    if spec.protocol == Protocol.RTU:
+        client = AsyncModbusSerialClient(
+            spec.serial_port,
+            framer=FramerType.RTU,
+            baudrate=spec.baudrate,
+            bytesize=spec.bytesize,
+            parity=spec.parity,
+            stopbits=spec.stopbits,
+            timeout=spec.timeout_s,
+            retries=spec.retries,
+            reconnect_delay=0,
+        )
+    else:
+        client = AsyncModbusTcpClient(
+            spec.host, port=spec.port, timeout=spec.timeout_s, retries=spec.retries, reconnect_delay=0
+        )
+    # A silent unit must not make pymodbus drop the connection the healthy units share.
+    client.set_max_no_responses(1_000_000_000)
+    return client
+
+
+class DeviceWorker:
+    def __init__(self, spec: DeviceSpec, poller: Poller):
+        self.spec = spec
+        self.poller = poller
+        self.config = poller.config
+        self.client = None
+        self.stats = DeviceStats()
+        self.jobs: asyncio.Queue[CoilJob] = asyncio.Queue()
+        self.units: dict[int, UnitState] = {}
+        blocks = plan_blocks(list(spec.channels), self.config.max_gap)
+        for block in blocks:
+            self.units.setdefault(block.unit_id, UnitState(block.unit_id, [])).blocks.append(block)
+        self.backoff = Backoff(self.config.backoff_base, self.config.backoff_cap)
+        self.task: asyncio.Task | None = None
+        self.latest: dict[int, tuple[float | None, str, float]] = {}
+        self._offline_marked = False
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.connected
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.run(), name=f"device-{self.spec.id}")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except (asyncio.CancelledError, Exception):
+                logger.debug("worker %s ended", self.spec.name, exc_info=True)
+        self._close()
+
+    def _close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:
+                logger.debug("closing %s failed", self.spec.name, exc_info=True)
+            self.client = None
+
+    async def run(self) -> None:
+        spec = self.spec
+        while True:
+            self.client = make_client(spec)
+            try:
+                ok = await self.client.connect()
+            except Exception as exc:  # a bad serial port name raises instead of returning False
+                ok = False
+                logger.debug("connect to %s raised %s", spec.name, exc)
+            if not ok:
+                self._close()
+                self._went_offline(f"无法连接 {self._endpoint()}")
+                await self._fail_jobs("设备离线")
+                await asyncio.sleep(self.backoff.next())
+                continue
+            logger.info("device %s (%s) connected", spec.name, self._endpoint())
+            self.backoff.reset()
+            self._offline_marked = False
+            reason = await self._poll_loop()
+            self._close()
+            self._went_offline(reason)
+            await asyncio.sleep(self.backoff.next())
+
+    def _endpoint(self) -> str:
+        s = self.spec
+        return f"{s.host}:{s.port}" if s.protocol == Protocol.TCP else s.serial_port
+
+    def _went_offline(self, reason: str) -> None:
+        if self._offline_marked:
+            return
+        self._offline_marked = True
+        logger.warning("device %s offline: %s", self.spec.name, reason)
+        self.poller.set_status(self.spec, DeviceStatus.OFFLINE, reason)
+        now = datetime.now(UTC)
+        events = [
+            ReadingEvent(ch.id, self.spec.id, None, False, Quality.DISCONNECTED.value, now) for ch in self.spec.channels
+        ]
+        self.poller.emit(events)
+
+    async def _fail_jobs(self, reason: str) -> None:
+        while not self.jobs.empty():
+            job = self.jobs.get_nowait()
+            self.poller.coil_write_finished(job, ok=False, readback=None, error=reason)
+
+    async def _read_block(self, block: Block):
+        reader = getattr(self.client, _READERS[block.register_type])
+        return await reader(block.start, count=block.count, device_id=block.unit_id)
+
+    async def _poll_loop(self) -> str:
+        """Poll until the connection is lost; returns why."""
+        spec, config, poller = self.spec, self.config, self.poller
+        loop = asyncio.get_running_loop()
+        period = spec.period_s
+        next_t = loop.time()
+        last_overrun_log = 0.0
+        while True:
+            if not self.jobs.empty():
+                lost = await self._run_jobs()
+                if lost:
+                    return lost
+            started = loop.time()
+            if config.record_lateness:
+                poller.lateness.append(started - next_t)
+            events: list[ReadingEvent] = []
+            lost = None
+            any_response = False
+            probed_and_failed = False
+            for unit in self.units.values():
+                if unit.demoted and started < unit.next_probe:
+                    continue
+                unit_failed = False
+                for block in unit.blocks:
+                    try:
+                        result = await self._read_block(block)
+                    except ConnectionException as exc:
+                        lost = f"连接中断: {exc}"
+                        break
+                    except ModbusIOException:
+                        unit_failed = True
+                        now = datetime.now(UTC)
+                        events.extend(
+                            ReadingEvent(ch.id, spec.id, None, False, Quality.TIMEOUT.value, now)
+                            for ch in block.channels
+                        )
+                        break  # the rest of this unit would time out too
+                    except Exception as exc:  # garbage on the wire: a bad reading, never a crash
+                        logger.debug("garbage from %s unit %s: %r", spec.name, unit.unit_id, exc)
+                        now = datetime.now(UTC)
+                        events.extend(
+                            ReadingEvent(ch.id, spec.id, None, False, Quality.GARBAGE.value, now)
+                            for ch in block.channels
+                        )
+                        continue
+                    self.stats.reads += 1
+                    now = datetime.now(UTC)
+                    any_response = True
+                    if result.isError():
+                        code = getattr(result, "exception_code", 0)
+                        logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
+                        events.extend(
+                            ReadingEvent(ch.id, spec.id, None, False, Quality.EXCEPTION.value, now)
+                            for ch in block.channels
+                        )
+                        continue
+                    data = result.bits if block.register_type in ("coil", "discrete") else result.registers
+                    for ch, value, quality in decode_block(block, data):
+                        events.append(ReadingEvent(ch.id, spec.id, value, value is not None, quality, now))
+                if lost:
+                    break
+                self._account_unit(unit, unit_failed, started)
+                if unit_failed and unit.demoted:
+                    probed_and_failed = True
+            if events:
+                poller.emit(events)
+                for ev in events:
+                    self.latest[ev.channel_id] = (ev.value, ev.quality, ev.received_at.timestamp())
+            if any_response:
+                self.stats.last_seen = datetime.now(UTC)
+            if lost:
+                return lost
+            self.stats.cycles += 1
+            self._update_status()
+            if probed_and_failed and all(u.demoted for u in self.units.values()):
+                return "所有从站无应答"
+            next_t += period
+            now_m = loop.time()
+            if now_m > next_t:
+                self.stats.overruns += 1
+                if now_m - last_overrun_log > 60:
+                    last_overrun_log = now_m
+                    logger.warning(
+                        "device %s cycle overran its %.0f ms period by %.0f ms",
+                        spec.name,
+                        period * 1000,
+                        (now_m - next_t) * 1000,
+                    )
+                # Skip the missed slots instead of bursting to catch up.
+                next_t = now_m
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(next_t - now_m)
+
+    def _account_unit(self, unit: UnitState, failed: bool, now: float) -> None:
+        if failed:
+            unit.failures += 1
+            if unit.demoted:
+                unit.next_probe = now + self.config.probe_interval
+            elif unit.failures >= self.config.demote_after:
+                unit.demoted = True
+                unit.next_probe = now + self.config.probe_interval
+                logger.warning(
+                    "device %s unit %s demoted after %d failures; probing every %.0f s",
+                    self.spec.name,
+                    unit.unit_id,
+                    unit.failures,
+                    self.config.probe_interval,
+                )
+        else:
+            if unit.demoted:
+                logger.info("device %s unit %s answers again; back on scan", self.spec.name, unit.unit_id)
+            unit.failures = 0
+            unit.demoted = False
+
+    def _update_status(self) -> None:
+        demoted = sorted(u.unit_id for u in self.units.values() if u.demoted)
+        failing = sorted(u.unit_id for u in self.units.values() if u.failures and not u.demoted)
+        if demoted:
+            reason = "从站 " + ",".join(map(str, demoted)) + " 无应答，已降级探测"
+            self.poller.set_status(self.spec, DeviceStatus.DEMOTED, reason)
+        elif failing:
+            pass  # not yet demoted: keep the current status to avoid flapping
+        else:
+            self.poller.set_status(self.spec, DeviceStatus.ONLINE, "")
+
+    async def _run_jobs(self) -> str | None:
+        while not self.jobs.empty():
+            job = self.jobs.get_nowait()
+            try:
+                wr = await self.client.write_coil(job.address, job.value, device_id=job.unit_id)
+                if wr.isError():
+                    raise RuntimeError(f"写入被拒绝(异常码 {getattr(wr, 'exception_code', '?')})")
+                rb = await self.client.read_coils(job.address, count=1, device_id=job.unit_id)
+                if rb.isError():
+                    raise RuntimeError(f"回读被拒绝(异常码 {getattr(rb, 'exception_code', '?')})")
+                readback = bool(rb.bits[0])
+                ok = readback == job.value
+                self.poller.coil_write_finished(
+                    job, ok=ok, readback=readback, error="" if ok else "回读值与写入值不一致"
+                )
+            except ConnectionException as exc:
+                self.poller.coil_write_finished(job, ok=False, readback=None, error=f"连接中断: {exc}")
+                return f"连接中断: {exc}"
+            except ModbusIOException:
+                self.poller.coil_write_finished(job, ok=False, readback=None, error="设备无应答")
+            except Exception as exc:
+                self.poller.coil_write_finished(job, ok=False, readback=None, error=str(exc)[:200])
+        return None
+
+
+class Poller:
+    """Owns the workers of one shard; reloads config, reports status and stats, runs coil writes."""
+
+    def __init__(self, config: PollerConfig, writer: ReadingWriter | None = None, *, store_status: bool = True):
+        self.config = config
+        self.writer = writer
+        self.store_status = store_status
+        self.workers: dict[int, DeviceWorker] = {}
+        self.specs: dict[int, DeviceSpec] = {}
+        self.status: dict[int, tuple[str, str]] = {}
+        self.lateness: list[float] = []
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poller-db")
+        self._tasks: list[asyncio.Task] = []
+        self.reading_hook: Callable = publish_readings
+
+    # --- from workers (event loop thread) ---
+    def emit(self, events: list[ReadingEvent]) -> None:
+        self.reading_hook(events)
+        if self.writer is not None:
+            self.writer.submit(events)
+
+    def set_status(self, spec: DeviceSpec, status: str, reason: str) -> None:
+        current = self.status.get(spec.id)
+        if current is not None and current[0] == status and (status != DeviceStatus.DEMOTED or current[1] == reason):
+            return
+        old = current[0] if current else spec.status
+        self.status[spec.id] = (status, reason)
+        if old == status and current is None:
+            return  # the stored status is already right (e.g. after a restart)
+        at = datetime.now(UTC)
+        publish_status(
+            DeviceStatusEvent(
+                device_id=spec.id, online=status == DeviceStatus.ONLINE, reason=reason, at=at, status=status
+            )
+        )
+        if self.store_status:
+            self._db_submit(_store_status, spec.id, old, status, reason, self.config.name, at)
+
+    def coil_write_finished(self, job: CoilJob, *, ok: bool, readback: bool | None, error: str) -> None:
+        self._db_submit(_finish_coil_write, job.command_id, ok, readback, error, self.config.name)
+
+    def _db_submit(self, fn, *args):
+        future = self._db.submit(_guarded, fn, *args)
+        return future
+
+    async def _db_call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._db, _guarded, fn, *args)
+
+    # --- lifecycle ---
+    async def run(self, stop: asyncio.Event) -> None:
+        logger.info("poller %s starting (shard %d/%d)", self.config.name, *self.config.shard)
+        await self.reload()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._every(self.config.reload_interval, self.reload, stop)),
+            loop.create_task(self._every(self.config.stats_interval, self.report_stats, stop)),
+            loop.create_task(self._every(self.config.command_interval, self.pick_up_coil_writes, stop)),
+        ]
+        if self.config.live_push_interval > 0:
+            self._tasks.append(loop.create_task(self._every(self.config.live_push_interval, self.push_live, stop)))
+        await stop.wait()
+        await self.shutdown()
+
+    async def _every(self, interval: float, fn, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await fn()
+            except Exception:
+                logger.exception("%s failed; will retry", getattr(fn, "__name__", fn))
+
+    async def shutdown(self) -> None:
+        logger.info("poller %s stopping", self.config.name)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        for worker in self.workers.values():
+            await worker._fail_jobs("采集进程停止")
+        if self.store_status:
+            for spec in self.specs.values():
+                if spec.pollable:
+                    self.set_status(spec, DeviceStatus.OFFLINE, "采集进程已停止")
+            try:
+                await self.report_stats()
+            except Exception:
+                logger.exception("final stats failed")
+        self.workers.clear()
+        self._db.submit(_close_connection).result(timeout=10)
+        self._db.shutdown(wait=True)
+
+    async def reload(self) -> None:
+        specs = await self._db_call(load_device_specs, *self.config.shard)
+        if specs is None:
+            return  # database unreachable: keep polling with what we have
+        for device_id in list(self.workers):
+            spec = specs.get(device_id)
+            if spec is None or not spec.pollable or spec.signature != self.workers[device_id].spec.signature:
+                worker = self.workers.pop(device_id)
+                await worker.stop()
+                await worker._fail_jobs("设备配置已变更")
+                logger.info("device %s %s", worker.spec.name, "removed" if spec is None else "reconfigured")
+        for device_id, spec in specs.items():
+            if self.writer is not None:
+                for ch in spec.channels:
+                    self.writer.configure(ch.id, ch.deadband, ch.heartbeat_s)
+            if not spec.pollable:
+                reason = "" if spec.channels else "未配置测点"
+                self.set_status(spec, spec.idle_status, reason)
+                continue
+            if device_id not in self.workers:
+                worker = DeviceWorker(spec, self)
+                self.workers[device_id] = worker
+                worker.start()
+                logger.info("device %s polling every %.0f ms", spec.name, spec.period_s * 1000)
+        self.specs = specs
+
+    async def report_stats(self) -> None:
+        now = time.monotonic()
+        rows = []
+        for device_id, worker in self.workers.items():
+            st = worker.stats
+            elapsed = now - st.window_start
+            if elapsed > 0:
+                st.rate_hz = (st.cycles - st.window_cycles) / elapsed
+            st.window_start, st.window_cycles = now, st.cycles
+            status, reason = self.status.get(device_id, (worker.spec.status, ""))
+            rows.append((device_id, st.last_seen, st.rate_hz, st.overruns - st.reported_overruns, status, reason))
+            st.reported_overruns = st.overruns
+        if rows and self.store_status:
+            await self._db_call(_store_stats, rows, self.config.name)
+
+    async def pick_up_coil_writes(self) -> None:
+        device_ids = list(self.workers)
+        idle = [d for d, s in self.specs.items() if not s.pollable]
+        claimed = await self._db_call(
+            _claim_coil_writes, device_ids, idle, self.config.name, self.config.coil_write_timeout
+        )
+        for cmd in claimed or []:
+            worker = self.workers.get(cmd.device_id)
+            job = CoilJob(cmd.pk, cmd.unit_id, cmd.address, cmd.value)
+            if worker is None or not worker.connected:
+                self.coil_write_finished(job, ok=False, readback=None, error="设备离线")
+            else:
+                worker.jobs.put_nowait(job)
+
+    async def push_live(self) -> None:
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None or type(layer).__name__ == "InMemoryChannelLayer":
+            return  # an in-memory layer cannot reach the web process
+        for device_id, worker in self.workers.items():
+            if not worker.latest:
+                continue
+            values = {str(ch): [v, q, t] for ch, (v, q, t) in worker.latest.items()}
+            worker.latest = {}
+            try:
+                await layer.group_send(live_group(device_id), {"type": "device.live", "values": values})
+            except Exception:
+                logger.debug("live push failed", exc_info=True)
+                return
+
+
+def live_group(device_id: int) -> str:
+    return f"devices.live.{device_id}"
+
+
+# --- database side (runs on the poller's DB thread) --------------------------------------------
+
+
+def _guarded(fn, *args):
+    from django.db import DatabaseError, close_old_connections
+
+    try:
+        return fn(*args)
+    except DatabaseError as exc:
+        logger.warning("database call %s failed: %s", fn.__name__, exc)
+        close_old_connections()
+        from django.db import connection
+
+        connection.close()
+        return None
+
+
+def _close_connection():
+    from django.db import connection
+
+    connection.close()
+
+
+def load_device_specs(shard_k: int, shard_n: int) -> dict[int, DeviceSpec]:
+    from django.db.models.functions import Mod
+
+    from devices.models import Channel, Device
+
+    devices = Device.objects.exclude(protocol=Protocol.HTTP)  # pushed over HTTP, never polled
+    if shard_n > 1:
+        devices = devices.annotate(shard=Mod("id", shard_n)).filter(shard=shard_k)
+    devices = list(devices)
+    channels: dict[int, list] = {}
+    for ch in Channel.objects.filter(device__in=[d.pk for d in devices], enabled=True).order_by("id"):
+        channels.setdefault(ch.device_id, []).append(ch)
+    specs = {}
+    for d in devices:
+        chs = channels.get(d.pk, [])
+        specs[d.pk] = DeviceSpec(
+            id=d.pk,
+            name=d.name,
+            enterprise_id=d.enterprise_id,
+            protocol=d.protocol,
+            host=d.host,
+            port=d.port,
+            serial_port=d.serial_port,
+            baudrate=d.baudrate,
+            parity=d.parity,
+            stopbits=d.stopbits,
+            bytesize=d.bytesize,
+            period_s=d.poll_period_ms / 1000,
+            timeout_s=d.timeout_ms / 1000,
+            retries=d.retries,
+            enabled=d.enabled,
+            maintenance=d.maintenance,
+            status=d.status,
+            channels=tuple(channel_spec(c) for c in chs),
+            signature=(d.updated_at, tuple((c.pk, c.updated_at) for c in chs)),
+        )
+    return specs
+
+
+def channel_spec(c) -> ChannelSpec:
+    return ChannelSpec(
+        id=c.pk,
+        device_id=c.device_id,
+        tag=c.tag,
+        unit_id=c.unit_id,
+        register_type=c.register_type,
+        address=c.address,
+        data_type=c.data_type,
+        byte_order=c.byte_order,
+        word_order=c.word_order,
+        scale=c.scale,
+        offset=c.offset,
+        range_low=c.range_low,
+        range_high=c.range_high,
+        sentinels=frozenset(c.sentinels or ()),
+        deadband=c.deadband,
+        heartbeat_s=float(c.heartbeat_s),
+    )
+
+
+def _store_status(device_id, old, new, reason, poller, at):
+    from devices.services import device_record_status
+
+    device_record_status(device_id=device_id, old=old, new=new, reason=reason, poller=poller, at=at)
+
+
+def _store_stats(rows, poller):
+    from devices.services import device_record_stats
+
+    device_record_stats(rows=rows, poller=poller)
+
+
+def _claim_coil_writes(device_ids, idle_ids, poller, timeout):
+    from devices.services import coil_writes_claim
+
+    return coil_writes_claim(device_ids=device_ids, idle_device_ids=idle_ids, poller=poller, timeout_s=timeout)
+
+
+def _finish_coil_write(command_id, ok, readback, error, poller):
+    from devices.services import coil_write_finish
+
+    coil_write_finish(command_id=command_id, ok=ok, readback=readback, error=error, poller=poller)
+
+
+def run_forever(config: PollerConfig, writer: ReadingWriter | None) -> None:
+    """Entry point for the management command: runs until SIGTERM/SIGINT, then stops cleanly."""
+
+    async def main():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        poller = Poller(config, writer)
+        await poller.run(stop)
+
+    if writer is not None:
+        writer.start()
+    try:
+        asyncio.run(main())
+    finally:
+        if writer is not None:
+            writer.stop()
+        logger.info("poller %s stopped", config.name)

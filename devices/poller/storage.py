@@ -1,0 +1,454 @@
+"""Batched storage of readings: deadband compression, 1-minute aggregates, COPY, and a disk spool.
+
+The poller hands every reading to ``ReadingWriter.submit`` (cheap, thread-safe). A writer thread
+wakes every ``flush_interval``, folds all readings into per-minute aggregates, keeps only those
+that pass the per-channel deadband/heartbeat, and writes them in one transaction:
+
+- PostgreSQL: COPY into a temporary staging table, then ``INSERT .. SELECT .. ON CONFLICT DO
+  NOTHING`` joined to the channel table (a replayed batch never duplicates, a deleted channel
+  never poisons a batch). Aggregates are merged with ``ON CONFLICT DO UPDATE``.
+- SQLite: ``bulk_create(ignore_conflicts=True)`` and the same aggregate upsert.
+
+When the database is unreachable, batches go in order to a bounded on-disk spool (one file per
+batch under ``DATA_DIR/spool/<poller>``), and while the spool is not empty new batches queue
+behind it so that order is kept. When the spool is full the oldest batches are dropped, logged
+and announced through ``devices.hooks.publish_poller_event`` (kind ``spool_full``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
+
+from devices.hooks import PollerEvent, ReadingEvent, publish_poller_event
+
+logger = logging.getLogger(__name__)
+
+# (channel_id, time_us, value, quality, device_time_us, poller); times as UTC epoch microseconds.
+Row = tuple[int, int, float | None, str, int | None, str]
+# (channel_id, minute_epoch_s, min, max, sum, count, bad_count)
+AggRow = tuple[int, int, float | None, float | None, float, int, int]
+
+_DB_DOWN = (OperationalError, InterfaceError)
+
+
+def to_us(dt: datetime) -> int:
+    return int(dt.timestamp() * 1_000_000)
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+@dataclass(slots=True)
+class _Compression:
+    deadband: float
+    heartbeat_s: float
+
+
+class Compressor:
+    """Per-channel deadband + heartbeat: store on change beyond the deadband, on a quality change,
+    and at least every ``heartbeat_s`` seconds."""
+
+    def __init__(self):
+        self._config: dict[int, _Compression] = {}
+        self._last: dict[int, tuple[float | None, str, float]] = {}
+
+    def configure(self, channel_id: int, deadband: float, heartbeat_s: float) -> None:
+        self._config[channel_id] = _Compression(max(0.0, deadband), max(0.001, heartbeat_s))
+
+    def keep(self, channel_id: int, value: float | None, quality: str, t: float) -> bool:
+        last = self._last.get(channel_id)
+        cfg = self._config.get(channel_id)
+        if last is not None:
+            lv, lq, lt = last
+            heartbeat = cfg.heartbeat_s if cfg else 60.0
+            if lq == quality and t - lt < heartbeat and t >= lt:
+                if value is None or lv is None:
+                    return False
+                if abs(value - lv) <= (cfg.deadband if cfg else 0.0):
+                    return False
+        self._last[channel_id] = (value, quality, t)
+        return True
+
+
+class Aggregator:
+    """1-minute min/max/sum/count/bad over every sample, emitted once the minute has closed."""
+
+    def __init__(self):
+        self._buckets: dict[tuple[int, int], list] = {}
+
+    def add(self, channel_id: int, t: float, value: float | None, good: bool) -> None:
+        key = (channel_id, int(t // 60) * 60)
+        b = self._buckets.get(key)
+        if b is None:
+            b = self._buckets[key] = [None, None, 0.0, 0, 0]
+        if good and value is not None:
+            if b[0] is None or value < b[0]:
+                b[0] = value
+            if b[1] is None or value > b[1]:
+                b[1] = value
+            b[2] += value
+            b[3] += 1
+        else:
+            b[4] += 1
+
+    def pop_closed(self, now: float, everything: bool = False) -> list[AggRow]:
+        current = int(now // 60) * 60
+        out = []
+        for key in [k for k in self._buckets if everything or k[1] < current]:
+            b = self._buckets.pop(key)
+            out.append((key[0], key[1], b[0], b[1], b[2], b[3], b[4]))
+        return out
+
+
+# --- database backends -------------------------------------------------------------------------
+
+_AGG_UPSERT_PG = """
+INSERT INTO devices_readingaggregate (channel_id, minute, min, max, sum, count, bad_count)
+SELECT v.channel_id, v.minute, v.min, v.max, v.sum, v.count, v.bad_count
+FROM (VALUES {values}) AS v(channel_id, minute, min, max, sum, count, bad_count)
+JOIN devices_channel c ON c.id = v.channel_id
+ON CONFLICT (channel_id, minute) DO UPDATE SET
+  min = LEAST(devices_readingaggregate.min, EXCLUDED.min),
+  max = GREATEST(devices_readingaggregate.max, EXCLUDED.max),
+  sum = devices_readingaggregate.sum + EXCLUDED.sum,
+  count = devices_readingaggregate.count + EXCLUDED.count,
+  bad_count = devices_readingaggregate.bad_count + EXCLUDED.bad_count
+"""
+
+_AGG_UPSERT_SQLITE = """
+INSERT INTO devices_readingaggregate (channel_id, minute, min, max, sum, count, bad_count)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (channel_id, minute) DO UPDATE SET
+  min = min(coalesce(devices_readingaggregate.min, excluded.min), coalesce(excluded.min, devices_readingaggregate.min)),
+  max = max(coalesce(devices_readingaggregate.max, excluded.max), coalesce(excluded.max, devices_readingaggregate.max)),
+  sum = devices_readingaggregate.sum + excluded.sum,
+  count = devices_readingaggregate.count + excluded.count,
+  bad_count = devices_readingaggregate.bad_count + excluded.bad_count
+"""
+
+
+def _write_aggregates_pg(cursor, aggs: Sequence[AggRow]) -> None:
+    for start in range(0, len(aggs), 1000):
+        chunk = aggs[start : start + 1000]
+        values = ",".join(
+            ["(%s::bigint, %s::timestamptz, %s::float8, %s::float8, %s::float8, %s::int, %s::int)"] * len(chunk)
+        )
+        params = []
+        for ch, minute, mn, mx, sm, cnt, bad in chunk:
+            params.extend([ch, from_us(minute * 1_000_000), mn, mx, sm, cnt, bad])
+        cursor.execute(_AGG_UPSERT_PG.format(values=values), params)
+
+
+def store_postgres(rows: Sequence[Row], aggs: Sequence[AggRow]) -> int:
+    """COPY into a staging table, then insert what is new. Returns rows handed over."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if rows:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS devices_reading_stage "
+                "(channel_id bigint, time timestamptz, value float8, quality varchar(16), "
+                "device_time timestamptz, poller varchar(64)) ON COMMIT DELETE ROWS"
+            )
+            with cursor.copy(
+                "COPY devices_reading_stage (channel_id, time, value, quality, device_time, poller) FROM STDIN"
+            ) as copy:
+                for ch, t, v, q, dt, p in rows:
+                    copy.write_row((ch, from_us(t), v, q, from_us(dt) if dt is not None else None, p))
+            cursor.execute(
+                "INSERT INTO devices_reading (channel_id, time, value, quality, device_time, poller) "
+                "SELECT s.channel_id, s.time, s.value, s.quality, s.device_time, s.poller "
+                "FROM devices_reading_stage s JOIN devices_channel c ON c.id = s.channel_id "
+                "ON CONFLICT (channel_id, time) DO NOTHING"
+            )
+        if aggs:
+            _write_aggregates_pg(cursor, aggs)
+    return len(rows)
+
+
+def store_sqlite(rows: Sequence[Row], aggs: Sequence[AggRow]) -> int:
+    from devices.models import Channel, Reading
+
+    ids = {r[0] for r in rows} | {a[0] for a in aggs}
+    existing = set(Channel.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
+    with transaction.atomic():
+        Reading.objects.bulk_create(
+            [
+                Reading(
+                    channel_id=ch,
+                    time=from_us(t),
+                    value=v,
+                    quality=q,
+                    device_time=from_us(dt) if dt is not None else None,
+                    poller=p,
+                )
+                for ch, t, v, q, dt, p in rows
+                if ch in existing
+            ],
+            ignore_conflicts=True,
+            batch_size=500,
+        )
+        if aggs:
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    _AGG_UPSERT_SQLITE,
+                    [
+                        (ch, from_us(m * 1_000_000), mn, mx, sm, c, b)
+                        for ch, m, mn, mx, sm, c, b in aggs
+                        if ch in existing
+                    ],
+                )
+    return len(rows)
+
+
+def store_batch(rows: Sequence[Row], aggs: Sequence[AggRow]) -> int:
+    if connection.vendor == "postgresql":
+        return store_postgres(rows, aggs)
+    return store_sqlite(rows, aggs)
+
+
+# --- spool -------------------------------------------------------------------------------------
+
+
+class Spool:
+    """Bounded, ordered on-disk queue of batches; one JSON file per batch, written atomically."""
+
+    def __init__(self, directory: Path, max_bytes: int):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        for tmp in self.directory.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        files = self._files()
+        self._seq = int(files[-1].stem) + 1 if files else 0
+        self._bytes = sum(f.stat().st_size for f in files)
+
+    def _files(self) -> list[Path]:
+        return sorted(self.directory.glob("*.json"))
+
+    def __len__(self) -> int:
+        return len(self._files())
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def append(self, rows: Sequence[Row], aggs: Sequence[AggRow]) -> int:
+        """Write one batch; returns how many old batches were dropped to make room."""
+        data = json.dumps({"rows": list(rows), "aggs": list(aggs)}, separators=(",", ":")).encode()
+        dropped = 0
+        files = self._files()
+        while files and self._bytes + len(data) > self.max_bytes:
+            oldest = files.pop(0)
+            self._bytes -= oldest.stat().st_size
+            oldest.unlink(missing_ok=True)
+            dropped += 1
+        path = self.directory / f"{self._seq:015d}.json"
+        self._seq += 1
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        self._bytes += len(data)
+        return dropped
+
+    def peek(self) -> tuple[Path, list[Row], list[AggRow]] | None:
+        files = self._files()
+        if not files:
+            return None
+        path = files[0]
+        payload = json.loads(path.read_bytes())
+        return path, [tuple(r) for r in payload["rows"]], [tuple(a) for a in payload["aggs"]]
+
+    def set_aside(self, path: Path) -> None:
+        """Keep a batch the database refuses (not an outage) out of the queue, for a human to look at."""
+        size = path.stat().st_size
+        path.rename(path.with_suffix(".rejected"))
+        self._bytes -= size
+
+    def remove(self, path: Path) -> None:
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        path.unlink(missing_ok=True)
+        self._bytes -= size
+
+
+# --- writer ------------------------------------------------------------------------------------
+
+
+class ReadingWriter:
+    """Takes readings from the poller's event loop, stores them from its own thread."""
+
+    def __init__(
+        self,
+        *,
+        poller: str,
+        spool_dir: Path,
+        spool_max_bytes: int,
+        flush_interval: float = 0.5,
+        retry_interval: float = 2.0,
+        store: Callable[[Sequence[Row], Sequence[AggRow]], int] = store_batch,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.poller = poller
+        self.flush_interval = flush_interval
+        self.retry_interval = retry_interval
+        self.store = store
+        self.clock = clock
+        self.compressor = Compressor()
+        self.aggregator = Aggregator()
+        self.spool = Spool(spool_dir, spool_max_bytes)
+        self._queue: deque[Sequence[ReadingEvent]] = deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._db_down = False
+        self._next_retry = 0.0
+        self._spool_full_announced = False
+        self.stats = {"received": 0, "stored": 0, "spooled_batches": 0, "dropped_batches": 0, "flushes": 0}
+
+    # called from the event loop
+    def submit(self, events: Sequence[ReadingEvent]) -> None:
+        self._queue.append(events)
+
+    def configure(self, channel_id: int, deadband: float, heartbeat_s: float) -> None:
+        self.compressor.configure(channel_id, deadband, heartbeat_s)
+
+    @property
+    def db_down(self) -> bool:
+        return self._db_down
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"reading-writer-{self.poller}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.flush_interval):
+                self.flush()
+            self.flush(final=True)
+        finally:
+            connection.close()
+
+    # one flush; public so tests and benchmarks can drive it synchronously
+    def flush(self, final: bool = False) -> None:
+        rows = self._drain()
+        aggs = self.aggregator.pop_closed(self.clock(), everything=final)
+        self.stats["flushes"] += 1
+        if rows or aggs:
+            if len(self.spool) or self._db_down:
+                self._to_spool(rows, aggs)
+            else:
+                self._write_or_spool(rows, aggs)
+        if len(self.spool) and (final or self.clock() >= self._next_retry):
+            self._drain_spool()
+
+    def _drain(self) -> list[Row]:
+        rows: list[Row] = []
+        keep = self.compressor.keep
+        add = self.aggregator.add
+        poller = self.poller
+        queue = self._queue
+        received = 0
+        while queue:
+            batch = queue.popleft()
+            received += len(batch)
+            for ev in batch:
+                t = ev.received_at.timestamp()
+                add(ev.channel_id, t, ev.value, ev.good)
+                if keep(ev.channel_id, ev.value, ev.quality, t):
+                    rows.append(
+                        (
+                            ev.channel_id,
+                            int(t * 1_000_000),
+                            ev.value,
+                            ev.quality,
+                            to_us(ev.device_time) if ev.device_time is not None else None,
+                            poller,
+                        )
+                    )
+        self.stats["received"] += received
+        return rows
+
+    def _write_or_spool(self, rows, aggs) -> None:
+        try:
+            self.stats["stored"] += self.store(rows, aggs)
+        except _DB_DOWN as exc:
+            self._mark_down(exc)
+            self._to_spool(rows, aggs)
+        except DatabaseError:
+            # Not an outage: this batch cannot be stored as it is. Keep it on disk for a human.
+            logger.exception("batch of %d readings rejected by the database; kept in the spool", len(rows))
+            self._to_spool(rows, aggs)
+            self._next_retry = self.clock() + self.retry_interval
+
+    def _to_spool(self, rows, aggs) -> None:
+        dropped = self.spool.append(rows, aggs)
+        self.stats["spooled_batches"] += 1
+        if dropped:
+            self.stats["dropped_batches"] += dropped
+            logger.critical("reading spool full (%d bytes): dropped %d oldest batches", self.spool.max_bytes, dropped)
+            if not self._spool_full_announced:
+                self._spool_full_announced = True
+                publish_poller_event(
+                    PollerEvent(
+                        kind="spool_full",
+                        poller=self.poller,
+                        detail=f"spool at {self.spool.max_bytes} bytes; oldest readings are being dropped",
+                        at=datetime.now(UTC),
+                    )
+                )
+
+    def _mark_down(self, exc: Exception) -> None:
+        self._next_retry = self.clock() + self.retry_interval
+        close_old_connections()
+        try:
+            connection.close()
+        except Exception:  # the connection may already be gone
+            logger.debug("closing a broken connection failed", exc_info=True)
+        if not self._db_down:
+            self._db_down = True
+            logger.error("database unreachable (%s); spooling readings to %s", exc, self.spool.directory)
+            publish_poller_event(PollerEvent("db_down", self.poller, str(exc)[:200], datetime.now(UTC)))
+
+    def _drain_spool(self) -> None:
+        flushed = 0
+        while True:
+            item = self.spool.peek()
+            if item is None:
+                break
+            path, rows, aggs = item
+            try:
+                self.stats["stored"] += self.store(rows, aggs)
+            except _DB_DOWN as exc:
+                self._mark_down(exc)
+                return
+            except DatabaseError:
+                logger.exception("spooled batch %s rejected; moving it aside", path.name)
+                self.spool.set_aside(path)
+                continue
+            self.spool.remove(path)
+            flushed += 1
+        if self._db_down or flushed:
+            logger.info("database reachable again; flushed %d spooled batches", flushed)
+            publish_poller_event(PollerEvent("db_up", self.poller, f"flushed {flushed} batches", datetime.now(UTC)))
+        self._db_down = False
+        self._spool_full_announced = False
