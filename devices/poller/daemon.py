@@ -241,7 +241,9 @@ class DeviceWorker:
             self._offline_marked = False
             reason = await self._poll_loop()
             self._close()
-            self._went_offline(reason)
+            if reason is not None:
+                self._went_offline(reason)
+            # else every unit is silent behind a live connection: stay "demoted", reconnect quietly
             await asyncio.sleep(self.backoff.next())
 
     def _endpoint(self) -> str:
@@ -269,8 +271,8 @@ class DeviceWorker:
         reader = getattr(self.client, _READERS[block.register_type])
         return await reader(block.start, count=block.count, device_id=block.unit_id)
 
-    async def _poll_loop(self) -> str:
-        """Poll until the connection is lost; returns why."""
+    async def _poll_loop(self) -> str | None:
+        """Poll until the connection is lost (returns why) or every unit is silent (returns None)."""
         spec, config, poller = self.spec, self.config, self.poller
         loop = asyncio.get_running_loop()
         period = spec.period_s
@@ -344,7 +346,7 @@ class DeviceWorker:
             self.stats.cycles += 1
             self._update_status()
             if probed_and_failed and all(u.demoted for u in self.units.values()):
-                return "所有从站无应答"
+                return None
             next_t += period
             now_m = loop.time()
             if now_m > next_t:
