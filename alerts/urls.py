@@ -1,3 +1,13 @@
+from django.urls import path
+
+from alerts import views
+
 app_name = "alerts"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.board, name="board"),
+    path("all/", views.alert_list, name="list"),
+    path("analytics/", views.analytics_page, name="analytics"),
+    path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/<str:action>/", views.act, name="act"),
+]

@@ -1,1 +1,185 @@
-# Create your views here.
+"""HTML pages: the duty officers' alert board, one alert with its history and actions, the analytics page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from alerts import analytics, services
+from alerts.choices import OPEN_STATES, AlertKind, AlertLevel, AlertState, ResponseKind
+from alerts.selectors import alerts_visible_to, open_alerts_for_board
+from regulator.errors import DomainError
+
+
+def _no_business_data(user) -> bool:
+    return user.is_mlps_admin and not user.is_superuser
+
+
+@login_required
+def board(request):
+    if _no_business_data(request.user):
+        raise PermissionDenied
+    qs = open_alerts_for_board(request.user)
+    level = request.GET.get("level", "")
+    if level.isdigit():
+        qs = qs.filter(level=int(level))
+    enterprise = request.GET.get("enterprise", "").strip()
+    if enterprise:
+        qs = qs.filter(enterprise__name__icontains=enterprise)
+    rows = list(qs[:300])
+    # Flood groups collapse into their newest alert plus a count.
+    seen_groups: set[int] = set()
+    board_rows = []
+    for alert in rows:
+        if alert.flood_group_id:
+            if alert.flood_group_id in seen_groups:
+                continue
+            seen_groups.add(alert.flood_group_id)
+        board_rows.append(alert)
+    recent = alerts_visible_to(request.user).exclude(state__in=OPEN_STATES).order_by("-id")[:20]
+    return render(
+        request,
+        "alerts/board.html",
+        {
+            "rows": board_rows,
+            "recent": recent,
+            "levels": AlertLevel.choices,
+            "level": level,
+            "enterprise": enterprise,
+            "now": timezone.now(),
+        },
+    )
+
+
+@login_required
+def alert_list(request):
+    if _no_business_data(request.user):
+        raise PermissionDenied
+    qs = alerts_visible_to(request.user).order_by("-id")
+    state = request.GET.get("state", "")
+    if state in AlertState.values:
+        qs = qs.filter(state=state)
+    kind = request.GET.get("kind", "")
+    if kind in AlertKind.values:
+        qs = qs.filter(kind=kind)
+    level = request.GET.get("level", "")
+    if level.isdigit():
+        qs = qs.filter(level=int(level))
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "alerts/list.html",
+        {
+            "page": page,
+            "states": AlertState.choices,
+            "kinds": AlertKind.choices,
+            "levels": AlertLevel.choices,
+            "state": state,
+            "kind": kind,
+            "level": level,
+        },
+    )
+
+
+@login_required
+def detail(request, pk: int):
+    alert = get_object_or_404(alerts_visible_to(request.user), pk=pk)
+    return render(
+        request,
+        "alerts/detail.html",
+        {
+            "alert": alert,
+            "transitions": alert.transitions.select_related("user"),
+            "comments": alert.comments.select_related("user"),
+            "responses": alert.responses.select_related("user"),
+            "escalations": alert.escalations.all(),
+            "response_kinds": ResponseKind.choices,
+            "can_shelve": services.can_shelve(request.user) and alert.level != 1,
+            "can_service": services.can_shelve(request.user),
+            "can_review": services.can_review(request.user),
+            "default_shelve_until": (timezone.localtime() + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+
+
+def _parse_local(value: str) -> datetime | None:
+    if not value:
+        return None
+    dt = parse_datetime(value)
+    if dt is None:
+        return None
+    if timezone.is_naive(dt):
+        dt = timezone.make_aware(dt)
+    return dt
+
+
+@login_required
+@require_POST
+def act(request, pk: int, action: str):
+    alert = get_object_or_404(alerts_visible_to(request.user), pk=pk)
+    post = request.POST
+    user = request.user
+    try:
+        if action == "acknowledge":
+            services.alert_acknowledge(alert=alert, user=user, comment=post.get("comment", ""))
+            messages.success(request, _("报警已确认"))
+        elif action == "shelve":
+            until = _parse_local(post.get("until", ""))
+            services.alert_shelve(alert=alert, user=user, reason=post.get("reason", ""), until=until)
+            messages.success(request, _("报警已搁置"))
+        elif action == "unshelve":
+            services.alert_unshelve(alert=alert, user=user, comment=post.get("comment", ""))
+        elif action == "remove_from_service":
+            services.alert_remove_from_service(alert=alert, user=user, reason=post.get("reason", ""))
+        elif action == "return_to_service":
+            services.alert_return_to_service(alert=alert, user=user, comment=post.get("comment", ""))
+        elif action == "comment":
+            services.alert_comment(alert=alert, user=user, text=post.get("text", ""))
+        elif action == "respond":
+            services.alert_record_response(
+                alert=alert,
+                user=user,
+                kind=post.get("kind", ""),
+                at=_parse_local(post.get("at", "")),
+                note=post.get("note", ""),
+            )
+            messages.success(request, _("处置记录已保存"))
+        elif action == "review":
+            services.alert_review(
+                alert=alert, user=user, false_alarm=post.get("false_alarm") == "1", note=post.get("note", "")
+            )
+            messages.success(request, _("复核结果已保存"))
+        else:
+            raise Http404
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc) or _("您无权执行此操作"))
+    target = post.get("next", "")
+    if target == "board":
+        return redirect("alerts:board")
+    return redirect("alerts:detail", pk=alert.pk)
+
+
+@login_required
+def analytics_page(request):
+    if _no_business_data(request.user):
+        raise PermissionDenied
+    month = request.GET.get("month") or timezone.localtime().strftime("%Y-%m")
+    try:
+        report = analytics.monthly_report(alerts_visible_to(request.user), month)
+    except ValueError:
+        messages.error(request, _("月份格式应为 YYYY-MM"))
+        month = timezone.localtime().strftime("%Y-%m")
+        report = analytics.monthly_report(alerts_visible_to(request.user), month)
+    return render(request, "alerts/analytics.html", {"report": report, "month": month})

@@ -1,0 +1,120 @@
+from rest_framework import serializers
+
+from alerts.choices import ResponseKind
+from alerts.models import Alert, AlertComment, AlertEscalation, AlertResponse, AlertRule, AlertTransition
+from alerts.payloads import alert_payload
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = ["id"]
+
+    def to_representation(self, instance):
+        data = alert_payload(instance)
+        data["false_alarm"] = instance.false_alarm
+        data["shelved_until"] = instance.shelved_until.isoformat() if instance.shelved_until else None
+        data["shelve_reason"] = instance.shelve_reason
+        return data
+
+
+class TransitionSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.display_name", default=None)
+
+    class Meta:
+        model = AlertTransition
+        fields = ["at", "action", "from_state", "to_state", "user", "comment"]
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.display_name", default=None)
+
+    class Meta:
+        model = AlertComment
+        fields = ["id", "at", "user", "text"]
+
+
+class ResponseSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.display_name", default=None)
+    seconds_after_alert = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = AlertResponse
+        fields = ["id", "kind", "at", "recorded_at", "user", "note", "seconds_after_alert"]
+
+
+class EscalationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertEscalation
+        fields = ["tier", "at", "reason", "recipients"]
+
+
+class AlertDetailSerializer(AlertSerializer):
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["transitions"] = TransitionSerializer(instance.transitions.select_related("user"), many=True).data
+        data["comments"] = CommentSerializer(instance.comments.select_related("user"), many=True).data
+        data["responses"] = ResponseSerializer(instance.responses.select_related("user", "alert"), many=True).data
+        data["escalations"] = EscalationSerializer(instance.escalations.all(), many=True).data
+        return data
+
+
+class CommentInput(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+class ShelveInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=255)
+    until = serializers.DateTimeField()
+
+
+class ReasonInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=255)
+
+
+class TextInput(serializers.Serializer):
+    text = serializers.CharField(max_length=2000)
+
+
+class ResponseInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ResponseKind.choices)
+    at = serializers.DateTimeField(required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+class ReviewInput(serializers.Serializer):
+    false_alarm = serializers.BooleanField()
+    note = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertRule
+        fields = [
+            "id",
+            "name",
+            "quantity",
+            "device",
+            "channel",
+            "enabled",
+            "high_high",
+            "high",
+            "low",
+            "low_low",
+            "deadband",
+            "on_delay_s",
+            "off_delay_s",
+            "rate_limit_per_min",
+            "stale_after_s",
+            "fault_enabled",
+            "level_high_high",
+            "level_high",
+            "level_low",
+            "level_low_low",
+            "level_rate",
+            "level_fault",
+            "linkage_device",
+            "linkage_unit_id",
+            "linkage_address",
+            "linkage_value",
+        ]

@@ -1,0 +1,152 @@
+"""/ws/alerts/: authenticate (session), authorise (join exactly the groups the user may see), forward.
+
+Messages are documented in docs/alerts-websocket.md. The database is the source of truth: on
+``hello`` the client gets a snapshot of unacknowledged alerts and everything after its last id,
+so a dropped push (Redis down, channel layer full) is repaired on the next (re)connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from regulator.notifications import group_for_user
+from regulator.realtime import group_for_enterprise, group_for_park, group_for_region
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+SCHEMA_VERSION = 1
+
+
+def groups_for_user(user) -> list[str]:
+    """The push groups a user may join; enterprise groups include every ancestor region's group."""
+    from regulator.models import Region
+    from regulator.scoping import enterprise_ids_granted
+
+    if user.is_superuser:
+        groups = [
+            group_for_region(pk) for pk in Region.objects.filter(parent__isnull=True).values_list("pk", flat=True)
+        ]
+    elif user.is_regulator:
+        groups = [group_for_region(user.jurisdiction_id)] if user.jurisdiction_id else []
+    elif user.is_park_manager:
+        groups = [group_for_park(user.park_id)] if user.park_id else []
+    elif user.is_enterprise_user:
+        from enterprises.models import Enterprise
+
+        ids = Enterprise.objects.filter(pk__in=enterprise_ids_granted(user)).values_list("pk", flat=True)
+        groups = [group_for_enterprise(pk) for pk in ids]
+    else:
+        groups = []
+    return groups
+
+
+def _session_alive(scope) -> bool:
+    from regulator.security import session_alive
+
+    return session_alive(scope)
+
+
+def _catch_up(user, last_id: int) -> dict:
+    from alerts.payloads import alert_payload
+    from alerts.selectors import alerts_after, unacked_alerts
+
+    missed = alerts_after(user, last_id) if last_id >= 0 else []
+    unacked = unacked_alerts(user)
+    from alerts.selectors import alerts_visible_to
+
+    newest = alerts_visible_to(user).order_by("-pk").values_list("pk", flat=True).first() or 0
+    return {
+        "type": "snapshot",
+        "version": SCHEMA_VERSION,
+        "unacked": [alert_payload(a) for a in unacked],
+        "missed": [alert_payload(a) for a in missed],
+        "last_id": newest,
+        "server_time": timezone.now().isoformat(),
+    }
+
+
+class AlertConsumer(AsyncJsonWebsocketConsumer):
+    heartbeat_task: asyncio.Task | None = None
+    joined: list[str]
+
+    async def connect(self):
+        self.joined = []
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await database_sync_to_async(_session_alive)(self.scope):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        groups = await database_sync_to_async(groups_for_user)(user)
+        groups.append(group_for_user(user.pk))
+        degraded = False
+        for group in groups:
+            try:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.joined.append(group)
+            except Exception:  # Redis down: still serve catch-up from the database
+                logger.warning("cannot join %s; the client will poll with hello", group, exc_info=True)
+                degraded = True
+                break
+        await self.accept()
+        await self.send_json(
+            {
+                "type": "welcome",
+                "version": SCHEMA_VERSION,
+                "degraded": degraded,
+                "heartbeat": settings.ALERT_WS_HEARTBEAT_SECONDS,
+            }
+        )
+        self.heartbeat_task = asyncio.ensure_future(self._heartbeat())
+
+    async def disconnect(self, code):
+        if self.heartbeat_task is not None:
+            self.heartbeat_task.cancel()
+        for group in getattr(self, "joined", []):
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.warning("cannot leave %s", group, exc_info=True)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "hello":
+            try:
+                last_id = int(content.get("last_id") or 0)
+            except (TypeError, ValueError):
+                last_id = 0
+            await self.send_json(await database_sync_to_async(_catch_up)(self.scope["user"], max(last_id, 0)))
+        elif kind == "ping":
+            await self.send_json({"type": "pong", "server_time": timezone.now().isoformat()})
+        else:
+            await self.send_json({"type": "error", "detail": "unknown message type"})
+
+    async def _heartbeat(self):
+        try:
+            while True:
+                await asyncio.sleep(settings.ALERT_WS_HEARTBEAT_SECONDS)
+                if not await database_sync_to_async(_session_alive)(self.scope):
+                    await self.send_json({"type": "session_expired"})
+                    await self.close(code=CLOSE_UNAUTHENTICATED)
+                    return
+                await self.send_json({"type": "heartbeat", "server_time": timezone.now().isoformat()})
+        except asyncio.CancelledError:
+            pass
+
+    # --- group events (regulator.realtime.push_on_commit) -------------------------------------------
+    async def alert_raised(self, event):
+        await self.send_json({"type": "alert", "event": "alert.raised", "alert": event["payload"]})
+
+    async def alert_updated(self, event):
+        await self.send_json({"type": "alert", "event": "alert.updated", "alert": event["payload"]})
+
+    async def notification_created(self, event):
+        await self.send_json({"type": "notification", "notification": event["payload"]})
