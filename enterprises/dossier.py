@@ -34,3 +34,18 @@ def register(section: DossierSection) -> None:
 
 def sections() -> list[DossierSection]:
     return sorted(_SECTIONS.values(), key=lambda s: (s.order, s.key))
+
+
+def build_all(enterprise, user) -> list[tuple[DossierSection, dict]]:
+    """Every registered section with its data; a section that fails is shown as unavailable."""
+    import logging
+
+    result = []
+    for section in sections():
+        try:
+            data = section.build(enterprise, user)
+        except Exception:  # one broken section must not take the whole dossier down
+            logging.getLogger(__name__).exception("dossier section %s failed for %s", section.key, enterprise.pk)
+            data = {"error": "unavailable"}
+        result.append((section, data))
+    return result

@@ -48,6 +48,8 @@ class Industry(models.Model):
     high_risk_sector = models.CharField(
         _("高危行业"), max_length=32, choices=HighRiskSector.choices, blank=True, default=""
     )
+    # The section letter of every node, so "制造业 C" can be filtered without walking the tree.
+    section = models.CharField(_("门类"), max_length=1, blank=True, default="", db_index=True)
 
     class Meta:
         verbose_name = _("国民经济行业")
@@ -58,11 +60,27 @@ class Industry(models.Model):
         return f"{self.code} {self.name}"
 
 
+def join_former_names(names) -> str:
+    return "；".join(str(n) for n in (names or []) if str(n).strip())
+
+
+def mask_phone(value: str | None) -> str:
+    """138****0001: keep the first three and last four digits of a phone number."""
+    if not value:
+        return ""
+    text = str(value)
+    if len(text) <= 7:
+        return text[:1] + "*" * (len(text) - 1)
+    return text[:3] + "*" * (len(text) - 7) + text[-4:]
+
+
 class Enterprise(models.Model):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     uscc = models.CharField(_("统一社会信用代码"), max_length=18, unique=True, validators=[validate_uscc])
     name = models.CharField(_("企业名称"), max_length=200, db_index=True)
     former_names = models.JSONField(_("曾用名"), default=list, blank=True)
+    # Plain-text copy of former_names for searching (JSON text differs between databases).
+    former_names_text = models.TextField(blank=True, default="", editable=False)
     legal_representative = models.CharField(_("法定代表人"), max_length=64, blank=True)
     principal_name = models.CharField(_("主要负责人"), max_length=64, blank=True)
     principal_phone = EncryptedTextField(_("主要负责人电话"))
@@ -129,6 +147,13 @@ class Enterprise(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        self.former_names_text = join_former_names(self.former_names)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "former_names" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "former_names_text"}
+        super().save(*args, **kwargs)
 
     def clean(self):
         super().clean()

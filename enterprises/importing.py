@@ -1,0 +1,496 @@
+"""Upsert enterprises by USCC from CSV/XLSX (the incremental sync from market-regulation exports).
+
+Rows are validated one by one (a bad row is reported with its row number and reason and never
+stops the good ones) and written in bulk per chunk. Columns that a file does not have are left
+alone; masked phone numbers (an export of this platform) never overwrite real ones. Running the
+same file twice reports everything unchanged the second time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Case, Value, When
+from django.utils import timezone, translation
+
+from enterprises import uscc
+from enterprises.choices import HighRiskSector, OperatingStatus, RiskGrade, Scale, StandardisationLevel
+from enterprises.columns import header_key
+from enterprises.models import Enterprise, EnterpriseChange, Industry, join_former_names, mask_phone
+from regulator.audit import record_event
+from regulator.fields import EncryptedTextField
+from regulator.models import Park, Region
+
+CHUNK = 2000
+PHONE_FIELDS = ("principal_phone", "safety_officer_phone", "safety_manager_phone")
+TEXT_FIELDS = {
+    "name": 200,
+    "legal_representative": 64,
+    "principal_name": 64,
+    "safety_officer_name": 64,
+    "safety_manager_name": 64,
+    "address": 255,
+}
+# Fields compared and written by the import (derived former_names_text follows former_names).
+MODEL_FIELDS = [
+    "name",
+    "former_names",
+    *TEXT_FIELDS.keys() - {"name"},
+    *PHONE_FIELDS,
+    "region_id",
+    "park_id",
+    "industry_id",
+    "high_risk_sector",
+    "scale",
+    "employees",
+    "standardisation_level",
+    "is_key",
+    "operating_status",
+    "risk_grade",
+    "longitude",
+    "latitude",
+]
+TRUE = {"是", "1", "true", "yes", "y", "t", "重点", "√"}
+FALSE = {"否", "0", "false", "no", "n", "f", "", "非重点", "×"}
+
+
+class RowError(Exception):
+    pass
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (row number, uscc, reason)
+    unknown_columns: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated + self.unchanged + len(self.rejected)
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": len(self.rejected),
+        }
+
+
+def _choice_map(choices, extra: dict[str, str] | None = None) -> dict[str, str]:
+    mapping = {}
+    for value, label in choices:
+        mapping[str(value).lower()] = value
+        for lang in ("zh-hans", "en"):
+            with translation.override(lang):
+                mapping[str(label).lower()] = value
+    for alias, value in (extra or {}).items():
+        mapping[alias.lower()] = value
+    return mapping
+
+
+def _maps():
+    return {
+        "scale": _choice_map(Scale.choices, {"大": "large", "中": "medium", "小": "small", "微": "micro"}),
+        "operating_status": _choice_map(
+            OperatingStatus.choices, {"在营": "operating", "存续": "operating", "停产": "suspended", "注销": "closed"}
+        ),
+        "risk_grade": _choice_map(
+            RiskGrade.choices,
+            {"红": "red", "橙": "orange", "黄": "yellow", "蓝": "blue", "重大风险": "red", "较大风险": "orange"}
+            | {"一般风险": "yellow", "低风险": "blue", "": ""},
+        ),
+        "high_risk_sector": _choice_map(HighRiskSector.choices, {"危化": "chemicals", "危化品": "chemicals"}),
+        "standardisation_level": _choice_map(
+            StandardisationLevel.choices, {"1": "1", "2": "2", "3": "3", "无": "", "": ""}
+        ),
+    }
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> tuple[list, Iterator[list], int]:
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise ValidationError("文件编码无法识别（请使用 UTF-8 或 GB18030）")
+    total = max(text.count("\n") - 1, 0)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, [])
+    return header, reader, total
+
+
+def _read_xlsx(path: Path) -> tuple[list, Iterator[list], int]:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True, data_only=True)
+    ws = wb.worksheets[0]
+    rows = ws.iter_rows(values_only=True)
+    header = list(next(rows, []) or [])
+    total = max((ws.max_row or 1) - 1, 0)
+    return header, (list(r) for r in rows), total
+
+
+def read_table(path: str | Path) -> tuple[list, Iterator[list], int]:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return _read_xlsx(path)
+    if suffix in (".csv", ".txt"):
+        return _read_csv(path)
+    raise ValidationError(f"不支持的文件类型：{suffix}（支持 .csv 和 .xlsx）")
+
+
+# --- validating one row ----------------------------------------------------------------------
+
+
+class RowCleaner:
+    """Turns one raw row (dict of column key -> cell) into model field values, or raises RowError."""
+
+    def __init__(self):
+        self.regions_by_code = {r.code: r for r in Region.objects.all()}
+        self.regions_by_name: dict[str, list[Region]] = {}
+        for region in self.regions_by_code.values():
+            self.regions_by_name.setdefault(region.name, []).append(region)
+        self.parks_by_code = {p.code: p for p in Park.objects.select_related("region")}
+        self.parks_by_name = {p.name: p for p in self.parks_by_code.values()}
+        self.parks_by_id = {p.pk: p for p in self.parks_by_code.values()}
+        self.industries = {i.code: i for i in Industry.objects.all()}
+        self.maps = _maps()
+
+    @staticmethod
+    def _text(value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value).strip()
+
+    def clean(self, raw: dict) -> tuple[str, dict, bool]:
+        """(uscc, fields, creatable): ``fields`` holds only what the row says; creatable = has what a new row needs."""
+        text = {k: self._text(v) for k, v in raw.items()}
+        if not text.get("uscc"):
+            raise RowError("缺少统一社会信用代码")
+        try:
+            code = uscc.validate(text["uscc"])
+        except ValidationError as exc:
+            raise RowError("；".join(exc.messages)) from exc
+        out: dict = {}
+        for name, limit in TEXT_FIELDS.items():
+            if name in text:
+                if len(text[name]) > limit:
+                    raise RowError(f"{name} 超过 {limit} 个字符")
+                if name == "name" and not text[name]:
+                    raise RowError("企业名称不能为空")
+                out[name] = text[name]
+        if "former_names" in text:
+            names = text["former_names"].replace(";", "；").replace(",", "；").replace("，", "；").split("；")
+            out["former_names"] = [n.strip() for n in names if n.strip()]
+        for name in PHONE_FIELDS:
+            if name in text:
+                phone = text[name].replace(" ", "").replace("-", "")
+                if "*" in phone:
+                    continue  # a masked export value: never overwrite the real number
+                if len(phone) > 32 or (phone and not phone.lstrip("+").isdigit()):
+                    raise RowError(f"电话号码格式不正确：{text[name]}")
+                out[name] = phone
+        self._region_and_park(text, out)
+        if text.get("industry_code"):
+            industry = self.industries.get(text["industry_code"])
+            if industry is None:
+                raise RowError(f"行业代码“{text['industry_code']}”不存在于 GB/T 4754-2017")
+            out["industry_id"] = industry.pk
+            out["_industry_sector"] = industry.high_risk_sector
+        for name, mapping in self.maps.items():
+            if name in text:
+                value = mapping.get(text[name].lower())
+                if value is None:
+                    raise RowError(f"{name} 的取值“{text[name]}”无法识别")
+                out[name] = value
+        if text.get("employees", "") != "":
+            try:
+                employees = int(Decimal(text["employees"]))
+            except (InvalidOperation, ValueError) as exc:
+                raise RowError(f"从业人数“{text['employees']}”不是整数") from exc
+            if employees < 0:
+                raise RowError("从业人数不能为负数")
+            out["employees"] = employees
+        if "is_key" in text:
+            flag = text["is_key"].lower()
+            if flag not in TRUE | FALSE:
+                raise RowError(f"重点企业的取值“{text['is_key']}”应为 是/否")
+            out["is_key"] = flag in TRUE
+        self._coordinates(text, out)
+        creatable = "name" in out and "region_id" in out and "industry_id" in out
+        return code, out, creatable
+
+    def _region_and_park(self, text: dict, out: dict) -> None:
+        region = None
+        if text.get("region_code"):
+            region = self.regions_by_code.get(text["region_code"])
+            if region is None:
+                raise RowError(f"区划代码“{text['region_code']}”不存在")
+        elif text.get("region_name"):
+            candidates = self.regions_by_name.get(text["region_name"], [])
+            if len(candidates) != 1:
+                raise RowError(f"区划“{text['region_name']}”{'不存在' if not candidates else '重名，请填写区划代码'}")
+            region = candidates[0]
+        if region is not None:
+            out["region_id"] = region.pk
+            out["_region_path"] = region.path
+        park = None
+        if text.get("park_code"):
+            park = self.parks_by_code.get(text["park_code"])
+            if park is None:
+                raise RowError(f"园区编码“{text['park_code']}”不存在")
+        elif text.get("park_name"):
+            park = self.parks_by_name.get(text["park_name"])
+            if park is None:
+                raise RowError(f"园区“{text['park_name']}”不存在")
+        if park is not None:
+            if region is not None and not region.path.startswith(park.region.path):
+                raise RowError(f"园区“{park.name}”不在区划“{region.name}”内")
+            out["park_id"] = park.pk
+        elif "park_code" in text or "park_name" in text:
+            out["park_id"] = None
+
+    @staticmethod
+    def _coordinates(text: dict, out: dict) -> None:
+        coords = {}
+        for name, bound in (("longitude", 180), ("latitude", 90)):
+            if text.get(name, "") != "":
+                try:
+                    value = Decimal(text[name]).quantize(Decimal("0.000001"))
+                except InvalidOperation as exc:
+                    raise RowError(f"{name}“{text[name]}”不是数字") from exc
+                if abs(value) > bound:
+                    raise RowError(f"{name}“{text[name]}”超出范围")
+                coords[name] = value
+        if len(coords) == 1:
+            raise RowError("经度和纬度需同时填写")
+        out.update(coords)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _comparable(enterprise: Enterprise, name: str):
+    value = getattr(enterprise, name)
+    if isinstance(value, Decimal):
+        return value.normalize()
+    if name in PHONE_FIELDS:
+        return value or ""
+    return value
+
+
+class EnterpriseImporter:
+    def __init__(self, *, user=None, progress: bool | None = None, stream=None):
+        self.user = user
+        self.progress = progress
+        self.stream = stream or sys.stderr
+        self.report = ImportReport()
+        self.cleaner = RowCleaner()
+        self.seen: dict[str, int] = {}
+        self.enc_fields = [f for f in Enterprise._meta.concrete_fields if isinstance(f, EncryptedTextField)]
+
+    def run(self, path: str | Path) -> ImportReport:
+        header, rows, total = read_table(path)
+        keys = [header_key(h) for h in header]
+        self.report.unknown_columns = [str(h) for h, k in zip(header, keys, strict=False) if k is None and h]
+        if "uscc" not in keys:
+            raise ValidationError("文件缺少“统一社会信用代码”列")
+        from tqdm import tqdm
+
+        disable = (total < 2000) if self.progress is None else not self.progress
+        bar = tqdm(total=total, unit="行", desc="导入企业", disable=disable, file=self.stream)
+        chunk: list[tuple[int, dict]] = []
+        for number, cells in enumerate(rows, start=2):
+            if cells is None or all(c is None or str(c).strip() == "" for c in cells):
+                bar.update(1)
+                continue
+            raw = {key: cells[i] if i < len(cells) else None for i, key in enumerate(keys) if key}
+            chunk.append((number, raw))
+            if len(chunk) >= CHUNK:
+                self._process(chunk)
+                bar.update(len(chunk))
+                chunk = []
+        if chunk:
+            self._process(chunk)
+            bar.update(len(chunk))
+        bar.close()
+        record_event(
+            event="enterprise.imported",
+            user=self.user,
+            detail={"file": Path(path).name, **self.report.as_dict()},
+        )
+        return self.report
+
+    def _reject(self, number: int, code: str, reason: str) -> None:
+        self.report.rejected.append((number, code, reason))
+
+    def _process(self, chunk: list[tuple[int, dict]]) -> None:
+        cleaned: list[tuple[int, str, dict, bool]] = []
+        for number, raw in chunk:
+            try:
+                code, fields, creatable = self.cleaner.clean(raw)
+            except RowError as exc:
+                self._reject(number, str(raw.get("uscc") or ""), str(exc))
+                continue
+            if code in self.seen:
+                self._reject(number, code, f"与第{self.seen[code]}行的统一社会信用代码重复")
+                continue
+            self.seen[code] = number
+            cleaned.append((number, code, fields, creatable))
+        if not cleaned:
+            return
+        try:
+            with transaction.atomic():
+                self._write(cleaned)
+        except IntegrityError:
+            # Someone else wrote one of these codes meanwhile: fall back to row by row.
+            for item in cleaned:
+                try:
+                    with transaction.atomic():
+                        self._write([item])
+                except IntegrityError as exc:
+                    self._reject(item[0], item[1], f"写入失败：{exc}")
+
+    def _write(self, cleaned) -> None:
+        existing = {
+            e.uscc: e
+            for e in Enterprise.objects.filter(uscc__in=[c for _n, c, _f, _cr in cleaned]).select_related("region")
+        }
+        to_create: list[Enterprise] = []
+        to_update: list[tuple[Enterprise, dict]] = []
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        now = timezone.now()
+        for number, code, fields, creatable in cleaned:
+            region_path = fields.pop("_region_path", None)
+            sector = fields.pop("_industry_sector", None)
+            current = existing.get(code)
+            if current is None:
+                if not creatable:
+                    required = (("企业名称", "name"), ("区划", "region_id"), ("行业代码", "industry_id"))
+                    missing = [label for label, key in required if key not in fields]
+                    self._reject(number, code, f"新企业缺少必填项：{'、'.join(missing)}")
+                    continue
+                if "high_risk_sector" not in fields:
+                    fields["high_risk_sector"] = sector or ""
+                enterprise = Enterprise(uscc=code, **fields)
+                enterprise.former_names_text = join_former_names(enterprise.former_names)
+                to_create.append(enterprise)
+                counts["created"] += 1
+                continue
+            if region_path is None and "park_id" in fields and fields["park_id"] is not None:
+                # The park must lie in the (unchanged) region of the enterprise.
+                park = self.cleaner.parks_by_id[fields["park_id"]]
+                if park and not current.region.path.startswith(park.region.path):
+                    self._reject(number, code, f"园区“{park.name}”不在区划“{current.region.name}”内")
+                    continue
+            if (
+                "industry_id" in fields
+                and "high_risk_sector" not in fields
+                and fields["industry_id"] != current.industry_id
+            ):
+                fields["high_risk_sector"] = sector or ""
+            diff = {}
+            for name, value in fields.items():
+                old = _comparable(current, name)
+                new = value.normalize() if isinstance(value, Decimal) else value
+                if old != new:
+                    diff[name] = (old, value)
+            if "name" in diff and "former_names" not in fields:
+                old_name = current.name
+                if old_name not in (current.former_names or []):
+                    diff["former_names"] = (current.former_names, [*(current.former_names or []), old_name])
+            if not diff:
+                counts["unchanged"] += 1
+                continue
+            for name, (_old, value) in diff.items():
+                setattr(current, name, value)
+            current.former_names_text = join_former_names(current.former_names)
+            current.updated_at = now
+            to_update.append((current, diff))
+            counts["updated"] += 1
+        if to_create:
+            Enterprise.objects.bulk_create(to_create, batch_size=1000)
+            created = Enterprise.objects.filter(uscc__in=[e.uscc for e in to_create]).values_list("uscc", "pk")
+            ids = dict(created)
+            for e in to_create:
+                e.pk = ids[e.uscc]
+        if to_update:
+            self._bulk_update(to_update)
+        self._log(to_create, to_update)
+        for key, value in counts.items():
+            setattr(self.report, key, getattr(self.report, key) + value)
+
+    def _bulk_update(self, to_update) -> None:
+        enc_names = {f.attname for f in self.enc_fields}
+        plain = sorted({n for _e, diff in to_update for n in diff if n not in enc_names} | {"former_names_text"})
+        objs = [e for e, _d in to_update]
+        Enterprise.objects.bulk_update(objs, [*plain, "updated_at"] if plain else ["updated_at"], batch_size=500)
+        # bulk_update does not run pre_save, so encrypted fields are sealed here and written as ciphertext.
+        for enc_field in self.enc_fields:
+            changed = [e for e, diff in to_update if enc_field.attname in diff]
+            for start in range(0, len(changed), 500):
+                batch = changed[start : start + 500]
+                whens = [When(pk=e.pk, then=Value(enc_field.pre_save(e, False))) for e in batch]
+                Enterprise.objects.filter(pk__in=[e.pk for e in batch]).update(**{enc_field.attname: Case(*whens)})
+
+    def _log(self, created: list[Enterprise], updated: list[tuple[Enterprise, dict]]) -> None:
+        user = self.user if self.user is not None and self.user.pk else None
+        rows = [
+            EnterpriseChange(
+                enterprise_id=e.pk,
+                user=user,
+                source=EnterpriseChange.Source.IMPORT,
+                action="created",
+                summary=f"导入建档：{e.name}",
+            )
+            for e in created
+        ]
+        for e, diff in updated:
+            changes = {}
+            for name, (old, new) in diff.items():
+                label = str(Enterprise._meta.get_field(name.removesuffix("_id")).verbose_name)
+                if name in PHONE_FIELDS:
+                    old, new = mask_phone(old), mask_phone(new)
+                changes[name.removesuffix("_id")] = {"label": label, "old": _jsonable(old), "new": _jsonable(new)}
+            summary = "导入更新：" + "、".join(c["label"] for c in changes.values())
+            rows.append(
+                EnterpriseChange(
+                    enterprise_id=e.pk,
+                    user=user,
+                    source=EnterpriseChange.Source.IMPORT,
+                    action="updated",
+                    summary=summary[:255],
+                    changes=changes,
+                )
+            )
+        EnterpriseChange.objects.bulk_create(rows, batch_size=1000)
+
+
+def _jsonable(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def import_enterprises(path, *, user=None, progress: bool | None = None, stream=None) -> ImportReport:
+    return EnterpriseImporter(user=user, progress=progress, stream=stream).run(path)
