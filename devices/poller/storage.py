@@ -419,9 +419,10 @@ class ReadingWriter:
 
     def _mark_down(self, exc: Exception) -> None:
         self._next_retry = self.clock() + self.retry_interval
-        close_old_connections()
         try:
-            connection.close()
+            if not connection.in_atomic_block:  # a test's wrapping transaction owns the connection
+                close_old_connections()
+                connection.close()
         except Exception:  # the connection may already be gone
             logger.debug("closing a broken connection failed", exc_info=True)
         if not self._db_down:

@@ -1,0 +1,136 @@
+"""Storage: deadband/heartbeat, aggregates, and store-and-forward when the database is down."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import OperationalError
+
+from devices.choices import Quality
+from devices.hooks import PollerEvent, ReadingEvent, register_poller_sink
+from devices.models import Channel, Device, Reading, ReadingAggregate
+from devices.poller import storage
+from devices.poller.storage import Compressor, ReadingWriter, Spool
+
+
+@pytest.fixture
+def channel(world):
+    device = Device.objects.create(enterprise=world.here, name="GW-1", host="127.0.0.1", port=15999)
+    return Channel.objects.create(device=device, tag="GT-101", name="可燃气体", address=0, deadband=0.5, heartbeat_s=10)
+
+
+def ev(channel, t, value, quality=Quality.GOOD):
+    return ReadingEvent(channel.pk, channel.device_id, value, quality == Quality.GOOD, quality, t)
+
+
+def test_deadband_keeps_changes_quality_flips_and_heartbeats():
+    c = Compressor()
+    c.configure(1, deadband=0.5, heartbeat_s=10)
+    kept = [
+        c.keep(1, v, q, t)
+        for v, q, t in [
+            (1.0, "good", 0),
+            (1.2, "good", 1),
+            (1.6, "good", 2),
+            (1.7, "good", 3),
+            (None, "timeout", 4),
+            (None, "timeout", 5),
+            (1.7, "good", 6),
+            (1.7, "good", 16.5),
+        ]
+    ]
+    assert kept == [True, False, True, False, True, False, True, True]
+
+
+def make_writer(tmp_path, store=storage.store_batch, max_bytes=10_000_000, now=None):
+    clock = (lambda: now) if now is not None else None
+    kwargs = {"clock": clock} if clock else {}
+    return ReadingWriter(poller="t", spool_dir=tmp_path / "spool", spool_max_bytes=max_bytes, store=store, **kwargs)
+
+
+def test_aggregates_cover_every_sample_and_raw_rows_are_compressed(channel, tmp_path):
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    w = make_writer(tmp_path, now=(base + timedelta(minutes=5)).timestamp())
+    w.configure(channel.pk, 0.5, 10)
+    events = [ev(channel, base + timedelta(seconds=i * 0.1), 1.0 + (i % 3) * 0.1) for i in range(100)]
+    events.append(ev(channel, base + timedelta(seconds=11), None, Quality.TIMEOUT))
+    w.submit(events)
+    w.flush()
+    agg = ReadingAggregate.objects.get(channel=channel)
+    assert (agg.count, agg.bad_count) == (100, 1)
+    assert agg.min == pytest.approx(1.0) and agg.max == pytest.approx(1.2)
+    assert agg.mean == pytest.approx(sum(e.value for e in events[:100]) / 100)
+    # 100 samples within the deadband: the first, then the quality change
+    assert Reading.objects.filter(channel=channel).count() == 2
+
+
+def test_database_down_spools_in_order_and_flushes_without_loss_or_duplicates(channel, tmp_path):
+    failures = {"left": 3}
+    calls = []
+
+    def flaky(rows, aggs):
+        calls.append(len(rows))
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("connection refused")
+        return storage.store_batch(rows, aggs)
+
+    events_seen = []
+    register_poller_sink(events_seen.append)
+    w = make_writer(tmp_path, store=flaky)
+    w.retry_interval = 0
+    w.configure(channel.pk, 0.0, 1)
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    sent = []
+    for batch in range(6):
+        evs = [ev(channel, base + timedelta(seconds=batch, milliseconds=i * 100), batch * 10 + i) for i in range(10)]
+        sent.extend(evs)
+        w.submit(evs)
+        w.flush()
+    w.flush(final=True)
+    stored = list(Reading.objects.filter(channel=channel).order_by("time").values_list("time", "value"))
+    assert [v for _t, v in stored] == [e.value for e in sent]
+    assert len(w.spool) == 0
+    kinds = [e.kind for e in events_seen if isinstance(e, PollerEvent) and e.poller == "t"]
+    assert kinds[0] == "db_down" and "db_up" in kinds
+
+
+def test_replaying_a_batch_after_a_crash_does_not_duplicate(channel, tmp_path):
+    spool = Spool(tmp_path / "s", 10_000_000)
+    t = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+    rows = [(channel.pk, t + i, float(i), "good", None, "t") for i in range(5)]
+    spool.append(rows, [])
+    storage.store_batch(rows, [])  # stored, but the process died before deleting the spool file
+    w = ReadingWriter(poller="t", spool_dir=tmp_path / "s", spool_max_bytes=10_000_000)
+    w.flush(final=True)
+    assert Reading.objects.filter(channel=channel).count() == 5
+    assert len(w.spool) == 0
+
+
+def test_full_spool_drops_oldest_and_raises_an_alert(channel, tmp_path):
+    events_seen = []
+    register_poller_sink(events_seen.append)
+
+    def down(rows, aggs):
+        raise OperationalError("down")
+
+    w = make_writer(tmp_path, store=down, max_bytes=2_000)
+    w.configure(channel.pk, 0.0, 1)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for batch in range(20):
+        w.submit([ev(channel, base + timedelta(seconds=batch, milliseconds=i), i) for i in range(5)])
+        w.flush()
+    assert w.spool.size_bytes <= 2_000
+    assert w.stats["dropped_batches"] > 0
+    full = [e for e in events_seen if isinstance(e, PollerEvent) and e.kind == "spool_full" and e.poller == "t"]
+    assert len(full) == 1  # announced once per episode, not once per batch
+
+
+def test_readings_of_a_deleted_channel_do_not_poison_the_batch(channel, tmp_path):
+    other = Channel.objects.create(device=channel.device, tag="GT-102", name="x", address=1)
+    t = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+    rows = [(channel.pk, t, 1.0, "good", None, "t"), (other.pk, t, 2.0, "good", None, "t")]
+    other.delete()
+    storage.store_batch(rows, [])
+    assert list(Reading.objects.values_list("channel_id", flat=True)) == [channel.pk]
