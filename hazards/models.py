@@ -179,6 +179,14 @@ class HazardTransition(models.Model):
         return f"{self.hazard_id} {self.action} {self.from_status}->{self.to_status}"
 
     @property
+    def from_label(self) -> str:
+        return str(HazardStatus(self.from_status).label) if self.from_status in HazardStatus.values else ""
+
+    @property
+    def to_label(self) -> str:
+        return str(HazardStatus(self.to_status).label) if self.to_status in HazardStatus.values else ""
+
+    @property
     def action_label(self) -> str:
         from hazards.choices import HazardAction
 

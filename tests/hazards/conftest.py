@@ -42,3 +42,61 @@ def upload(data: bytes, name="photo.jpg", content_type="image/jpeg"):
 def fast_passwords(settings):
     # The shared personas are created with create_user; hashing them with PBKDF2 dominates setup.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def advance(hazard, people, world, to: str):
+    """Drive a hazard through the real services up to state ``to``."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from hazards import services
+
+    major = hazard.grade == "major"
+    verifier = world.inspector if major else people["manager"]
+    steps = ["confirmed", "rectifying", "submitted", "closed"]
+    if to == "reported":
+        return hazard
+    if to == "dismissed":
+        return services.hazard_dismiss(hazard=hazard, user=world.inspector, reason="误报")
+    for step in steps:
+        if hazard.status == "reported" and step == "confirmed":
+            hazard = services.hazard_confirm(hazard=hazard, user=people["manager"])
+        elif step == "rectifying" and hazard.status == "confirmed":
+            hazard = services.hazard_start_rectification(
+                hazard=hazard,
+                user=people["officer"],
+                measures="更换报警器",
+                funds="5000",
+                responsible_person="张三",
+                deadline=timezone.localdate() + timedelta(days=10),
+                emergency_plan="加强巡检",
+            )
+        elif step == "submitted" and hazard.status == "rectifying":
+            hazard = services.hazard_submit_rectification(
+                hazard=hazard, user=people["officer"], note="已更换", photos=[upload(image_bytes())] if major else ()
+            )
+        elif step == "closed" and hazard.status == "submitted":
+            hazard = services.hazard_verify(hazard=hazard, user=verifier)
+        if hazard.status == to:
+            return hazard
+    raise AssertionError(f"could not reach {to}")
+
+
+@pytest.fixture
+def make_hazard(world, people):
+    from hazards import services
+
+    def make(to="reported", grade="ordinary", enterprise=None, **kwargs):
+        hazard = services.hazard_report(
+            enterprise=enterprise or world.here,
+            user=people["officer"] if enterprise in (None, world.here) else None,
+            source=kwargs.pop("source", "self_check"),
+            description=kwargs.pop("description", "储罐区可燃气体报警器失效"),
+            grade=grade,
+            major_level=1 if grade == "major" else None,
+            **kwargs,
+        )
+        return advance(hazard, people, world, to)
+
+    return make
