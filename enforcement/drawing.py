@@ -194,7 +194,8 @@ def compute_draw(seed: str, snapshot: dict) -> dict:
                 team.append(uid)
         if not reason and frozenset(team) in previous_teams:
             reason = "same_team_as_last_draw"
-            for uid in [find(lambda u: True)] + seen:
+            seen.extend(candidates)  # rare path: consider every eligible inspector
+            for uid in list(seen):
                 if uid is None or uid in team:
                     continue
                 for pos in range(len(team) - 1, -1, -1):

@@ -9,6 +9,17 @@ from regulator.choices import Role
 from tests import factories as f
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The project hasher is deliberately slow; these tests create many users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def private_media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 def make_inspector(username, region, level=CertificationLevel.JUNIOR, specialties=(), role=Role.INSPECTOR):
     user = f.user(username, role, jurisdiction=region, full_name=f"执法{username}")
     profile = InspectorProfile.objects.create(

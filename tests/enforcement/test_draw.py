@@ -1,0 +1,280 @@
+"""The dual-random draw: hard constraints, caps and due enterprises, strata, fairness, verifiability."""
+
+import json
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from enforcement import drawing, services
+from enforcement.choices import SENIOR_LEVELS, CreditGrade, DrawStatus, InspectionStatus, RiskKey
+from enforcement.models import ConflictOfInterest, Draw, FrequencyRule, Inspection, InspectorProfile
+from regulator.errors import InvalidInput
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+def no_minimum(max_per_year=24):
+    """Nobody is due: selection is purely random (for strata and fairness tests)."""
+    FrequencyRule.objects.bulk_create(
+        FrequencyRule(credit_grade=c, risk=r, min_per_year=0, max_per_year=max_per_year)
+        for c in CreditGrade.values
+        for r in RiskKey.values
+    )
+
+
+def levels():
+    return dict(InspectorProfile.objects.values_list("user_id", "certification_level"))
+
+
+def test_every_team_has_two_members_a_senior_and_no_conflict_over_many_seeds(county, plan):
+    target = county.enterprises[3]
+    for profile in county.profiles[:3]:
+        ConflictOfInterest.objects.create(inspector=profile, enterprise=target, reason="亲属在该企业任职")
+    snapshot = services.build_snapshot(plan)
+    conflicted = {p.user_id for p in county.profiles[:3]}
+    level = levels()
+    for seed in range(200):
+        result = drawing.compute_draw(f"{seed:032x}", snapshot)
+        assert result["assignments"], "something must be drawn"
+        for eid, team in result["assignments"]:
+            assert len(team) == 2 == len(set(team))
+            assert any(level[u] in SENIOR_LEVELS for u in team)
+            if eid == target.pk:
+                assert not conflicted & set(team)
+
+
+def test_specialty_match_when_required(county, plan):
+    plan.require_specialty = True
+    plan.save()
+    snapshot = services.build_snapshot(plan)
+    specs = {p.user_id: {i.code for i in p.specialties.all()} for p in InspectorProfile.objects.all()}
+    industry = {e.pk: e.industry for e in county.enterprises}
+
+    def ancestry(ind):
+        codes = set()
+        while ind is not None:
+            codes.add(ind.code)
+            ind = ind.parent
+        return codes
+
+    for seed in range(50):
+        result = drawing.compute_draw(f"{seed:032x}", snapshot)
+        for eid, team in result["assignments"]:
+            assert any(specs[u] & ancestry(industry[eid]) for u in team), (eid, team)
+
+
+def test_no_inspector_returns_to_the_enterprise_inspected_last_time(county, plan):
+    target = county.enterprises[0]
+    last = Inspection.objects.create(enterprise=target, date=date(2025, 12, 1), status=InspectionStatus.COMPLETED)
+    last_team = [county.profiles[0].user, county.profiles[4].user]
+    last.team.set(last_team)
+    plan.strata = [{"label": "全部", "ratio": "1"}]
+    plan.save()
+    snapshot = services.build_snapshot(plan)
+    for seed in range(100):
+        result = drawing.compute_draw(f"{seed:032x}", snapshot)
+        team = dict(result["assignments"]).get(target.pk)
+        assert team is not None
+        assert not {u.pk for u in last_team} & set(team)
+
+
+def test_no_identical_team_twice_in_a_row(county, plan):
+    from tests.enforcement.conftest import make_inspector
+
+    for i in range(4):
+        make_inspector(f"more{i:03d}", county.region, "senior")
+    first = services.draw_plan(plan=plan, user=county.head)
+    first_teams = {tuple(t) for _e, t in json.loads(first.result)["assignments"]}
+    second_plan = services.plan_create(
+        user=county.head,
+        name="第二季度",
+        jurisdiction=county.region,
+        period_start=date(2026, 4, 1),
+        period_end=date(2026, 6, 30),
+        strata=[{"label": "全部", "ratio": "1"}],
+        require_specialty=False,
+    )
+    snapshot = services.build_snapshot(second_plan)
+    assert {tuple(t) for t in snapshot["previous_teams"]} == first_teams
+    for seed in range(100):
+        result = drawing.compute_draw(f"{seed:032x}", snapshot)
+        teams = {tuple(t) for _e, t in result["assignments"]}
+        assert not teams & first_teams
+        assert not result["unassigned"]
+
+
+def test_capped_enterprises_are_skipped_and_due_ones_included(county, plan):
+    no_minimum(max_per_year=1)
+    capped = county.enterprises[1]
+    Inspection.objects.create(enterprise=capped, date=date(2025, 11, 1), status=InspectionStatus.COMPLETED)
+    due = county.enterprises[2]
+    due.risk_grade = "red"
+    due.save()
+    FrequencyRule.objects.filter(credit_grade="B", risk="red").update(min_per_year=12, max_per_year=24)
+    plan.strata = [{"label": "全部", "count": 0}]
+    plan.save()
+    for seed in range(20):
+        result = drawing.compute_draw(f"{seed:032x}", services.build_snapshot(plan))
+        selected = {e for e, _t in result["assignments"]}
+        assert capped.pk in result["capped"] and capped.pk not in selected
+        assert due.pk in result["due"] and due.pk in selected
+    # The red enterprise inspected recently is no longer due.
+    Inspection.objects.create(enterprise=due, date=plan.period_start - timedelta(days=1), status="completed")
+    FrequencyRule.objects.filter(credit_grade="B", risk="red").update(min_per_year=2)
+    result = drawing.compute_draw("ab" * 16, services.build_snapshot(plan))
+    assert due.pk not in result["due"]
+
+
+def test_strata_counts_and_ratios(county, plan):
+    no_minimum()
+    plan.strata = [
+        {"label": "红", "risk": ["red"], "count": 2},
+        {"label": "其余化工", "industry": "26", "ratio": "0.5"},
+    ]
+    plan.save()
+    snapshot = services.build_snapshot(plan)
+    reds = {e.pk for e in county.enterprises if e.risk_grade == "red"}
+    chem_rest = {e.pk for e in county.enterprises if e.risk_grade != "red" and e.industry.code.startswith("26")}
+    for seed in range(50):
+        result = drawing.compute_draw(f"{seed:032x}", snapshot)
+        selected = {e for e, _t in result["assignments"]} | {e for e, _r in result["unassigned"]}
+        assert len(selected & reds) == 2
+        assert len(selected & chem_rest) == -(-len(chem_rest) // 2)
+        assert selected <= reds | chem_rest  # enterprises outside every stratum are not drawn
+
+
+def test_workload_is_balanced(county, plan):
+    no_minimum()
+    plan.strata = [{"label": "全部", "ratio": "1"}]
+    plan.save()
+    result = drawing.compute_draw("11" * 16, services.build_snapshot(plan))
+    load = Counter(u for _e, team in result["assignments"] for u in team)
+    active = InspectorProfile.objects.count()
+    counts = [load.get(p.user_id, 0) for p in InspectorProfile.objects.all()]
+    assert len(counts) == active
+    assert max(counts) - min(counts) <= 2
+
+
+def test_selection_is_fair_chi_square():
+    """Each member of a stratum is drawn equally often (chi-square over 3,000 draws)."""
+    from scipy.stats import chisquare
+
+    targets = [[i, "2614", "/32/", "blue", "A", 0, -1] for i in range(1, 41)]
+    snapshot = {
+        "plan": {
+            "team_size": 2,
+            "require_specialty": False,
+            "default_ratio": "0.25",
+            "strata": [],
+            "period": ["2026-01-01", "2026-03-31"],
+        },
+        "frequency": [["A", "blue", 0, 24]],
+        "industries": [["2614", ""]],
+        "targets": targets,
+        "inspectors": [[100 + k, "senior", "/32/", [], []] for k in range(6)],
+        "last_team": [],
+        "previous_teams": [],
+    }
+    hits = Counter()
+    runs = 3000
+    for seed in range(runs):
+        result = drawing.compute_draw(f"{seed:032x}", snapshot)
+        assert len(result["assignments"]) == 10
+        hits.update(e for e, _t in result["assignments"])
+    observed = [hits[i] for i in range(1, 41)]
+    assert sum(observed) == runs * 10
+    assert chisquare(observed).pvalue > 0.001
+    # and the inspectors share the work evenly too
+    load = Counter()
+    for seed in range(300):
+        for _e, team in drawing.compute_draw(f"{seed:032x}", snapshot)["assignments"]:
+            load.update(team)
+    assert chisquare(list(load.values())).pvalue > 0.001
+
+
+def test_draw_is_reproducible_and_verifies(county, plan):
+    draw = services.draw_plan(plan=plan, user=county.head)
+    assert len(draw.seed) == 32
+    assert drawing.compute_draw(draw.seed, json.loads(draw.snapshot)) == json.loads(draw.result)
+    assert services.verify_draw(draw) == []
+    call_command("verify_draw", str(draw.pk))
+    # the inspections were created for the drawn teams
+    assert draw.inspections.count() == draw.selected_count > 0
+
+
+@pytest.mark.parametrize("tamper", ["snapshot", "snapshot_rehashed", "result", "result_rehashed", "seed", "inspection"])
+def test_verify_draw_detects_tampering(county, plan, tamper):
+    from regulator.crypto import sm3_hex
+
+    draw = services.draw_plan(plan=plan, user=county.head)
+    snapshot = json.loads(draw.snapshot)
+    result = json.loads(draw.result)
+    if tamper.startswith("snapshot"):
+        victim = snapshot["inspectors"][0]
+        victim[4] = []  # quietly drop a conflict of interest ... or change a level
+        victim[1] = "junior" if victim[1] != "junior" else "senior"
+        Draw.objects.filter(pk=draw.pk).update(snapshot=drawing.canonical_bytes(snapshot).decode())
+        if tamper == "snapshot_rehashed":
+            Draw.objects.filter(pk=draw.pk).update(snapshot_hash=sm3_hex(drawing.canonical_bytes(snapshot)))
+    elif tamper.startswith("result"):
+        eid, team = result["assignments"][0]
+        others = [p.user_id for p in InspectorProfile.objects.exclude(user_id__in=team)]
+        result["assignments"][0] = [eid, sorted([team[0], others[0]])]
+        Draw.objects.filter(pk=draw.pk).update(result=drawing.canonical_bytes(result).decode())
+        if tamper == "result_rehashed":
+            Draw.objects.filter(pk=draw.pk).update(result_hash=drawing.sm3_of(result))
+    elif tamper == "seed":
+        Draw.objects.filter(pk=draw.pk).update(seed="0" * 32)
+    else:
+        ins = draw.inspections.first()
+        ins.team.set([p.user for p in InspectorProfile.objects.all()[:2]] + [county.head])
+    draw.refresh_from_db()
+    assert services.verify_draw(draw)
+    with pytest.raises(CommandError, match="does NOT verify"):
+        call_command("verify_draw", str(draw.pk))
+
+
+def test_redraw_keeps_the_earlier_draw_with_its_reason(county, plan):
+    first = services.draw_plan(plan=plan, user=county.head)
+    with pytest.raises(InvalidInput):
+        services.draw_plan(plan=plan, user=county.head)
+    second = services.draw_plan(plan=plan, user=county.head, reason="一名执法人员病假")
+    first.refresh_from_db()
+    assert first.status == DrawStatus.SUPERSEDED and first.superseded_reason == "一名执法人员病假"
+    assert second.status == DrawStatus.CURRENT and second.sequence == 2
+    assert not first.inspections.exclude(status=InspectionStatus.CANCELLED).exists()
+    assert Draw.objects.filter(plan=plan).count() == 2
+    assert services.verify_draw(first) == []  # a superseded draw still verifies
+
+
+def test_inspector_cannot_draw_and_on_leave_inspectors_are_left_out(county, plan):
+    from regulator.errors import DomainError
+
+    with pytest.raises(DomainError):
+        services.draw_plan(plan=plan, user=county.world.inspector)
+    InspectorProfile.objects.filter(pk=county.profiles[1].pk).update(status="on_leave")
+    draw = services.draw_plan(plan=plan, user=county.head)
+    used = {u for _e, team in json.loads(draw.result)["assignments"] for u in team}
+    assert county.profiles[1].user_id not in used
+
+
+def test_draw_command(county, plan, capsys):
+    call_command("draw_inspections", str(plan.pk))
+    assert "snapshot SM3" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="原因"):
+        call_command("draw_inspections", str(plan.pk))
+    call_command("draw_inspections", str(plan.pk), "--reason", "名录库更新")
+    assert Draw.objects.filter(plan=plan).count() == 2
+
+
+def test_other_county_inspectors_and_enterprises_stay_out(county, plan):
+    from tests.enforcement.conftest import make_inspector
+
+    stranger = make_inspector("far001", county.world.regions["other_county"], "senior")
+    snapshot = services.build_snapshot(plan)
+    assert stranger.user_id not in {row[0] for row in snapshot["inspectors"]}
+    assert county.world.there.pk not in {row[0] for row in snapshot["targets"]}
+    _ = f
