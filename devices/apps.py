@@ -5,3 +5,17 @@ from django.utils.translation import gettext_lazy as _
 class DevicesConfig(AppConfig):
     name = "devices"
     verbose_name = _("监测设备")
+
+    def ready(self):
+        from devices.dossier import devices_summary
+        from enterprises.dossier import DossierSection, register
+
+        register(
+            DossierSection(
+                key="devices",
+                title=_("监测设备"),
+                order=50,
+                template="devices/dossier_section.html",
+                build=devices_summary,
+            )
+        )

@@ -1,5 +1,10 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-router = SimpleRouter()
+from devices.api import views
 
-urlpatterns = router.urls
+router = SimpleRouter()
+router.register("devices", views.DeviceViewSet, basename="device")
+router.register("channels", views.ChannelViewSet, basename="channel")
+
+urlpatterns = [path("readings/", views.ReadingIngestView.as_view(), name="readings-ingest"), *router.urls]

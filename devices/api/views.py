@@ -1,0 +1,75 @@
+"""Devices API: scoped CRUD for devices and channels, trend data, and the HTTP ingest endpoint."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from devices import selectors, services
+from devices.api.serializers import ChannelSerializer, CoilWriteSerializer, DeviceSerializer, IngestItemHelp
+from devices.models import Channel, Device
+from regulator.api.permissions import IsRegulatorOrReadOnly
+from regulator.api.viewsets import ScopedModelViewSet
+
+
+class DeviceViewSet(ScopedModelViewSet):
+    queryset = Device.objects.select_related("enterprise").order_by("enterprise_id", "name", "id")
+    serializer_class = DeviceSerializer
+    permission_classes = [IsRegulatorOrReadOnly]
+    scope_prefix = "enterprise__"
+    filterset_fields = ["enterprise", "status", "protocol", "enabled", "maintenance"]
+    ordering_fields = ["name", "status", "last_seen"]
+
+    @action(detail=True, methods=["get"], url_path="coil-writes")
+    def coil_writes(self, request, pk=None):
+        device = self.get_object()
+        return Response(CoilWriteSerializer(device.coil_writes.all()[:100], many=True).data)
+
+
+class ChannelViewSet(ScopedModelViewSet):
+    queryset = Channel.objects.select_related("device").order_by("device_id", "tag", "id")
+    serializer_class = ChannelSerializer
+    permission_classes = [IsRegulatorOrReadOnly]
+    scope_prefix = "device__enterprise__"
+    filterset_fields = ["device", "quantity", "enabled", "device__enterprise"]
+    ordering_fields = ["tag", "name"]
+
+    @action(detail=True, methods=["get"])
+    def trend(self, request, pk=None):
+        channel = self.get_object()
+        range_name = request.query_params.get("range", "hour")
+        try:
+            return Response(selectors.channel_trend(channel, range_name))
+        except ValueError:
+            return Response({"detail": _("range 只能是 hour、day 或 month")}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class ReadingIngestView(APIView):
+    """POST /api/v1/readings/ with ``Authorization: Bearer <enterprise ingest token>``.
+
+    Body: ``{"readings": [{"channel": 12 | "tag": "GT-101", "time": "2026-01-01T08:00:00+08:00",
+    "value": 3.2, "quality": "good"}, ...]}``. Answers 200 with one result per item
+    (created / duplicate / error); re-posting the same batch creates nothing.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(request=IngestItemHelp(many=True), responses={200: dict})
+    def post(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        raw = (
+            header[7:].strip() if header.lower().startswith("bearer ") else request.META.get("HTTP_X_INGEST_TOKEN", "")
+        )
+        token = services.ingest_token_authenticate(raw)
+        if token is None:
+            return Response({"detail": _("接入令牌无效或已吊销")}, status=status.HTTP_401_UNAUTHORIZED)
+        items = request.data.get("readings") if isinstance(request.data, dict) else request.data
+        result = services.ingest_readings(enterprise=token.enterprise, items=items, source=f"http:{token.prefix}")
+        return Response(result)

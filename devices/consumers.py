@@ -1,0 +1,50 @@
+"""Live values of one channel: authenticate, check scope, join the device's group, forward."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from devices.poller.daemon import live_group
+
+
+@database_sync_to_async
+def _visible_channel(user, channel_id: int):
+    from devices.selectors import channels_visible_to
+
+    return channels_visible_to(user).filter(pk=channel_id).values_list("pk", "device_id").first()
+
+
+class ChannelLiveConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        found = await _visible_channel(user, int(self.scope["url_route"]["kwargs"]["channel_id"]))
+        if found is None:  # out of scope and missing look the same
+            await self.close(code=4404)
+            return
+        self.channel_id, device_id = found
+        self.group = live_group(device_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def device_live(self, message):
+        item = message.get("values", {}).get(str(self.channel_id))
+        if item is not None:
+            value, quality, t = item
+            await self.send_json({"type": "value", "value": value, "quality": quality, "time": t})
+
+    async def device_status(self, message):
+        payload = message.get("payload", {})
+        await self.send_json({"type": "status", "status": payload.get("status"), "reason": payload.get("reason", "")})
+
+    async def receive_json(self, content, **kwargs):
+        pass  # read-only stream
