@@ -1,8 +1,31 @@
-from django.contrib import admin
+"""Admin for the core models, with the separation of duties (三权分立) built in.
+
+The audit log is deliberately absent: only the auditor reads it, in its own page
+(``security:audit``). Login goes through the platform's own flow (second factor included).
+"""
+
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.views import redirect_to_login
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from regulator.models import AuditEntry, Notification, Park, Region, User
+from regulator.choices import Role
+from regulator.models import ClassificationOverride, LoginLock, Notification, Park, Region, User
+
+
+def _platform_login(request, extra_context=None):
+    """The admin has no login of its own: a second door would skip the second factor."""
+    return redirect_to_login(request.GET.get("next") or reverse("admin:index"), reverse("login"))
+
+
+admin.site.login = _platform_login
+
+
+def _is_security_admin(user) -> bool:
+    return user.is_active and (user.is_superuser or user.role == Role.SECURITY_ADMIN)
 
 
 @admin.register(Region)
@@ -23,14 +46,54 @@ class ParkAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ["username", "full_name", "role", "enterprise_role", "jurisdiction", "park", "is_active"]
-    list_filter = ["role", "enterprise_role", "is_active", "is_staff"]
+    list_display = [
+        "username",
+        "full_name",
+        "role",
+        "enterprise_role",
+        "jurisdiction",
+        "park",
+        "is_active",
+        "must_change_password",
+        "has_totp",
+    ]
+    list_filter = ["role", "enterprise_role", "is_active", "is_staff", "must_change_password"]
     search_fields = ["username", "full_name", "email"]
     raw_id_fields = ["jurisdiction", "park"]
+    readonly_fields = ["password_changed_at", "last_login", "date_joined"]
     fieldsets = [
         *BaseUserAdmin.fieldsets,
         (_("监管平台"), {"fields": ["full_name", "role", "enterprise_role", "jurisdiction", "park"]}),
+        (_("账户安全"), {"fields": ["must_change_password", "password_changed_at"]}),
     ]
+    actions = ["reset_totp", "require_password_change"]
+
+    @admin.display(boolean=True, description=_("动态口令"))
+    def has_totp(self, obj):
+        return hasattr(obj, "totp_device") and obj.totp_device.confirmed_at is not None
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("jurisdiction", "park", "totp_device")
+
+    @admin.action(description=_("重置动态口令设备（用户下次登录时重新绑定）"))
+    def reset_totp(self, request, queryset):
+        from regulator.security.totp import reset_device
+
+        if not _is_security_admin(request.user):
+            self.message_user(request, _("只有安全管理员可以重置动态口令"), messages.ERROR)
+            return
+        for user in queryset:
+            reset_device(user, by=request.user, request=request)
+        self.message_user(request, _("已重置 %(n)d 个用户的动态口令") % {"n": queryset.count()})
+
+    @admin.action(description=_("要求下次登录修改密码"))
+    def require_password_change(self, request, queryset):
+        from regulator.audit import record_event
+
+        for user in queryset:
+            User.objects.filter(pk=user.pk).update(must_change_password=True)
+            record_event(event="password.change_required", obj=user, request=request)
+        self.message_user(request, _("已设置"))
 
 
 @admin.register(Notification)
@@ -41,13 +104,19 @@ class NotificationAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
 
 
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    """Read-only: the audit log is append-only."""
+@admin.register(LoginLock)
+class LoginLockAdmin(admin.ModelAdmin):
+    """Failed-login counters; the security admin lifts locks here (or on the 登录锁定 page)."""
 
-    list_display = ["created_at", "username", "source_ip", "event", "object_repr", "outcome"]
-    list_filter = ["event", "outcome"]
-    search_fields = ["username", "event", "object_repr"]
+    list_display = ["scope", "key", "failures", "locked_until", "is_locked", "updated_at"]
+    list_filter = ["scope"]
+    search_fields = ["key"]
+    readonly_fields = ["scope", "key", "failures", "window_started_at", "locked_until", "updated_at"]
+    actions = ["unlock"]
+
+    @admin.display(boolean=True, description=_("锁定中"))
+    def is_locked(self, obj):
+        return bool(obj.locked_until and obj.locked_until > timezone.now())
 
     def has_add_permission(self, request):
         return False
@@ -55,5 +124,41 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_view_permission(self, request, obj=None):
+        return _is_security_admin(request.user) or request.user.has_perm("regulator.unlock_account")
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.action(description=_("解除锁定"))
+    def unlock(self, request, queryset):
+        from regulator.security.lockout import unlock
+
+        if not self.has_view_permission(request):
+            self.message_user(request, _("没有解除锁定的权限"), messages.ERROR)
+            return
+        for lock in queryset:
+            unlock(lock, by=request.user, request=request)
+        self.message_user(request, _("已解除 %(n)d 项锁定") % {"n": queryset.count()})
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+@admin.register(ClassificationOverride)
+class ClassificationOverrideAdmin(admin.ModelAdmin):
+    list_display = ["field_path", "category", "level", "reason", "updated_at"]
+    list_filter = ["category", "level"]
+    search_fields = ["field_path", "reason"]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = extra_context or {}
+        extra_context["title"] = format_html(
+            '{} · <a href="{}">{}</a>', _("数据分类分级调整"), reverse("security:classification"), _("查看全部字段")
+        )
+        return super().changelist_view(request, extra_context=extra_context)

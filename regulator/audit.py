@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -21,7 +22,7 @@ _LOCK_KEY = 0x5A_0A_D1_70  # arbitrary, constant advisory-lock id for the audit 
 
 def _canonical(entry) -> bytes:
     content = {
-        "t": entry.created_at.astimezone(timezone.UTC).isoformat(timespec="microseconds"),
+        "t": entry.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
         "u": entry.user_id,
         "n": entry.username,
         "ip": entry.source_ip,
@@ -40,9 +41,10 @@ def compute_hash(prev_hash: str, entry) -> str:
 
 
 def _client_ip(request) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    # Normalised (ipaddress) so the value hashed equals the value the database gives back.
+    from regulator.security.net import client_ip
+
+    return client_ip(request)
 
 
 def record_event(
@@ -89,7 +91,12 @@ def verify_chain(batch_size: int = 5000) -> list[ChainProblem]:
 
     problems: list[ChainProblem] = []
     prev = GENESIS
+    first = True
+    anchors = pruned_anchors()
     for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=batch_size):
+        if first and entry.prev_hash != prev and entry.prev_hash in anchors:
+            prev = entry.prev_hash  # the entries before it were pruned after retention, and that was audited
+        first = False
         if entry.prev_hash != prev:
             problems.append(
                 ChainProblem(
@@ -100,3 +107,17 @@ def verify_chain(batch_size: int = 5000) -> list[ChainProblem]:
             problems.append(ChainProblem(entry.id, "content does not match its hash: the entry was edited"))
         prev = entry.entry_hash
     return problems
+
+
+PRUNE_EVENT = "audit.pruned"
+
+
+def pruned_anchors() -> set[str]:
+    """Hashes of the last entry removed by each audited prune: a legitimate start of the chain."""
+    from regulator.models import AuditEntry
+
+    anchors = set()
+    for detail in AuditEntry.objects.filter(event=PRUNE_EVENT).values_list("detail", flat=True):
+        if isinstance(detail, dict) and detail.get("last_pruned_hash"):
+            anchors.add(detail["last_pruned_hash"])
+    return anchors

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 
 from regulator.crypto import CryptoError, keyring
 
@@ -26,18 +27,18 @@ class Sealed(str):
 
 
 def _aad(instance: models.Model, field: EncryptedTextField) -> bytes:
+    # The table that holds the column (not the instance's, which differs for a child model).
     row = getattr(instance, field.row_key)
-    return f"{instance._meta.db_table}|{row}|{field.column}".encode()
+    return f"{field.model._meta.db_table}|{row}|{field.column}".encode()
 
 
-class _EncryptedDescriptor:
-    def __init__(self, field: EncryptedTextField):
-        self.field = field
+class _EncryptedDescriptor(DeferredAttribute):
+    """Opens the ciphertext on first access; a deferred field loads first (``.only()``/``.defer()``)."""
 
     def __get__(self, instance, owner=None):
         if instance is None:
             return self
-        value = instance.__dict__.get(self.field.attname)
+        value = super().__get__(instance, owner)
         if isinstance(value, Sealed):
             try:
                 value = keyring().open(value, _aad(instance, self.field))
@@ -97,11 +98,18 @@ class EncryptedTextField(models.TextField):
         raw = model_instance.__dict__.get(self.attname)
         if raw in (None, "") or isinstance(raw, Sealed):
             return raw  # unchanged ciphertext is written back as it is
-        return keyring().seal(str(raw), _aad(model_instance, self))
+        return Sealed(keyring().seal(str(raw), _aad(model_instance, self)))
 
     def get_prep_value(self, value):
-        # Plain values only reach here through lookups, which cannot match ciphertext.
-        return value
+        # Only ciphertext (from pre_save or rotate_keys), empty values and expressions reach the
+        # database. A plain string here comes from a lookup, ``update()`` or ``bulk_update()``,
+        # which would either never match or store plaintext: refuse it loudly.
+        if value in (None, "") or isinstance(value, Sealed) or hasattr(value, "resolve_expression"):
+            return value
+        raise ValueError(
+            f"{self.model._meta.label}.{self.name} is encrypted: it cannot be filtered on or written with "
+            "update()/bulk_update(); assign it on the instance and save()"
+        )
 
     def value_to_string(self, obj):
         return getattr(obj, self.attname)

@@ -26,3 +26,83 @@ class SecurityHeadersMiddleware:
         if getattr(settings, "PRODUCTION", False) and request.path.startswith(("/api/", "/accounts/")):
             response.setdefault("Cache-Control", "no-store")
         return response
+
+
+# Pages a user may reach while a password change is due or as an auditor who changes nothing.
+_ALWAYS_ALLOWED = (
+    "login",
+    "logout",
+    "password_change",
+    "password_change_done",
+    "mfa_verify",
+    "mfa_enrol",
+    "set_language",
+    "healthz",
+)
+
+
+def _url_name(request) -> str | None:
+    from django.urls import Resolver404, resolve
+
+    try:
+        return resolve(request.path_info).url_name
+    except Resolver404:
+        return None
+
+
+def _token_user(request):
+    """The user behind an API token, for the policy check only (DRF authenticates later)."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "token" or not key.strip():
+        return None
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.select_related("user").filter(key=key.strip()).first()
+    return token.user if token is not None and token.user.is_active else None
+
+
+class SecurityPolicyMiddleware:
+    """Per request: a due password change blocks everything else (403 with a reason on the API,
+    a redirect in the browser), and the auditor role can only read (三权分立)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.contrib.auth import REDIRECT_FIELD_NAME
+        from django.http import JsonResponse
+        from django.shortcuts import redirect
+        from django.urls import reverse
+        from django.utils.http import urlencode
+
+        from regulator.choices import Role
+        from regulator.security.policy import password_change_reason
+
+        if request.path.startswith("/static/"):
+            return self.get_response(request)
+        is_api = request.path.startswith("/api/")
+        user = getattr(request, "user", None)
+        if (user is None or not user.is_authenticated) and is_api:
+            user = _token_user(request)
+        if user is None or not user.is_authenticated:
+            return self.get_response(request)
+        name = _url_name(request)
+        if name in _ALWAYS_ALLOWED:
+            return self.get_response(request)
+        reason = password_change_reason(user)
+        if reason:
+            message = "首次登录须修改初始密码" if reason == "initial" else "密码已超过有效期，请修改密码"
+            if is_api:
+                return JsonResponse(
+                    {"detail": message, "code": "password_change_required", "reason": reason}, status=403
+                )
+            return redirect(f"{reverse('password_change')}?{urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})}")
+        if user.role == Role.AUDITOR and request.method not in ("GET", "HEAD", "OPTIONS"):
+            body = {"detail": "安全审计员只能查看，不能修改任何数据", "code": "auditor_read_only"}
+            if is_api:
+                return JsonResponse(body, status=403)
+            from django.http import HttpResponseForbidden
+
+            return HttpResponseForbidden(body["detail"])
+        return self.get_response(request)

@@ -1,16 +1,20 @@
-"""Users, the region tree (GB/T 2260) with parks, and the append-only audit log."""
+"""Users, the region tree (GB/T 2260) with parks, the append-only audit log, and the security
+records behind login (password history, lockouts, TOTP devices)."""
 
 from __future__ import annotations
 
 import uuid
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from regulator.choices import MLPS_ROLES, REGULATOR_ROLES, EnterpriseRole, ParkKind, RegionLevel, Role
 from regulator.fields import EncryptedTextField
+from regulator.security.classification import Category, Level
 
 
 class Region(models.Model):
@@ -85,10 +89,31 @@ class User(AbstractUser):
     )
     phone = EncryptedTextField(_("手机号"))
     id_number = EncryptedTextField(_("身份证号"))
+    must_change_password = models.BooleanField(
+        _("下次登录须修改密码"), default=False, help_text=_("管理员设置或重置的初始密码，用户首次登录时必须修改")
+    )
+    password_changed_at = models.DateTimeField(_("密码修改时间"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("用户")
         verbose_name_plural = _("用户")
+        permissions = [
+            ("reveal_sensitive", _("查看脱敏前的敏感数据")),
+            ("unlock_account", _("解除账户或IP锁定")),
+        ]
+        constraints = [
+            # Separation of duties: a system admin, security admin or auditor is never a superuser,
+            # which would silently give them the other two roles' powers.
+            models.CheckConstraint(
+                condition=~(Q(role__in=sorted(r.value for r in MLPS_ROLES)) & Q(is_superuser=True)),
+                name="mlps_role_is_not_superuser",
+            )
+        ]
+
+    def clean(self):
+        super().clean()
+        if self.role in MLPS_ROLES and self.is_superuser:
+            raise ValidationError({"is_superuser": _("三权分立：系统管理员、安全管理员、安全审计员不得同时为超级用户")})
 
     def __str__(self):
         return self.full_name or self.username
@@ -118,7 +143,17 @@ class AuditEntry(models.Model):
     """One append-only audit record; ``entry_hash`` = SM3(prev_hash + canonical content)."""
 
     created_at = models.DateTimeField(_("时间(UTC)"), db_index=True)
-    user = models.ForeignKey(User, verbose_name=_("用户"), null=True, blank=True, on_delete=models.SET_NULL)
+    # No database constraint and no cascade: deleting a user must not rewrite (and so break) the
+    # chain; ``username`` keeps who it was.
+    user = models.ForeignKey(
+        User,
+        verbose_name=_("用户"),
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
     username = models.CharField(_("用户名"), max_length=150, blank=True)
     source_ip = models.GenericIPAddressField(_("来源IP"), null=True, blank=True)
     event = models.CharField(_("事件"), max_length=64, db_index=True)
@@ -165,3 +200,100 @@ class Notification(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class PasswordHistory(models.Model):
+    """Hashes of a user's previous passwords, so the last N cannot be reused."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="password_history")
+    password = models.CharField(max_length=256)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("历史密码")
+        verbose_name_plural = _("历史密码")
+        ordering = ["-created_at", "-id"]
+
+
+class LoginLock(models.Model):
+    """Failed-login counter and lock for one account or one source IP."""
+
+    class Scope(models.TextChoices):
+        ACCOUNT = "account", _("账户")
+        IP = "ip", _("来源IP")
+
+    scope = models.CharField(_("锁定对象"), max_length=8, choices=Scope.choices)
+    key = models.CharField(_("账户名或IP"), max_length=150)
+    failures = models.PositiveIntegerField(_("连续失败次数"), default=0)
+    window_started_at = models.DateTimeField(_("计数开始"), null=True, blank=True)
+    locked_until = models.DateTimeField(_("锁定至"), null=True, blank=True, db_index=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("登录锁定")
+        verbose_name_plural = _("登录锁定")
+        ordering = ["-updated_at"]
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="unique_login_lock")]
+
+    def __str__(self):
+        return f"{self.get_scope_display()} {self.key}"
+
+
+class TOTPDevice(models.Model):
+    """A user's TOTP authenticator (RFC 6238); the secret is SM4-encrypted, steps never reused."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="totp_device")
+    secret = EncryptedTextField(_("密钥"))
+    confirmed_at = models.DateTimeField(_("启用时间"), null=True, blank=True)
+    last_used_step = models.BigIntegerField(_("最近使用的时间片"), default=0)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("动态口令设备")
+        verbose_name_plural = _("动态口令设备")
+
+    def __str__(self):
+        return f"TOTP {self.user}"
+
+
+class ClassificationOverride(models.Model):
+    """An administrator's decision on one field's data category and level (see classification)."""
+
+    field_path = models.CharField(_("字段"), max_length=200, unique=True, help_text=_("格式：app_label.Model.field"))
+    category = models.CharField(_("数据类别"), max_length=16, choices=Category.choices)
+    level = models.CharField(_("数据级别"), max_length=16, choices=Level.choices)
+    reason = models.CharField(_("依据"), max_length=255, blank=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("数据分类分级")
+        verbose_name_plural = _("数据分类分级")
+        ordering = ["field_path"]
+
+    def __str__(self):
+        return self.field_path
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        from regulator.security.classification import invalidate_cache
+
+        invalidate_cache()
+
+    def clean(self):
+        from django.apps import apps as django_apps
+        from django.core.exceptions import FieldDoesNotExist
+
+        super().clean()
+        try:
+            app_label, model_name, field_name = self.field_path.split(".")
+            django_apps.get_model(app_label, model_name)._meta.get_field(field_name)
+        except (ValueError, LookupError, FieldDoesNotExist):
+            raise ValidationError({"field_path": _("没有这个字段（格式：app_label.Model.field）")}) from None
+
+
+# Audit receivers (roles, permissions, logouts, admin changes): connected once the models exist,
+# because the core AppConfig is not this module's to change.
+from regulator.security import signals as _security_signals  # noqa: E402
+
+_security_signals.connect_m2m(User)

@@ -1,0 +1,41 @@
+import itertools
+import uuid
+
+import pytest
+from django.db import connection
+
+_ip_counter = itertools.count(10)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Keep the SM3 hasher (it is what we test) but cheap; tests that measure it set their own."""
+    settings.PASSWORD_SM3_ITERATIONS = 1000
+
+
+@pytest.fixture
+def fresh_ip():
+    """A source address no other test (or xdist worker sharing Redis) has used."""
+
+    def make():
+        n = next(_ip_counter)
+        tag = uuid.uuid4().int
+        return f"10.{tag % 250}.{(tag >> 8) % 250}.{n % 250 + 1}"
+
+    return make
+
+
+@pytest.fixture
+def tamperable(db):
+    """On PostgreSQL the append-only trigger refuses edits; a tamper test lifts it in its transaction."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE regulator_auditentry DISABLE TRIGGER regulator_auditentry_append_only")
+    yield
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE regulator_auditentry ENABLE TRIGGER regulator_auditentry_append_only")
+
+
+def login(client, username, password, ip="127.0.0.1", **extra):
+    return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=ip, **extra)
