@@ -90,7 +90,9 @@ def process(upload) -> ProcessedPhoto:
         raise PhotoRejected(_("只接受 JPEG、PNG 或 WebP 格式的图片"))
     try:
         image = Image.open(io.BytesIO(data), formats=[fmt])
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own guard fired first (far over our limit)
+        raise PhotoRejected(_("图片像素过多，最多 %(max)s 像素") % {"max": settings.HAZARD_PHOTO_MAX_PIXELS}) from exc
+    except (UnidentifiedImageError, OSError) as exc:
         raise PhotoRejected(_("无法识别的图片文件")) from exc
     width, height = image.size
     if width < 1 or height < 1 or width * height > settings.HAZARD_PHOTO_MAX_PIXELS:

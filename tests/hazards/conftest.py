@@ -100,3 +100,17 @@ def make_hazard(world, people):
         return advance(hazard, people, world, to)
 
     return make
+
+
+@pytest.fixture
+def checklist(world):
+    from hazards.models import ChecklistItem, ChecklistTemplate
+
+    template = ChecklistTemplate.objects.create(
+        name="危化品企业日常安全检查表", industry=world.here.industry.parent, cycle_days=30
+    )
+    ChecklistItem.objects.create(
+        template=template, order=1, text="可燃气体报警器完好并定期检定", basis="GB/T 50493-2019", category="equipment"
+    )
+    ChecklistItem.objects.create(template=template, order=2, text="安全出口畅通", basis="GB 50016", category="fire")
+    return template

@@ -63,7 +63,7 @@ def actor(action, hazard, world, people):
 
 
 STATES = ["reported", "confirmed", "dismissed", "rectifying", "submitted", "closed"]
-ACTIONS = [a for a in TRANSITIONS]
+ACTIONS = list(TRANSITIONS)
 
 
 def expected_target(action, status):
