@@ -195,7 +195,11 @@ class AlertRuntime:
             self._dispatch(changes, background)
 
     def on_status(self, event) -> None:
-        background = _in_event_loop()
+        if getattr(event, "status", "") in ("maintenance", "disabled"):
+            return  # not a fault: maintenance suppresses by design, a disabled device is out of service
+        background = _in_event_loop() or threading.current_thread() is self.thread
+        if background:
+            self._ensure_thread()
         with self.lock:
             changes = self.engine.device_status(event.device_id, event.online, event.at.timestamp(), event.reason)
         if changes:
