@@ -486,6 +486,8 @@ def _hazard_for_finding(finding: InspectionFinding, inspection: Inspection, user
         location=finding.location,
         grade=finding.grade,
         found_at=timezone.now(),
+        source_ref=f"inspection:{inspection.pk}",
+        deadline=inspection.rectification_deadline,
     )
     return getattr(hazard, "pk", None)
 
@@ -639,6 +641,7 @@ def document_issue(*, inspection: Inspection, doc_type: str, user, content: dict
 
     if doc_type not in DocumentType.values:
         raise InvalidInput(_("文书类型无效"))
+    inspection = Inspection.objects.select_related("enterprise__region").get(pk=inspection.pk)
     if not can_issue_for(user, inspection):
         raise DomainError(_("只有检查组成员或科室负责人可以签发文书"), code="forbidden")
     if inspection.status != InspectionStatus.COMPLETED:
