@@ -1,6 +1,7 @@
 """Overdue hazards escalate by days overdue (principal, park, county), each step recorded and
 notified once, with time frozen."""
 
+import io
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -76,7 +77,9 @@ def test_running_escalation_twice_escalates_and_notifies_once(world, people, ove
     notes = Notification.objects.count()
     assert first["escalated"] == {1: 1, 2: 1, 3: 1} and notes >= 3
     second = services.escalate_overdue()
-    call_command("escalate_overdue", stdout=open("/dev/null", "w"))
+    out = io.StringIO()
+    call_command("escalate_overdue", stdout=out)
+    assert "tier 1: 0, tier 2: 0, tier 3: 0" in out.getvalue()
     assert second["escalated"] == {1: 0, 2: 0, 3: 0} and second["notified"] == 0
     assert Notification.objects.count() == notes
     assert HazardEscalation.objects.filter(hazard=hazard).count() == 3
