@@ -8,6 +8,7 @@ the admin and the import command call these and nothing else.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -138,6 +139,8 @@ def _display_value(obj, name: str, comparable):
         return str(dict(field.flatchoices).get(comparable, comparable))
     if isinstance(comparable, Decimal):
         return str(comparable)
+    if isinstance(comparable, date):
+        return comparable.isoformat()
     return comparable
 
 

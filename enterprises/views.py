@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -19,6 +22,7 @@ from enterprises.forms import EnterpriseForm, InstallationForm, LicenceForm, Sub
 from enterprises.models import Enterprise, Licence, MajorHazardInstallation
 from regulator.audit import record_event
 
+logger = logging.getLogger(__name__)
 PAGE_SIZE = 25
 UI = "ui"
 
@@ -93,11 +97,24 @@ def enterprise_export(request, fmt: str):
 @login_required
 def enterprise_detail(request, pk: int):
     enterprise = _visible_enterprise(request, pk)
-    sections = build_all(enterprise, request.user)
+    can_edit = _can_edit(request.user)
+    rendered = []
+    for section, data in build_all(enterprise, request.user):
+        html = ""
+        if "error" not in data:
+            try:
+                html = render_to_string(
+                    section.template,
+                    {"section": section, "data": data, "enterprise": enterprise, "can_edit": can_edit},
+                    request=request,
+                )
+            except Exception:  # another app's broken section must not take the whole dossier down
+                logger.exception("dossier section %s could not be rendered", section.key)
+        rendered.append({"key": section.key, "title": section.title, "html": html})
     return render(
         request,
         "enterprises/detail.html",
-        {"enterprise": enterprise, "sections": sections, "can_edit": _can_edit(request.user)},
+        {"enterprise": enterprise, "sections": rendered, "can_edit": can_edit},
     )
 
 
