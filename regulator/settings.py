@@ -103,7 +103,6 @@ INSTALLED_APPS = [
     "guardian",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_static_echarts",
     "channels",
     "regulator",
     "enterprises",
@@ -243,7 +242,19 @@ USE_TZ = True
 # --- Static and media ------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+
+
+def _package_static(module: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        raise ImproperlyConfigured(f"{module} is not installed: run pip install -r requirements.txt")
+    return Path(spec.origin).parent / "static"
+
+
+# Front-end libraries come from PyPI packages at install time, never copied into the repository.
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/echarts", _package_static("instaui_echarts"))]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
