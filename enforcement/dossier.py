@@ -28,7 +28,10 @@ def credit_summary(enterprise, user) -> dict:
         {"date": i.date.isoformat(), "status": i.get_status_display(), "outcome": i.get_outcome_display(), "id": i.pk}
         for i in Inspection.objects.filter(enterprise=enterprise).order_by("-date", "-id")[:10]
     ]
+    import json
+
     return {
+        "history_json": json.dumps(history, ensure_ascii=False),
         "score": score.score if score else CREDIT_BASE_SCORE,
         "grade": score.grade if score else CreditGrade.B,
         "scored": score is not None,

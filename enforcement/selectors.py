@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
-
 from enforcement.choices import DrawStatus
 from enforcement.models import (
     CreditEvent,
@@ -91,10 +89,6 @@ def public_draws():
     )
 
 
-def public_draws_all_for(plan):
-    """A published plan shows its superseded draws too, with the reason: nothing is hidden."""
-    return plan.draws.order_by("sequence")
-
-
-def public_plan_q() -> Q:
-    return Q(draws__isnull=False)
+def public_draws_all():
+    """Superseded draws stay public too, with the reason: nothing is hidden."""
+    return Draw.objects.select_related("plan__jurisdiction")
