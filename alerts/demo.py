@@ -10,11 +10,27 @@ from devices.choices import Quantity, RegisterType
 
 # quantity: (name, limits, deadband, on/off delay, rate, stale, levels hh/h/l/ll)
 DEFAULT_RULES = {
-    Quantity.COMBUSTIBLE_GAS: ("可燃气体(GB/T 50493)", dict(high=20, high_high=50), 2, (2, 5), None, 60, (1, 2, 3, 3)),
-    Quantity.TOXIC_GAS: ("有毒气体", dict(high=10, high_high=20), 1, (2, 5), None, 60, (2, 2, 3, 3)),
-    Quantity.PRESSURE: ("压力", dict(high=2.0, high_high=2.3, low=0.2), 0.02, (3, 5), None, 120, (2, 3, 3, 2)),
-    Quantity.TEMPERATURE: ("温度", dict(high=80, high_high=100), 1, (5, 10), 10, 120, (2, 3, 3, 3)),
-    Quantity.LEVEL: ("液位", dict(high=10, high_high=11, low=1, low_low=0.5), 0.05, (5, 10), None, 120, (2, 3, 3, 2)),
+    Quantity.COMBUSTIBLE_GAS: (
+        "可燃气体(GB/T 50493)",
+        {"high": 20, "high_high": 50},
+        2,
+        (2, 5),
+        None,
+        60,
+        (1, 2, 3, 3),
+    ),
+    Quantity.TOXIC_GAS: ("有毒气体", {"high": 10, "high_high": 20}, 1, (2, 5), None, 60, (2, 2, 3, 3)),
+    Quantity.PRESSURE: ("压力", {"high": 2.0, "high_high": 2.3, "low": 0.2}, 0.02, (3, 5), None, 120, (2, 3, 3, 2)),
+    Quantity.TEMPERATURE: ("温度", {"high": 80, "high_high": 100}, 1, (5, 10), 10, 120, (2, 3, 3, 3)),
+    Quantity.LEVEL: (
+        "液位",
+        {"high": 10, "high_high": 11, "low": 1, "low_low": 0.5},
+        0.05,
+        (5, 10),
+        None,
+        120,
+        (2, 3, 3, 2),
+    ),
 }
 
 
