@@ -39,3 +39,12 @@ def tamperable(db):
 
 def login(client, username, password, ip="127.0.0.1", **extra):
     return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=ip, **extra)
+
+
+@pytest.fixture(autouse=True)
+def fresh_classification_cache():
+    from regulator.security.classification import invalidate_cache
+
+    invalidate_cache()
+    yield
+    invalidate_cache()
