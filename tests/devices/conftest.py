@@ -26,3 +26,13 @@ def devices(world):
 def _fast_password_hashing(settings):
     # The personas are created and logged in for every test; PBKDF2 would dominate the run time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_hooks(monkeypatch):
+    # Other apps (alerts) register sinks at start-up; these tests check the devices side alone.
+    from devices import hooks
+
+    monkeypatch.setattr(hooks, "_reading_sinks", [])
+    monkeypatch.setattr(hooks, "_status_sinks", [])
+    monkeypatch.setattr(hooks, "_poller_sinks", [])
