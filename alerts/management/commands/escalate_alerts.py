@@ -33,7 +33,8 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)
         while True:
-            close_old_connections()
+            if loop:
+                close_old_connections()  # a long-running loop must not hold a dead connection
             count = alerts_escalate()
             self.stdout.write(f"escalated {count} alert(s)")
             if not loop or stopping:
