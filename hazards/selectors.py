@@ -138,6 +138,24 @@ def hazard_indicators(user, *, since=None, until=None, qs=None, today: date | No
     return _to_indicators(qs.aggregate(**_aggregates(today)))
 
 
+def cached_indicators(user, ttl: int = 120) -> Indicators:
+    """The list page's headline figures; cached briefly, they aggregate the whole scope."""
+    from django.core.cache import cache
+
+    key = f"hazards:indicators:{user.pk}:{timezone.localdate().isoformat()}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # a cache outage must not take the list page down
+        cached = None
+    if cached is None:
+        cached = hazard_indicators(user).as_dict()
+        try:
+            cache.set(key, cached, ttl)
+        except Exception:
+            pass
+    return Indicators(**cached)
+
+
 def hazard_indicators_by(user, dimension: str, *, since=None, until=None, today: date | None = None) -> list[dict]:
     """Indicators grouped by region, industry, source, grade or month (of reporting)."""
     if dimension not in _DIMENSIONS:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,6 +17,7 @@ from hazards import forms, photos, policy, selectors, services
 from hazards.choices import HazardAction, HazardStatus, RunStatus
 from hazards.filtersets import HazardFilterSet
 from hazards.models import ChecklistItem, ChecklistRun, ChecklistTemplate, HazardPhoto
+from hazards.pagination import CappedPaginator
 from regulator.choices import REGULATOR_ROLES
 from regulator.errors import DomainError
 from regulator.models import Region, User
@@ -43,7 +43,7 @@ def hazard_list(request):
     base = selectors.hazards_visible_to(user).select_related("enterprise", "enterprise__region")
     filterset = HazardFilterSet(request.GET or None, queryset=base)
     qs = filterset.qs.order_by("-reported_at", "-id")
-    page = Paginator(qs, 30).get_page(request.GET.get("page"))
+    page = CappedPaginator(qs, 30).get_page(request.GET.get("page"))
     region_ids = region_scope_ids(user)
     regions = Region.objects.filter(level__lte=4)
     if region_ids is not None:
@@ -57,7 +57,7 @@ def hazard_list(request):
             "filter": filterset,
             "page": page,
             "regions": regions.order_by("code")[:300],
-            "indicators": selectors.hazard_indicators(user),
+            "indicators": selectors.cached_indicators(user),
             "querystring": params.urlencode(),
             "can_report": user.is_superuser or user.is_regulator or user.is_park_manager,
         },

@@ -21,6 +21,7 @@ from hazards import selectors, services
 from hazards.api import serializers as s
 from hazards.filtersets import HazardFilterSet
 from hazards.models import ChecklistItem, ChecklistRun, ChecklistTemplate, Hazard
+from hazards.pagination import CappedPagination
 from hazards.views import stream_photo
 from regulator.api.viewsets import ScopedViewSetMixin
 from regulator.models import User
@@ -50,6 +51,7 @@ class HazardViewSet(ScopedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
     ordering_fields = ["reported_at", "due_date", "status", "grade"]
     ordering = ["-reported_at", "-id"]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    pagination_class = CappedPagination
 
     def get_serializer_class(self):
         if self.action == "list":

@@ -114,3 +114,11 @@ def checklist(world):
     )
     ChecklistItem.objects.create(template=template, order=2, text="安全出口畅通", basis="GB 50016", category="fire")
     return template
+
+
+@pytest.fixture(autouse=True)
+def local_cache(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hazards"}}
+    from django.core.cache import cache
+
+    cache.clear()

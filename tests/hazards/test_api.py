@@ -208,3 +208,16 @@ def test_checklist_api_failed_item_becomes_a_hazard(api, world, people, checklis
     response = client.post(f"/api/v1/checklist-runs/{run['id']}/complete/")
     assert response.status_code == 200 and response.json()["next_due"]
     assert api(world.other_inspector).get(f"/api/v1/checklist-runs/{run['id']}/").status_code == 404
+
+
+def test_list_count_stops_at_the_cap(api, world, people, make_hazard, monkeypatch):
+    from hazards import pagination
+
+    monkeypatch.setattr(pagination.CappedPaginator, "cap", 2)
+    for _ in range(3):
+        make_hazard("reported")
+    body = api(world.inspector).get("/api/v1/hazards/").json()
+    assert body["count_capped"] is True and body["count"] == 3 and len(body["results"]) == 3
+    monkeypatch.setattr(pagination.CappedPaginator, "cap", 10)
+    body = api(world.inspector).get("/api/v1/hazards/").json()
+    assert body["count_capped"] is False and body["count"] == 3
