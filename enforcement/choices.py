@@ -138,9 +138,9 @@ REPAIR_TRANSITIONS: dict[str, set[str]] = {
 _BASE_BY_RISK = {
     RiskKey.RED: (12, 24),
     RiskKey.ORANGE: (4, 12),
-    RiskKey.YELLOW: (2, 6),
-    RiskKey.BLUE: (1, 4),
-    RiskKey.UNRATED: (2, 6),
+    RiskKey.YELLOW: (1, 4),
+    RiskKey.BLUE: (0, 4),
+    RiskKey.UNRATED: (1, 4),
 }
 
 
@@ -149,7 +149,7 @@ def _default_frequency() -> dict[tuple[str, str], tuple[int, int]]:
     for risk, (low, high) in _BASE_BY_RISK.items():
         table[(CreditGrade.A, risk)] = (max(low // 2, 0 if risk == RiskKey.BLUE else 1), high // 2 or 1)
         table[(CreditGrade.B, risk)] = (low, high)
-        table[(CreditGrade.C, risk)] = (min(low * 2, 12), min(high * 2, 24))
+        table[(CreditGrade.C, risk)] = (min(max(low * 2, 1), 12), min(high * 2, 24))
         table[(CreditGrade.D, risk)] = (12, 24)  # grade D: monthly whatever the risk
     return table
 
