@@ -124,3 +124,34 @@ class ChecklistAnswerForm(forms.Form):
     note = forms.CharField(label=_("说明"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     grade = forms.ChoiceField(label=_("如不合格，隐患等级"), choices=HazardGrade.choices, initial="ordinary")
     photos = PhotosField(label=_("照片"), required=False)
+
+
+class ChecklistTemplateForm(forms.Form):
+    name = forms.CharField(label=_("检查表名称"), max_length=128)
+    industry = forms.ModelChoiceField(label=_("适用行业"), queryset=None, required=False, empty_label=_("全部行业"))
+    cycle_days = forms.IntegerField(label=_("检查周期(天)"), min_value=1, max_value=3660, initial=30)
+    items = forms.CharField(
+        label=_("检查项"),
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text=_("每行一项：检查内容 | 检查依据 | 类别代码(可选，如 equipment、fire)"),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from enterprises.models import Industry
+
+        self.fields["industry"].queryset = Industry.objects.filter(level__lte=2).order_by("code")
+
+    def clean_items(self):
+        items = []
+        for n, line in enumerate(self.cleaned_data["items"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = [p.strip() for p in line.split("|")]
+            category = parts[2] if len(parts) > 2 else ""
+            if category and category not in HazardCategory.values:
+                raise forms.ValidationError(_("第 %(n)s 行的类别代码不正确：%(c)s") % {"n": n, "c": category})
+            items.append({"text": parts[0], "basis": parts[1] if len(parts) > 1 else "", "category": category})
+        if not items:
+            raise forms.ValidationError(_("请至少填写一项"))
+        return items

@@ -3,6 +3,7 @@ dashboard reuses, and self-inspection checklists that are due or overdue."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -26,6 +27,8 @@ from django.utils import timezone
 from hazards.choices import OPEN_STATES, OVERDUE_STATES, HazardStatus, RunStatus
 from hazards.models import ChecklistRun, ChecklistTemplate, Hazard
 from regulator.scoping import scope
+
+logger = logging.getLogger(__name__)
 
 
 def hazards_visible_to(user):
@@ -152,7 +155,7 @@ def cached_indicators(user, ttl: int = 120) -> Indicators:
         try:
             cache.set(key, cached, ttl)
         except Exception:
-            pass
+            logger.warning("could not cache hazard indicators", exc_info=True)
     return Indicators(**cached)
 
 

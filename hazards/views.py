@@ -311,13 +311,38 @@ def checklists(request):
     _no_mlps(request.user)
     user = request.user
     if user.is_enterprise_user:
+        if request.method == "POST":
+            raise PermissionDenied
         rows = []
         for ent in scope(Enterprise.objects.all(), user).select_related("industry"):
             rows.extend({**row, "enterprise": ent} for row in selectors.checklist_status_for_enterprise(ent))
         return render(request, "hazards/checklists_enterprise.html", {"rows": rows})
     overdue = selectors.overdue_checklists(user)
     templates = ChecklistTemplate.objects.select_related("industry").prefetch_related("items")
-    return render(request, "hazards/checklists_regulator.html", {"overdue": overdue, "templates": templates})
+    can_define = user.is_superuser or user.is_regulator
+    form = None
+    if can_define:
+        form = forms.ChecklistTemplateForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                template = services.checklist_template_create(
+                    user=user,
+                    name=data["name"],
+                    industry=data["industry"],
+                    cycle_days=data["cycle_days"],
+                    items=data["items"],
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("检查表已创建：%(name)s") % {"name": template.name})
+                return redirect("hazards:checklists")
+    elif request.method == "POST":
+        raise PermissionDenied
+    return render(
+        request, "hazards/checklists_regulator.html", {"overdue": overdue, "templates": templates, "form": form}
+    )
 
 
 @login_required

@@ -163,3 +163,26 @@ def test_pages_render_for_every_business_persona(client, world, make_hazard, nam
     make_hazard("rectifying")
     client.force_login(getattr(world, persona))
     assert client.get(reverse(name)).status_code == 200
+
+
+def test_regulator_defines_a_checklist_template_on_the_page(client, world, people):
+    from hazards.models import ChecklistTemplate
+
+    client.force_login(world.inspector)
+    response = client.post(
+        reverse("hazards:checklists"),
+        {
+            "name": "粉尘涉爆企业检查表",
+            "industry": world.here.industry.parent.parent.pk,
+            "cycle_days": 14,
+            "items": "除尘系统防爆泄爆装置完好 | 粉尘防爆安全规程 | equipment\n\n清扫制度落实 | GB 15577",
+        },
+    )
+    assert response.status_code == 302
+    template = ChecklistTemplate.objects.get(name="粉尘涉爆企业检查表")
+    assert [(i.order, i.basis, i.category) for i in template.items.all()] == [
+        (1, "粉尘防爆安全规程", "equipment"),
+        (2, "GB 15577", ""),
+    ]
+    client.force_login(people["officer"])
+    assert client.post(reverse("hazards:checklists"), {"name": "x", "items": "y"}).status_code == 403
