@@ -124,3 +124,15 @@ def test_security_admin_resets_a_lost_device(db, sysadmin):
     assert totp.reset_device(sysadmin, by=secadmin)
     assert not TOTPDevice.objects.filter(user=sysadmin).exists()
     assert AuditEntry.objects.filter(event="mfa.reset", user_id=secadmin.pk, object_id=str(sysadmin.pk)).exists()
+
+
+def test_demo_totp_code_command(db, sysadmin, settings, capsys):
+    from django.core.management import CommandError, call_command
+
+    device = totp.start_enrolment(sysadmin)
+    call_command("totp_code", "sysadmin")
+    code = capsys.readouterr().out.strip()
+    assert totp.verify(device, code)
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="PRODUCTION"):
+        call_command("totp_code", "sysadmin")
