@@ -122,6 +122,11 @@ class Hazard(models.Model):
             models.Index(fields=["status", "due_date"]),
             models.Index(fields=["-reported_at", "-id"], name="hazard_reported_desc"),
             models.Index(fields=["grade", "status"]),
+            models.Index(
+                fields=["due_date", "id"],
+                condition=models.Q(status__in=["reported", "confirmed", "rectifying"]),
+                name="hazard_open_due",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -262,6 +267,8 @@ class HazardEscalation(models.Model):
     days_overdue = models.PositiveIntegerField(_("逾期天数"))
     at = models.DateTimeField(_("时间"), default=timezone.now)
     recipients = models.JSONField(_("通知对象"), default=list, blank=True)
+    # The outbox: rows are written with the tier change, then notified and stamped here.
+    notified_at = models.DateTimeField(_("通知时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("逾期升级")
@@ -269,6 +276,9 @@ class HazardEscalation(models.Model):
         ordering = ["at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["hazard", "tier", "due_date"], name="unique_escalation_step"),
+        ]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(notified_at__isnull=True), name="escalation_pending"),
         ]
 
     def __str__(self):

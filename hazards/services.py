@@ -8,6 +8,7 @@ row and pushes ``hazard.updated`` after commit.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -735,11 +736,15 @@ def escalation_thresholds() -> list[tuple[int, int]]:
     ]
 
 
-def escalate_overdue(*, now: datetime | None = None, batch_size: int = 2000) -> dict:
-    """Mark overdue hazards and escalate each once per tier and effective deadline.
+def escalate_overdue(*, now: datetime | None = None, batch_size: int = 5000) -> dict:
+    """Mark overdue hazards, escalate each once per tier and effective deadline, then notify.
 
-    Safe to run twice or concurrently: a hazard's tier only grows inside a transaction that holds
-    its row (others skip locked rows), and (hazard, tier, due_date) is unique.
+    Two phases, like an outbox: (1) in short transactions, lock a batch of due hazards (others
+    skip locked rows), record a HazardEscalation per step and raise the hazard's tier; (2) drain
+    the escalations not yet notified: resolve recipients in bulk, notify (one message per hazard,
+    or one digest per recipient when many arrive at once), stamp them notified. Running it twice,
+    or twice at the same time, escalates and notifies once: (hazard, tier, due_date) is unique,
+    the tier only grows, and notification dedupe keys are derived from the escalation ids.
     """
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -753,92 +758,124 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = 2000) -> 
         )
     for tier, days in escalation_thresholds():
         cutoff = today - timedelta(days=days)
+        after = 0
         while True:
-            done = _escalate_batch(tier, cutoff, today, now, batch_size, summary)
-            if done < batch_size:
+            after, count = _escalate_batch(tier, cutoff, today, now, batch_size, after)
+            summary["escalated"][int(tier)] += count
+            if after is None:
                 break
+    summary["notified"] = notify_pending_escalations(today=today)
     return summary
 
 
-def _escalate_batch(tier: int, cutoff: date, today: date, now: datetime, batch_size: int, summary: dict) -> int:
+def _escalate_batch(tier: int, cutoff: date, today: date, now: datetime, batch_size: int, after: int):
+    """Escalate the next batch (keyset on id); returns (last id or None when done, escalated)."""
     with transaction.atomic():
-        qs = (
+        rows = list(
             Hazard.objects.overdue(today)
-            .filter(due_date__lte=cutoff, escalation_tier__lt=tier)
+            .filter(due_date__lte=cutoff, escalation_tier__lt=tier, pk__gt=after)
             .order_by("pk")
-            .select_for_update(skip_locked=True, of=("self",))
-            .select_related("enterprise")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "due_date")[:batch_size]
         )
-        batch = list(qs[:batch_size])
-        if not batch:
-            return 0
-        if tier == EscalationTier.PRINCIPAL:
-            principals = enterprise_users([h.enterprise_id for h in batch], roles=[EnterpriseRole.PRINCIPAL])
-            missing = [h.enterprise_id for h in batch if not principals.get(h.enterprise_id)]
-            fallback = enterprise_users(missing) if missing else {}
-            recipients = {h.pk: principals.get(h.enterprise_id) or fallback.get(h.enterprise_id, []) for h in batch}
-        elif tier == EscalationTier.PARK:
-            managers = park_managers(h.enterprise.park_id for h in batch)
-            recipients = {h.pk: managers.get(h.enterprise.park_id, []) if h.enterprise.park_id else [] for h in batch}
-        else:
-            staff = county_regulators(h.enterprise.region_id for h in batch)
-            recipients = {h.pk: staff.get(h.enterprise.region_id, []) for h in batch}
-        existing = set(
-            HazardEscalation.objects.filter(hazard__in=batch, tier=tier).values_list("hazard_id", "due_date")
+        if not rows:
+            return None, 0
+        HazardEscalation.objects.bulk_create(
+            [
+                HazardEscalation(hazard_id=pk, tier=tier, due_date=due, days_overdue=(today - due).days, at=now)
+                for pk, due in rows
+            ],
+            ignore_conflicts=True,
         )
-        rows = []
-        per_user: dict[int, tuple] = {}
-        for h in batch:
-            if (h.pk, h.due_date) in existing:
-                continue
-            users = recipients[h.pk]
-            rows.append(
-                HazardEscalation(
-                    hazard=h,
-                    tier=tier,
-                    due_date=h.due_date,
-                    days_overdue=(today - h.due_date).days,
-                    at=now,
-                    recipients=[u.username for u in users],
-                )
+        Hazard.objects.filter(pk__in=[pk for pk, _due in rows], escalation_tier__lt=tier).update(escalation_tier=tier)
+    last = rows[-1][0]
+    return (last if len(rows) == batch_size else None), len(rows)
+
+
+def _recipients_for(tier: int, hazards: list[Hazard]) -> dict[int, list]:
+    """Recipients of one tier for each hazard (by hazard id)."""
+    if tier == EscalationTier.PRINCIPAL:
+        principals = enterprise_users([h.enterprise_id for h in hazards], roles=[EnterpriseRole.PRINCIPAL])
+        # No principal account: the enterprise's other users stand in, so the step is not lost.
+        missing = {h.enterprise_id for h in hazards if not principals.get(h.enterprise_id)}
+        fallback = enterprise_users(missing) if missing else {}
+        return {h.pk: principals.get(h.enterprise_id) or fallback.get(h.enterprise_id, []) for h in hazards}
+    if tier == EscalationTier.PARK:
+        managers = park_managers(h.enterprise.park_id for h in hazards)
+        return {h.pk: managers.get(h.enterprise.park_id, []) if h.enterprise.park_id else [] for h in hazards}
+    staff = county_regulators(h.enterprise.region_id for h in hazards)
+    return {h.pk: staff.get(h.enterprise.region_id, []) for h in hazards}
+
+
+def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000) -> int:
+    """Drain escalations not yet notified. Safe to run concurrently (skip locked) and to re-run
+    after a crash between notifying and stamping (the dedupe keys are the same)."""
+    today = today or timezone.localdate()
+    sent = 0
+    while True:
+        with transaction.atomic():
+            pending = list(
+                HazardEscalation.objects.filter(notified_at__isnull=True)
+                .order_by("pk")
+                .select_for_update(skip_locked=True, of=("self",))
+                .select_related("hazard", "hazard__enterprise")[:chunk]
             )
-            for u in users:
-                per_user.setdefault(u.pk, (u, []))[1].append(h)
-        HazardEscalation.objects.bulk_create(rows, ignore_conflicts=True)
-        Hazard.objects.filter(pk__in=[h.pk for h in batch], escalation_tier__lt=tier).update(escalation_tier=tier)
-        label = EscalationTier(tier).label
-        for user, hazards in per_user.values():
-            summary["notified"] += _notify_escalation(user, hazards, tier, label, today)
-        summary["escalated"][int(tier)] += len(rows)
-        return len(batch)
+            if not pending:
+                return sent
+            per_user: dict[tuple[int, int], tuple] = {}
+            names: dict[int, list[str]] = {}
+            for tier in {e.tier for e in pending}:
+                steps = [e for e in pending if e.tier == tier]
+                recipients = _recipients_for(tier, [e.hazard for e in steps])
+                for step in steps:
+                    users = recipients.get(step.hazard_id, [])
+                    names[step.pk] = sorted({u.username for u in users})
+                    for user in users:
+                        per_user.setdefault((user.pk, tier), (user, []))[1].append(step)
+            for (_uid, tier), (user, steps) in per_user.items():
+                sent += _notify_escalation(user, steps, tier, today)
+            stamp = timezone.now()
+            by_names: dict[tuple, list[int]] = defaultdict(list)
+            for step in pending:
+                by_names[tuple(names.get(step.pk, []))].append(step.pk)
+            for recipients, ids in by_names.items():
+                for start in range(0, len(ids), 5000):
+                    HazardEscalation.objects.filter(pk__in=ids[start : start + 5000]).update(
+                        notified_at=stamp, recipients=list(recipients)
+                    )
+        if len(pending) < chunk:
+            return sent
 
 
-def _notify_escalation(user, hazards: list[Hazard], tier: int, label, today: date) -> int:
-    if len(hazards) == 1:
-        h = hazards[0]
+def _notify_escalation(user, steps: list[HazardEscalation], tier: int, today: date) -> int:
+    label = EscalationTier(tier).label
+    if len(steps) == 1:
+        step = steps[0]
+        h = step.hazard
         created = notify(
             users=[user],
             title=_("隐患逾期%(days)s天（升级至%(tier)s）：%(ent)s %(code)s")
-            % {"days": (today - h.due_date).days, "tier": label, "ent": h.enterprise.name, "code": h.code},
+            % {"days": step.days_overdue, "tier": label, "ent": h.enterprise.name, "code": h.code},
             body=h.description,
             url=_hazard_url(h),
             level="warning",
-            dedupe_key=f"hazard:{h.pk}:esc:{tier}:{h.due_date.isoformat()}",
+            dedupe_key=f"hazard:{h.pk}:esc:{tier}:{step.due_date.isoformat()}",
         )
         return len(created)
     # Many at once (a first run, a big county): one digest instead of a flood of mails.
-    ids = sorted(h.pk for h in hazards)
+    ids = sorted(step.pk for step in steps)
+    digest = hashlib.sha1(",".join(map(str, ids)).encode(), usedforsecurity=False).hexdigest()[:16]
     try:
         url = reverse("hazards:list") + "?overdue=1"
     except Exception:
         url = ""
     created = notify(
         users=[user],
-        title=_("%(n)s 条隐患逾期升级至%(tier)s") % {"n": len(hazards), "tier": label},
-        body="\n".join(f"{h.code} {h.enterprise.name}：{h.description[:40]}" for h in hazards[:50]),
+        title=_("%(n)s 条隐患逾期升级至%(tier)s") % {"n": len(steps), "tier": label},
+        body="\n".join(f"{s.hazard.code} {s.hazard.enterprise.name}：{s.hazard.description[:40]}" for s in steps[:50]),
         url=url,
         level="warning",
-        dedupe_key=f"hazard-digest:{tier}:{today.isoformat()}:{ids[0]}:{ids[-1]}:{len(ids)}",
+        dedupe_key=f"hazard-esc:{tier}:{digest}",
     )
     return len(created)
 

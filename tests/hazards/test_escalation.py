@@ -141,3 +141,22 @@ def test_celery_task_runs_the_same_service(world, overdue_world, time_machine):
     time_machine.move_to(at(overdue_world.due_date + timedelta(days=1)))
     result = escalate_overdue.apply().get()
     assert result["escalated"][1] == 1
+
+
+def test_escalations_recorded_before_a_crash_are_notified_by_the_next_run(
+    world, people, overdue_world, time_machine, monkeypatch
+):
+    hazard = overdue_world
+    time_machine.move_to(at(hazard.due_date + timedelta(days=1)))
+    real = services.notify_pending_escalations
+    monkeypatch.setattr(services, "notify_pending_escalations", lambda **kw: (_ for _ in ()).throw(RuntimeError))
+    with pytest.raises(RuntimeError):
+        services.escalate_overdue()
+    step = HazardEscalation.objects.get(hazard=hazard)
+    assert step.notified_at is None
+    assert not Notification.objects.filter(user=people["principal"], title__contains="逾期").exists()
+    monkeypatch.setattr(services, "notify_pending_escalations", real)
+    assert services.escalate_overdue()["notified"] == 1
+    step.refresh_from_db()
+    assert step.notified_at is not None and step.recipients == ["principal"]
+    assert services.escalate_overdue()["notified"] == 0
