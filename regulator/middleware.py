@@ -4,13 +4,24 @@ from django.conf import settings
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "font-src 'self' data:; connect-src 'self' ws: wss:; media-src 'self' blob:; "
+    "font-src 'self' data:; connect-src 'self'{ws}; media-src 'self' blob:; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 # Swagger UI ships inline bootstrap code; its page gets a policy that allows exactly that.
 CSP_API_DOCS = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
     "style-src 'self'", "style-src 'self' 'unsafe-inline'"
 )
+
+
+def _websocket_sources(request) -> str:
+    """WebSockets to this host only (not ``ws:``/``wss:``, which would let a script talk to any host)."""
+    from django.core.exceptions import DisallowedHost
+
+    try:
+        host = request.get_host()
+    except DisallowedHost:
+        return ""
+    return f" ws://{host} wss://{host}"
 
 
 class SecurityHeadersMiddleware:
@@ -21,7 +32,8 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
             docs = request.path.startswith("/api/docs")
-            response["Content-Security-Policy"] = CSP_API_DOCS if docs else CSP
+            policy = CSP_API_DOCS if docs else CSP
+            response["Content-Security-Policy"] = policy.replace("{ws}", _websocket_sources(request))
         response.setdefault("Permissions-Policy", "geolocation=(self), camera=(self), microphone=()")
         if getattr(settings, "PRODUCTION", False) and request.path.startswith(("/api/", "/accounts/")):
             response.setdefault("Cache-Control", "no-store")

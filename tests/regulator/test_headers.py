@@ -95,3 +95,9 @@ def test_production_headers_hsts_and_secure_cookies(settings, db):
     response = Client().get("/accounts/login/", secure=True)
     assert response["Strict-Transport-Security"].startswith("max-age=31536000")
     assert response.cookies["csrftoken"]["secure"]
+
+
+def test_csp_allows_websockets_to_this_host_only(db):
+    csp = Client().get("/accounts/login/", HTTP_HOST="localhost")["Content-Security-Policy"]
+    connect = next(part for part in csp.split(";") if "connect-src" in part).split()
+    assert connect == ["connect-src", "'self'", "ws://localhost", "wss://localhost"]
