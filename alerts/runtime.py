@@ -256,10 +256,10 @@ class AlertRuntime:
         if info is None:
             return
         if change.active:
-            maintenance = Device.objects.filter(pk=info.device_id).values_list("maintenance", flat=True).first()
+            device = Device.objects.select_related("enterprise").filter(pk=info.device_id).first()
+            if device is None:
+                return
             unit = info.unit if change.kind not in (eng.STALE, eng.SENSOR_FAULT) else ""
-            if change.kind == eng.STALE:
-                unit = ""
             message = services.format_message(
                 change.kind,
                 tag=info.tag,
@@ -270,10 +270,10 @@ class AlertRuntime:
                 detail=change.detail or "-",
             )
             services.alert_raise(
-                enterprise=Enterprise.objects.get(pk=info.enterprise_id),
-                device=info.device_id,
+                enterprise=device.enterprise,
+                device=device,
                 channel=change.key,
-                rule=_rule(info.rule_id),
+                rule=info.rule_id,
                 kind=change.kind,
                 level=info.levels.get(change.kind, 3),
                 message=message,
@@ -281,7 +281,7 @@ class AlertRuntime:
                 value=change.value,
                 limit=change.limit,
                 unit=info.unit,
-                suppressed=bool(maintenance),
+                suppressed=device.maintenance,
             )
         else:
             services.alert_condition_return(kind=change.kind, channel=change.key, at=at, value=change.value)
@@ -326,12 +326,6 @@ class AlertRuntime:
 
     def stop(self) -> None:
         self.stopping.set()
-
-
-def _rule(rule_id):
-    from alerts.models import AlertRule
-
-    return AlertRule.objects.filter(pk=rule_id).first()
 
 
 def _in_event_loop() -> bool:

@@ -154,7 +154,7 @@ def alert_raise(
         enterprise=enterprise,
         device_id=device_id,
         channel_id=channel_id,
-        rule=rule,
+        rule_id=getattr(rule, "pk", rule),
         kind=kind,
         level=level,
         state=initial,
@@ -178,13 +178,25 @@ def alert_raise(
         return _reactivate(existing, at=at, value=value, limit=limit)
     _record(alert, AlertAction.RAISE, "", initial, None, "", at)
     flooded = _group_flood(alert) if device_id else False
-    if initial == AlertState.ACTIVE_UNACK:
-        if not flooded:
-            _notify_tier(alert, Tier.ENTERPRISE, key="raised", reason=_("新报警"))
-        if level == 1:
-            _level_one_response(alert, at)
+    # Screens first: the push is the first thing queued for after commit; mail and the bell follow.
     _push(alert, "alert.raised")
+    if initial == AlertState.ACTIVE_UNACK:
+        if level == 1:
+            _level_one_response(alert, at)  # the linkage command commits with the alert, or neither does
+            _push(alert, "alert.updated")
+        if not flooded:
+            pk = alert.pk
+            transaction.on_commit(lambda: _notify_later(pk, Tier.ENTERPRISE, "raised", _("新报警")))
     return alert
+
+
+def _notify_later(alert_pk: int, tier: int, key: str, reason: str) -> None:
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.select_related("enterprise__region").get(pk=alert_pk)
+            _notify_tier(alert, tier, key=key, reason=reason)
+    except Exception:  # the alert stands and is on the screens; a failed notice is logged
+        logger.exception("could not notify tier %s of alert %s", tier, alert_pk)
 
 
 def _reactivate(alert: Alert, *, at, value, limit) -> Alert:

@@ -27,8 +27,13 @@ def raise_high(gas, value=30.0, at=None):
     return Alert.objects.get(channel=gas.channel, kind="high")
 
 
-def test_reading_over_limit_is_stored_with_level_deadlines_and_enterprise_notified(rt, world, gas):
-    alert = raise_high(gas, 25.5)
+def test_reading_over_limit_is_stored_with_level_deadlines_and_enterprise_notified(
+    rt, world, gas, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        alert = raise_high(gas, 25.5)
+    # The push to the screens is queued before the enterprise's notification.
+    assert len(callbacks) >= 2
     assert alert.state == AlertState.ACTIVE_UNACK
     assert alert.level == 2 and alert.colour == "orange"
     assert alert.enterprise == world.here and alert.device == gas.device
@@ -194,10 +199,11 @@ def test_out_of_service_and_back(rt, world, gas):
     assert alert.state == AlertState.ACTIVE_UNACK  # the condition is still there
 
 
-def test_device_in_maintenance_suppresses_by_design(rt, world, gas):
+def test_device_in_maintenance_suppresses_by_design(rt, world, gas, django_capture_on_commit_callbacks):
     gas.device.maintenance = True
     gas.device.save()
-    publish_readings([reading(gas.channel, 30)])
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_readings([reading(gas.channel, 30)])
     alert = Alert.objects.get(kind="high")
     assert alert.state == AlertState.SUPPRESSED
     assert not Notification.objects.filter(dedupe_key=f"alert-{alert.pk}-raised").exists()
@@ -240,7 +246,7 @@ def test_level_one_reports_to_county_and_requests_linkage_then_records_valve_clo
     assert valve.seconds_after_alert == pytest.approx(2, abs=0.01)
 
 
-def test_flood_of_more_than_ten_alerts_from_one_device_is_grouped(rt, world, gas):
+def test_flood_of_more_than_ten_alerts_from_one_device_is_grouped(rt, world, gas, django_capture_on_commit_callbacks):
     channels = [
         Channel.objects.create(
             device=gas.device, tag=f"GT-{i}", name=f"点{i}", address=10 + i, quantity="combustible_gas"
@@ -248,8 +254,9 @@ def test_flood_of_more_than_ten_alerts_from_one_device_is_grouped(rt, world, gas
         for i in range(12)
     ]
     t0 = now()
-    for i, ch in enumerate(channels):
-        publish_readings([reading(ch, 30, t0 + timedelta(seconds=i))])
+    with django_capture_on_commit_callbacks(execute=True):
+        for i, ch in enumerate(channels):
+            publish_readings([reading(ch, 30, t0 + timedelta(seconds=i))])
     assert Alert.objects.filter(device=gas.device).count() == 12
     group = FloodGroup.objects.get()
     assert group.count == 12 and Alert.objects.filter(flood_group=group).count() == 12
