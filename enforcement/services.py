@@ -376,8 +376,6 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
 
 
 def _materialise_inspections(plan, draw, assignments) -> None:
-    from regulator.models import User
-
     total = len(assignments)
     inspections = [
         Inspection(enterprise_id=eid, plan=plan, draw=draw, date=_schedule(plan, i, total), leader_id=team[0])
@@ -395,19 +393,31 @@ def _materialise_inspections(plan, draw, assignments) -> None:
         ],
         batch_size=5000,
     )
+    # Telling the inspectors is not part of the draw: it runs after commit (a Celery task).
+    from enforcement.tasks import notify_draw
+
+    draw_id = draw.pk
+    transaction.on_commit(lambda: notify_draw.delay(draw_id))
+
+
+def draw_notify(*, draw: Draw) -> int:
+    """One in-app notification per drawn inspector (idempotent per draw)."""
+    from regulator.models import User
+
     by_user: dict[int, int] = {}
-    for _eid, team in assignments:
+    for _eid, team in json.loads(draw.result)["assignments"]:
         for uid in team:
             by_user[uid] = by_user.get(uid, 0) + 1
-    if len(by_user) <= 500:  # a notification per inspector; skip for synthetic benchmark sizes
-        for member in User.objects.filter(pk__in=by_user):
-            notify(
-                users=[member],
-                title=_("您被抽中参加“%(plan)s”执法检查（%(n)s家企业）") % {"plan": plan.name, "n": by_user[member.pk]},
-                url=f"/enforcement/plans/{plan.pk}/",
-                dedupe_key=f"enforcement.draw.{draw.pk}",
-                email=False,
-            )
+    for member in User.objects.filter(pk__in=by_user):
+        notify(
+            users=[member],
+            title=_("您被抽中参加“%(plan)s”执法检查（%(n)s家企业）")
+            % {"plan": draw.plan.name, "n": by_user[member.pk]},
+            url=f"/enforcement/plans/{draw.plan_id}/",
+            dedupe_key=f"enforcement.draw.{draw.pk}",
+            email=False,
+        )
+    return len(by_user)
 
 
 def plan_close(*, plan: InspectionPlan, user) -> InspectionPlan:
@@ -451,9 +461,14 @@ def verify_draw(draw: Draw) -> list[str]:
     ok = sm2.verify(draw.signed_payload(), draw.signature)
     if ok is False:
         problems.append("the SM2 signature does not verify")
-    teams = {}
-    for ins in draw.inspections.exclude(status=InspectionStatus.CANCELLED).prefetch_related("team"):
-        teams[ins.enterprise_id] = sorted(u.pk for u in ins.team.all())
+    live = dict(draw.inspections.exclude(status=InspectionStatus.CANCELLED).values_list("id", "enterprise_id"))
+    members: dict[int, list[int]] = {}
+    for iid, uid in Inspection.team.through.objects.filter(inspection__draw=draw).values_list(
+        "inspection_id", "user_id"
+    ):
+        if iid in live:
+            members.setdefault(live[iid], []).append(uid)
+    teams = {eid: sorted(members.get(iid, [])) for iid, eid in live.items()}
     if draw.status == DrawStatus.CURRENT and teams != dict(stored["assignments"]):
         problems.append("the inspection records differ from the draw result")
     return problems

@@ -139,3 +139,29 @@ def test_score_credit_command(world, capsys):
     from enforcement.tasks import score_credit
 
     assert score_credit.run()["enterprises"] == 3
+
+
+def test_three_consecutive_monitoring_anomalies_make_one_event(world):
+    pytest.importorskip("alerts.models")
+    from datetime import datetime
+
+    from django.utils import timezone as tz
+
+    from alerts.models import Alert
+
+    def alert(day, hour, kind="stale"):
+        at = tz.make_aware(datetime(2026, 5, day, hour))
+        return Alert.objects.create(
+            enterprise=world.here, kind=kind, level=2, state="normal", message="数据中断", raised_at=at, ack_due_at=at
+        )
+
+    alert(1, 8), alert(2, 8), alert(3, 8)  # three in a row: one event
+    alert(4, 8)  # a fourth starts a new run
+    alert(20, 8), alert(21, 8)  # only two, after a gap
+    alert(5, 9, kind="high")  # a process alarm is not a data anomaly
+    services.credit_recompute(today=TODAY)
+    events = list(world.here.credit_events.filter(kind="monitoring_anomaly"))
+    assert len(events) == 1 and events[0].occurred_on == date(2026, 5, 3)
+    assert score_of(world.here).score == 75
+    services.credit_recompute(today=TODAY)
+    assert world.here.credit_events.filter(kind="monitoring_anomaly").count() == 1

@@ -278,3 +278,28 @@ def test_other_county_inspectors_and_enterprises_stay_out(county, plan):
     assert stranger.user_id not in {row[0] for row in snapshot["inspectors"]}
     assert county.world.there.pk not in {row[0] for row in snapshot["targets"]}
     _ = f
+
+
+def test_drawn_inspectors_are_notified_after_commit(county, plan, django_capture_on_commit_callbacks):
+    from regulator.models import Notification
+
+    with django_capture_on_commit_callbacks(execute=True):
+        draw = services.draw_plan(plan=plan, user=county.head)
+    drawn = {u for _e, team in json.loads(draw.result)["assignments"] for u in team}
+    notified = set(
+        Notification.objects.filter(dedupe_key=f"enforcement.draw.{draw.pk}").values_list("user_id", flat=True)
+    )
+    assert notified == drawn
+    services.draw_notify(draw=draw)  # idempotent
+    assert Notification.objects.filter(dedupe_key=f"enforcement.draw.{draw.pk}").count() == len(drawn)
+
+
+def test_draw_rolls_back_entirely_when_a_step_fails(county, plan, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "_materialise_inspections", broken)
+    with pytest.raises(RuntimeError):
+        services.draw_plan(plan=plan, user=county.head)
+    plan.refresh_from_db()
+    assert plan.status == "draft" and not Draw.objects.exists() and not Inspection.objects.exists()
