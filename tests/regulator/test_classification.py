@@ -49,7 +49,7 @@ def test_models_declare_their_own_classification(db):
         del Park.data_classification
 
 
-def test_no_core_text_field_is_stored_in_clear():
+def test_no_core_text_field_is_stored_in_clear(db):
     assert unencrypted_core_fields() == []
 
 
