@@ -9,7 +9,6 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from regulator.choices import Role
@@ -152,13 +151,41 @@ class LoginLockAdmin(admin.ModelAdmin):
 
 @admin.register(ClassificationOverride)
 class ClassificationOverrideAdmin(admin.ModelAdmin):
+    """Explicit field classifications; the "全部字段" page lists every field's effective result."""
+
     list_display = ["field_path", "category", "level", "reason", "updated_at"]
     list_filter = ["category", "level"]
     search_fields = ["field_path", "reason"]
+    change_list_template = "security/admin_classification_change_list.html"
 
-    def changelist_view(self, request, extra_context=None):
-        extra_context = extra_context or {}
-        extra_context["title"] = format_html(
-            '{} · <a href="{}">{}</a>', _("数据分类分级调整"), reverse("security:classification"), _("查看全部字段")
-        )
-        return super().changelist_view(request, extra_context=extra_context)
+    def get_urls(self):
+        from django.urls import path
+
+        custom = [
+            path(
+                "registry/",
+                self.admin_site.admin_view(self.registry_view),
+                name="regulator_classificationoverride_registry",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def registry_view(self, request):
+        from django.core.exceptions import PermissionDenied
+        from django.template.response import TemplateResponse
+
+        from regulator.security.classification import registry, unencrypted_core_fields
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        level = request.GET.get("level", "")
+        rows = [r for r in registry() if not level or r["classification"].level == level]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("全部字段的数据分类分级"),
+            "opts": self.model._meta,
+            "rows": rows,
+            "level": level,
+            "unencrypted_core": unencrypted_core_fields(),
+        }
+        return TemplateResponse(request, "security/admin_classification_registry.html", context)

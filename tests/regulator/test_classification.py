@@ -152,3 +152,21 @@ def test_classification_page_for_admins_only(world):
     client.force_login(sysadmin)
     page = client.get("/accounts/security/classification/?level=core")
     assert page.status_code == 200 and "process_parameters" in page.content.decode()
+
+
+def test_admin_lists_every_field_with_category_and_level(db):
+    from regulator.models import User
+
+    root = User.objects.create_superuser("root", password="Root-Passw0rd!")
+    client = Client()
+    client.force_login(root)
+    changelist = client.get("/admin/regulator/classificationoverride/")
+    assert (
+        changelist.status_code == 200
+        and "/admin/regulator/classificationoverride/registry/" in changelist.content.decode()
+    )
+    page = client.get("/admin/regulator/classificationoverride/registry/?level=core")
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "enterprises.MajorHazardInstallation.process_parameters" in body and "核心" in body
+    assert "enterprises.Enterprise.name" not in body  # public, filtered out
