@@ -129,6 +129,7 @@ def bench_end_to_end(args) -> None:
         CELERY_TASK_ALWAYS_EAGER="1",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",
+        ALERT_FLOOD_COUNT="100000",  # one alert per round from one device: not a flood here
     )
     os.environ.update(env)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
@@ -199,6 +200,16 @@ def _setup_world(clients: int, modbus_port: int):
         store.create()
         keys.append(store.session_key)
     return device, keys
+
+
+def _acknowledge_open() -> None:
+    from alerts.models import Alert
+    from alerts.services import alert_acknowledge
+    from regulator.models import User
+
+    user = User.objects.get(username="bench-inspector-0")
+    for alert in Alert.objects.filter(state="cleared_unack"):
+        alert_acknowledge(alert=alert, user=user)
 
 
 class Client:
@@ -302,7 +313,9 @@ async def _run(args, env, procs, data_dir):
             await asyncio.wait_for(asyncio.gather(*(c.event.wait() for c in clients)), 10)
         except TimeoutError:
             pass
-        await asyncio.sleep(0.2)
+        # Acknowledge the returned alert so that the next round raises a new one (fresh raised_at).
+        await sync_to_async(_acknowledge_open)()
+        await asyncio.sleep(0.3)
     for t in readers:
         t.cancel()
     for c in clients:
