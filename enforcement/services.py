@@ -467,7 +467,7 @@ def verify_draw(draw: Draw) -> list[str]:
         "inspection_id", "user_id"
     ):
         if iid in live:
-            members.setdefault(live[iid], []).append(uid)
+            members.setdefault(iid, []).append(uid)
     teams = {eid: sorted(members.get(iid, [])) for iid, eid in live.items()}
     if draw.status == DrawStatus.CURRENT and teams != dict(stored["assignments"]):
         problems.append("the inspection records differ from the draw result")

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 
 from enforcement.choices import CertificationLevel
-from enforcement.models import InspectorProfile
+from enforcement.models import Inspection, InspectorProfile
 from regulator.choices import Role
 from tests import factories as f
 
@@ -52,6 +52,9 @@ def county(world):
     ]
     for i, level in enumerate(levels):
         profiles.append(make_inspector(f"insp{i:03d}", county_region, level, [chem if i % 2 else mech]))
+    # Inspections elsewhere first, so inspection ids never coincide with enterprise ids in tests.
+    for day in (1, 2, 3):
+        Inspection.objects.create(enterprise=world.there, date=date(2025, 6, day), status="completed")
     enterprises = [world.here, world.here_no_park]
     for i in range(10):
         enterprises.append(

@@ -302,4 +302,4 @@ def test_draw_rolls_back_entirely_when_a_step_fails(county, plan, monkeypatch):
     with pytest.raises(RuntimeError):
         services.draw_plan(plan=plan, user=county.head)
     plan.refresh_from_db()
-    assert plan.status == "draft" and not Draw.objects.exists() and not Inspection.objects.exists()
+    assert plan.status == "draft" and not Draw.objects.exists() and not Inspection.objects.filter(plan=plan).exists()
