@@ -248,7 +248,8 @@ def build(n_enterprises: int, n_hazards: int, seed: int = 7) -> dict:
         copy_rows(Hazard, hazard_rows(), fields)
     t_haz = time.perf_counter() - t1
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # What autovacuum does to a table after a bulk load: visibility map and statistics.
+        cursor.execute("VACUUM ANALYZE")
     return {
         "enterprises_s": round(t_ent, 1),
         "hazards_s": round(t_haz, 1),
@@ -290,6 +291,7 @@ def measure_list(info: dict, n_requests: int) -> list[tuple[str, str, float, flo
             timings.sort()
             p95 = timings[min(len(timings) - 1, int(len(timings) * 0.95))]
             results.append((username, q or "(no filter)", statistics.median(timings), p95))
+            print(f"{username:<12} {q or '(no filter)':<52} {statistics.median(timings):8.1f} {p95:8.1f}", flush=True)
     return results
 
 
@@ -315,6 +317,19 @@ def measure_escalation() -> dict:
     return out
 
 
+def reset_escalations() -> None:
+    from django.db import connection
+
+    from hazards.models import Hazard, HazardEscalation
+    from regulator.models import Notification
+
+    HazardEscalation.objects.all().delete()
+    Notification.objects.all().delete()
+    Hazard.objects.filter(is_overdue=True).update(is_overdue=False, escalation_tier=0)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE hazards_hazard")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hazards", type=int, default=1_000_000)
@@ -334,7 +349,8 @@ def main() -> None:
             "city_admin": "cityadmin",
             "township_code": Region.objects.filter(level=4).order_by("code")[3].code,
         }
-        print(f"reusing {Hazard.objects.count()} hazards")
+        reset_escalations()
+        print(f"reusing {Hazard.objects.count()} hazards (escalation state reset)")
     else:
         info = build(args.enterprises, args.hazards)
         print(
@@ -344,14 +360,14 @@ def main() -> None:
     if args.build_only:
         return
     print("\nregulator list (GET /api/v1/hazards/, 50 per page, with count):")
-    print(f"{'user':<12} {'filters':<52} {'p50 ms':>8} {'p95 ms':>8}")
-    for user, q, p50, p95 in measure_list(info, args.requests):
-        flag = "" if p95 <= 150 else "  > 150 ms"
-        print(f"{user:<12} {q:<52} {p50:8.1f} {p95:8.1f}{flag}")
+    print(f"{'user':<12} {'filters':<52} {'p50 ms':>8} {'p95 ms':>8}", flush=True)
+    results = measure_list(info, args.requests)
+    worst = max(p95 for _u, _q, _p50, p95 in results)
+    print(f"worst p95: {worst:.1f} ms (target <= 150 ms)", flush=True)
     print("\nescalate_overdue:")
     esc = measure_escalation()
     for key in ("cold", "repeat", "next_day"):
-        print(f"  {key:<9} {esc[key + '_s']:>7} s  {esc[key]}")
+        print(f"  {key:<9} {esc[key + '_s']:>7} s  {esc[key]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ _BOOL_CHOICES = (("1", _("是")), ("0", _("否")))
 class HazardFilterSet(django_filters.FilterSet):
     region = django_filters.CharFilter(label=_("区划代码"), method="filter_region")
     enterprise = django_filters.NumberFilter(field_name="enterprise_id", label=_("企业"))
-    status = django_filters.MultipleChoiceFilter(choices=HazardStatus.choices, label=_("状态"))
+    status = django_filters.MultipleChoiceFilter(choices=HazardStatus.choices, label=_("状态"), distinct=False)
     open = django_filters.ChoiceFilter(choices=_BOOL_CHOICES, label=_("未销号"), method="filter_open")
     grade = django_filters.ChoiceFilter(choices=HazardGrade.choices, label=_("等级"))
     source = django_filters.ChoiceFilter(choices=HazardSource.choices, label=_("来源"))

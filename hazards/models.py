@@ -125,7 +125,14 @@ class Hazard(models.Model):
             models.Index(
                 fields=["due_date", "id"],
                 condition=models.Q(status__in=["reported", "confirmed", "rectifying"]),
+                include=["enterprise"],
                 name="hazard_open_due",
+            ),
+            # The regulator list: filter by state, newest first; counts answered from the index.
+            models.Index(fields=["status", "-reported_at", "-id"], name="hazard_status_reported"),
+            models.Index(fields=["status", "grade", "source", "enterprise"], name="hazard_filter_cover"),
+            models.Index(
+                fields=["-reported_at", "-id"], condition=models.Q(listed=True), name="hazard_listed_reported"
             ),
         ]
         constraints = [

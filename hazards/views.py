@@ -43,6 +43,8 @@ def hazard_list(request):
     base = selectors.hazards_visible_to(user).select_related("enterprise", "enterprise__region")
     filterset = HazardFilterSet(request.GET or None, queryset=base)
     qs = filterset.qs.order_by("-reported_at", "-id")
+    if request.GET.get("overdue") == "1":
+        qs = qs.order_by("due_date", "id")  # most overdue first
     page = CappedPaginator(qs, 30).get_page(request.GET.get("page"))
     region_ids = region_scope_ids(user)
     regions = Region.objects.filter(level__lte=4)

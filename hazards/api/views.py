@@ -66,6 +66,14 @@ class HazardViewSet(ScopedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
             qs = qs.prefetch_related("photos", "transitions__user", "extensions", "escalations")
         return qs
 
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        if self.action == "list" and self.request.query_params.get("overdue") == "1":
+            if not self.request.query_params.get("ordering"):
+                # Most overdue first; this order also follows the partial index of open deadlines.
+                queryset = queryset.order_by("due_date", "id")
+        return queryset
+
     def _respond(self, hazard, code=status.HTTP_200_OK):
         hazard = self.get_queryset().get(pk=hazard.pk)
         return Response(s.HazardDetailSerializer(hazard, context={"request": self.request}).data, status=code)

@@ -221,3 +221,13 @@ def test_list_count_stops_at_the_cap(api, world, people, make_hazard, monkeypatc
     monkeypatch.setattr(pagination.CappedPaginator, "cap", 10)
     body = api(world.inspector).get("/api/v1/hazards/").json()
     assert body["count_capped"] is False and body["count"] == 3
+
+
+def test_overdue_list_puts_the_most_overdue_first(api, world, people, make_hazard, time_machine):
+    from hazards.models import Hazard
+
+    first, second = make_hazard("rectifying"), make_hazard("rectifying")
+    Hazard.objects.filter(pk=second.pk).update(due_date=timezone.localdate() - timedelta(days=9))
+    Hazard.objects.filter(pk=first.pk).update(due_date=timezone.localdate() - timedelta(days=2))
+    rows = api(world.inspector).get("/api/v1/hazards/?overdue=1").json()["results"]
+    assert [r["id"] for r in rows] == [second.pk, first.pk] and rows[0]["days_overdue"] == 9
