@@ -97,6 +97,15 @@ class SecurityPolicyMiddleware:
         user = getattr(request, "user", None)
         if (user is None or not user.is_authenticated) and is_api:
             user = _token_user(request)
+            if user is not None:
+                from regulator.security.policy import requires_mfa
+
+                if requires_mfa(user):
+                    # A long-lived token would be a way around the second factor for admin roles.
+                    return JsonResponse(
+                        {"detail": "管理类账户须通过双因素登录使用系统，不能使用API令牌", "code": "token_not_allowed"},
+                        status=403,
+                    )
         if user is None or not user.is_authenticated:
             return self.get_response(request)
         name = _url_name(request)

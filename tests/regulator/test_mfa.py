@@ -136,3 +136,15 @@ def test_demo_totp_code_command(db, sysadmin, settings, capsys):
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="PRODUCTION"):
         call_command("totp_code", "sysadmin")
+
+
+def test_admin_roles_cannot_use_api_tokens_around_the_second_factor(db, sysadmin):
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=sysadmin)
+    response = Client().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 403 and response.json()["code"] == "token_not_allowed"
+    inspector = f.user("tokeninspector", Role.INSPECTOR)
+    ok = Client().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=inspector).key}")
+    assert ok.status_code == 200
