@@ -104,3 +104,17 @@ def test_postgres_prune_path_deletes_old_rows(db, time_machine):
     call_command("prune_audit", "--days", "200")
     assert not AuditEntry.objects.filter(pk__in=[e.pk for e in old]).exists()
     assert verify_chain() == []
+
+
+def test_checkpoint_catches_a_truncated_tail(db, tamperable, tmp_path):
+    entries = chain(3)
+    checkpoint = tmp_path / "audit-head.json"
+    call_command("verify_audit", "--checkpoint", str(checkpoint))
+    assert str(entries[-1].pk) in checkpoint.read_text()
+    more = chain(2)
+    call_command("verify_audit", "--checkpoint", str(checkpoint))  # moves forward
+    assert str(more[-1].pk) in checkpoint.read_text()
+    AuditEntry.objects.filter(pk__gte=more[0].pk).delete()  # drop the newest entries
+    assert verify_chain() == []  # the chain alone cannot see it ...
+    with pytest.raises(CommandError):  # ... the checkpoint does
+        call_command("verify_audit", "--checkpoint", str(checkpoint))
