@@ -85,7 +85,8 @@ def fill(n_enterprises: int, n_inspectors: int, rng: random.Random):
         group = Industry.objects.create(code="261", name="基础化学原料", level=3, parent=division)
         classes = [Industry.objects.create(code="2614", name="有机化学原料制造", level=4, parent=group)]
     divisions = sorted({c.parent.parent_id for c in classes if c.parent and c.parent.parent_id})
-    risks = ["red", "orange", "yellow", "yellow", "blue", "blue", "blue", ""]
+    # a realistic county: 1% red, 4% orange, 25% yellow, 60% blue, 10% not yet rated
+    risks = ["red"] * 1 + ["orange"] * 4 + ["yellow"] * 25 + ["blue"] * 60 + [""] * 10
     ents = [
         Enterprise(
             uscc=uscc.make(f"91320581{i:09d}"),
@@ -135,7 +136,7 @@ def fill(n_enterprises: int, n_inspectors: int, rng: random.Random):
         [ConflictOfInterest(inspector=p, enterprise_id=rng.choice(ent_ids), reason="亲属任职") for p in profiles],
         ignore_conflicts=True,
     )
-    # a year of history for 30% of the enterprises
+    # a year of history: 90% of the enterprises were inspected once in the last year
     today = date.today()
     history = [
         Inspection(
@@ -144,7 +145,7 @@ def fill(n_enterprises: int, n_inspectors: int, rng: random.Random):
             status="completed",
             outcome="no_problem",
         )
-        for eid in rng.sample(ent_ids, int(len(ent_ids) * 0.3))
+        for eid in rng.sample(ent_ids, int(len(ent_ids) * 0.9))
     ]
     Inspection.objects.bulk_create(history, batch_size=5000)
     team_through = Inspection.team.through
@@ -214,7 +215,7 @@ def main() -> None:
         name="基准计划",
         jurisdiction=county,
         period_start=date.today(),
-        period_end=date.today() + timedelta(days=90),
+        period_end=date.today() + timedelta(days=30),
         strata=[
             {"label": "高风险", "risk": ["red", "orange"], "ratio": "0.2"},
             {"label": "其他", "ratio": "0.03"},

@@ -16,6 +16,7 @@ Snapshot layout (lists, not dicts, to keep 100,000 targets small and fast):
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
@@ -24,7 +25,7 @@ from decimal import Decimal
 
 from enforcement.choices import SENIOR_LEVELS
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # the version of the algorithm and snapshot layout
 
 
 def canonical_bytes(obj) -> bytes:
@@ -87,8 +88,10 @@ def compute_draw(seed: str, snapshot: dict) -> dict:
     due: set[int] = set()
     members: list[list[int]] = [[] for _ in strata]
     info: dict[int, tuple[str, frozenset[str]]] = {}
+    stratum_of: dict[tuple[str, str, str], int] = {}  # the first matching stratum, -1 for none
+    ancestry_of = industries._cache
     for eid, industry, path, risk, credit, done, days_since in snapshot["targets"]:
-        ancestry = industries.ancestry(industry)
+        ancestry = ancestry_of.get(industry) or industries.ancestry(industry)
         if prefixes and not (prefixes & ancestry):
             continue
         if (risk_filter and risk not in risk_filter) or (credit_filter and credit not in credit_filter):
@@ -101,10 +104,14 @@ def compute_draw(seed: str, snapshot: dict) -> dict:
         # Due: never inspected, or the minimum interval runs out before the plan period ends.
         if lo > 0 and (days_since < 0 or (days_since + period_days) * lo >= 365):
             due.add(eid)
-        for index, stratum in enumerate(strata):
-            if _matches(stratum, credit, risk, ancestry):
-                members[index].append(eid)
-                break
+        klass = (credit, risk, industry)
+        index = stratum_of.get(klass, -2)
+        if index == -2:
+            index = stratum_of[klass] = next(
+                (i for i, stratum in enumerate(strata) if _matches(stratum, credit, risk, ancestry)), -1
+            )
+        if index >= 0:
+            members[index].append(eid)
 
     selected: list[int] = sorted(due)
     strata_report = []
@@ -133,17 +140,15 @@ def compute_draw(seed: str, snapshot: dict) -> dict:
     jpath = {uid: path for uid, _l, path, *_ in inspectors}
     specs = {row[0]: frozenset(row[3]) for row in inspectors}
     conflicts = {row[0]: frozenset(row[4]) for row in inspectors}
-    last_team = {eid: frozenset(uids) for eid, uids in snapshot["last_team"]}
+    last_team = dict(snapshot["last_team"])  # enterprise -> [user ids]: a couple of ids, a list will do
     previous_teams = {frozenset(t) for t in snapshot["previous_teams"]}
 
-    order = sorted(specs)
-    rng.shuffle(order)
-    load = dict.fromkeys(order, 0)
-    buckets: dict[int, list[int]] = {0: order}
-
-    def by_load():
-        for level in sorted(buckets):
-            yield from buckets[level]
+    # The pool in workload order: (load, tie-break key, uid), kept sorted. A new random key is
+    # drawn each time an inspector's load grows, so equally loaded inspectors come in random order.
+    uids = sorted(specs)
+    rng.shuffle(uids)
+    order = [(0, position, uid) for position, uid in enumerate(uids)]
+    entry = {item[2]: item for item in order}
 
     sequence = list(selected)
     rng.shuffle(sequence)
@@ -151,75 +156,65 @@ def compute_draw(seed: str, snapshot: dict) -> dict:
     unassigned: list[list] = []
     for eid in sequence:
         path, ancestry = info[eid]
-        banned = last_team.get(eid, frozenset())
-
-        def eligible(uid, path=path, eid=eid, banned=banned):
-            return path.startswith(jpath[uid]) and eid not in conflicts[uid] and uid not in banned
-
-        candidates = (u for u in by_load() if eligible(u))
-        seen: list[int] = []
-        team: list[int] = []
-
-        def find(pred, candidates=candidates, seen=seen, team=team):
-            for uid in seen:
-                if uid not in team and pred(uid):
-                    return uid
-            for uid in candidates:
-                seen.append(uid)
-                if uid not in team and pred(uid):
-                    return uid
-            return None
-
-        def matches(uid, ancestry=ancestry):
-            return bool(specs[uid] & ancestry)
-
-        reason = ""
-        if need_specialty:
-            uid = find(matches)
-            if uid is None:
-                reason = "no_specialist"
-            else:
-                team.append(uid)
-        if not reason and not any(senior[u] for u in team):
-            uid = find(senior.__getitem__)
-            if uid is None:
-                reason = "no_senior"
-            else:
-                team.append(uid)
-        while not reason and len(team) < team_size:
-            uid = find(lambda u: True)
-            if uid is None:
-                reason = "not_enough_inspectors"
-            else:
-                team.append(uid)
-        if not reason and frozenset(team) in previous_teams:
-            reason = "same_team_as_last_draw"
-            seen.extend(candidates)  # rare path: consider every eligible inspector
-            for uid in list(seen):
-                if uid is None or uid in team:
-                    continue
-                for pos in range(len(team) - 1, -1, -1):
-                    trial = team[:pos] + [uid] + team[pos + 1 :]
-                    if frozenset(trial) in previous_teams or not any(senior[u] for u in trial):
-                        continue
-                    if need_specialty and not any(matches(u) for u in trial):
-                        continue
-                    team[:] = trial
-                    reason = ""
-                    break
-                if not reason:
-                    break
-        if reason:
-            unassigned.append([eid, reason])
+        banned = last_team.get(eid, ())
+        # One pass in workload order: the first specialist, the first senior, and the first few
+        # eligible inspectors are all that the team can be made of.
+        specialist = None if need_specialty else 0
+        first_senior = None
+        early: list[int] = []
+        for _load, _key, uid in order:
+            if eid in conflicts[uid] or uid in banned or not path.startswith(jpath[uid]):
+                continue
+            if specialist is None and specs[uid] & ancestry:
+                specialist = uid
+            if first_senior is None and senior[uid]:
+                first_senior = uid
+            if len(early) <= team_size:
+                early.append(uid)
+            if specialist is not None and first_senior is not None and len(early) > team_size:
+                break
+        if specialist is None:
+            unassigned.append([eid, "no_specialist"])
             continue
+        team = [specialist] if need_specialty else []
+        if not any(senior[u] for u in team):
+            if first_senior is None:
+                unassigned.append([eid, "no_senior"])
+                continue
+            team.append(first_senior)
+        for uid in early:
+            if len(team) >= team_size:
+                break
+            if uid not in team:
+                team.append(uid)
+        if len(team) < team_size:
+            unassigned.append([eid, "not_enough_inspectors"])
+            continue
+        if frozenset(team) in previous_teams:
+            team = _avoid_previous_team(
+                team,
+                order,
+                eid,
+                path,
+                banned,
+                conflicts,
+                jpath,
+                senior,
+                specs,
+                ancestry,
+                need_specialty,
+                previous_teams,
+            )
+            if team is None:
+                unassigned.append([eid, "same_team_as_last_draw"])
+                continue
         assignments[eid] = sorted(team)
         for uid in team:
-            buckets[load[uid]].remove(uid)
-            if not buckets[load[uid]]:
-                del buckets[load[uid]]
-            load[uid] += 1
-            bucket = buckets.setdefault(load[uid], [])
-            bucket.insert(rng.randrange(len(bucket) + 1), uid)  # random place among equals: varied teams
+            old = entry[uid]
+            order.pop(bisect.bisect_left(order, old))
+            new = (old[0] + 1, rng.random(), uid)
+            bisect.insort(order, new)
+            entry[uid] = new
 
     return {
         "v": SNAPSHOT_VERSION,
@@ -237,3 +232,36 @@ UNASSIGNED_REASONS = {
     "not_enough_inspectors": "可派执法人员不足",
     "same_team_as_last_draw": "无法避免与上次相同的检查组",
 }
+
+
+def _avoid_previous_team(
+    team,
+    order,
+    eid,
+    path,
+    banned,
+    conflicts,
+    jpath,
+    senior,
+    specs,
+    ancestry,
+    need_specialty,
+    previous_teams,
+):
+    """Swap one member (last first) for the next eligible inspector until the team is new."""
+    candidates = [
+        uid
+        for _load, _key, uid in order  # every eligible inspector, in workload order
+        if eid not in conflicts[uid] and uid not in banned and path.startswith(jpath[uid])
+    ]
+    for uid in candidates:
+        if uid in team:
+            continue
+        for pos in range(len(team) - 1, -1, -1):
+            trial = team[:pos] + [uid] + team[pos + 1 :]
+            if frozenset(trial) in previous_teams or not any(senior[u] for u in trial):
+                continue
+            if need_specialty and not any(specs[u] & ancestry for u in trial):
+                continue
+            return trial
+    return None
