@@ -102,6 +102,8 @@
     if (level === toneLevel && toneTimer) { return; }
     if (toneTimer) { window.clearTimeout(toneTimer); toneTimer = null; }
     toneLevel = level;
+    // Exposed for the people (and tests) checking what the page is sounding.
+    banner.setAttribute("data-tone", level && audio && audio.state === "running" ? String(level) : "0");
     if (!level || !audio || audio.state !== "running") { return; }
     (function loop() {
       var seconds = playCycle(toneLevel);

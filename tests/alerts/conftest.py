@@ -10,6 +10,7 @@ from alerts import runtime as runtime_module
 from alerts.models import AlertRule
 from devices.hooks import ReadingEvent
 from devices.models import Channel, Device
+from tests.alerts.e2e_support import processes  # noqa: F401 - the real-process fixture of the e2e tests
 
 
 @pytest.fixture(autouse=True)

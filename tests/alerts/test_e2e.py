@@ -10,99 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from tests.alerts.e2e_support import _port_open, free_port, session_key, wait_for
+
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("ALERTS_E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def processes(tmp_path):
-    if not settings.USING_POSTGRES:
-        pytest.skip("end-to-end test needs PostgreSQL (set DATABASE_URL)")
-    if not _port_open("127.0.0.1", 6379):
-        pytest.skip("end-to-end test needs Redis on 127.0.0.1:6379")
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        REDIS_URL=REDIS_URL,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATA_DIR=str(tmp_path),
-        SECRET_KEY=settings.SECRET_KEY,  # the sessions created here must verify in Daphne
-        CELERY_TASK_ALWAYS_EAGER="0",
-        ALERT_WS_HEARTBEAT_SECONDS="2",
-        PYTHONUNBUFFERED="1",
-    )
-    started: list[tuple[str, subprocess.Popen]] = []
-
-    def start(name: str, *args: str) -> subprocess.Popen:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        started.append((name, proc))
-        return proc
-
-    yield start, tmp_path
-    for _name, proc in reversed(started):
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for name, proc in started:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        if os.environ.get("ALERTS_E2E_SHOW_LOGS"):
-            print(f"--- {name} ---\n{(tmp_path / f'{name}.log').read_text(errors='replace')[-4000:]}")
-
-
-def session_key(user) -> str:
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    store = SessionStore()
-    store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    store.set_expiry(3600)
-    store.create()
-    return store.session_key
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 async def listen(port: int, key: str, messages: list, stop: asyncio.Event, ready: asyncio.Event):
