@@ -1,5 +1,5 @@
 """Pagination whose total stops counting at a cap: an exact COUNT over a million joined rows costs
-more than the page itself, and nobody pages past ten thousand hazards (they filter)."""
+more than the page itself, and nobody pages through more than a thousand hazards (they filter)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from regulator.api.pagination import StandardPagination
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 
 
 class CappedPaginator(Paginator):

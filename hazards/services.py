@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
@@ -748,6 +749,7 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = 5000) -> 
     """
     now = now or timezone.now()
     today = timezone.localdate(now)
+    started = time.monotonic()
     summary = {"marked": 0, "unmarked": 0, "escalated": {int(t): 0 for t, _d in escalation_thresholds()}, "notified": 0}
     with transaction.atomic():
         summary["marked"] = Hazard.objects.overdue(today).filter(is_overdue=False).update(is_overdue=True)
@@ -756,6 +758,7 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = 5000) -> 
             .exclude(pk__in=Hazard.objects.overdue(today).values("pk"))
             .update(is_overdue=False, escalation_tier=0)
         )
+    marked_at = time.monotonic()
     for tier, days in escalation_thresholds():
         cutoff = today - timedelta(days=days)
         after = 0
@@ -764,7 +767,13 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = 5000) -> 
             summary["escalated"][int(tier)] += count
             if after is None:
                 break
+    recorded_at = time.monotonic()
     summary["notified"] = notify_pending_escalations(today=today)
+    summary["seconds"] = {
+        "mark": round(marked_at - started, 2),
+        "record": round(recorded_at - marked_at, 2),
+        "notify": round(time.monotonic() - recorded_at, 2),
+    }
     return summary
 
 
