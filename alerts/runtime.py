@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from datetime import time as dtime
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import Count, Max
 
 from alerts import engine as eng
@@ -101,6 +100,8 @@ class AlertRuntime:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
+        # While a level-1 linkage write is pending, watch for its confirmation every second.
+        self.linkage_watch_until = 0.0
 
     # --- configuration ---------------------------------------------------------------------------
     def _signature(self):
@@ -269,7 +270,7 @@ class AlertRuntime:
                 unit=unit,
                 detail=change.detail or "-",
             )
-            services.alert_raise(
+            alert = services.alert_raise(
                 enterprise=device.enterprise,
                 device=device,
                 channel=change.key,
@@ -283,6 +284,8 @@ class AlertRuntime:
                 unit=info.unit,
                 suppressed=device.maintenance,
             )
+            if alert.linkage_status == "requested":
+                self.linkage_watch_until = time.monotonic() + settings.ALERT_LINKAGE_WATCH_SECONDS
         else:
             services.alert_condition_return(kind=change.kind, channel=change.key, at=at, value=change.value)
 
@@ -303,6 +306,8 @@ class AlertRuntime:
             self.thread.start()
 
     def _run(self) -> None:
+        from django.db import connections
+
         from alerts import services
 
         last_tick = 0.0
@@ -312,17 +317,22 @@ class AlertRuntime:
                     changes = self.queue.get(timeout=0.5)
                 except queue.Empty:
                     changes = None
-                close_old_connections()
                 self.maybe_reload(force=self.signature is None)
                 if changes:
                     self.apply(changes)
                 if time.monotonic() - last_tick >= 1.0:
                     last_tick = time.monotonic()
                     self.tick()
-                    services.alerts_sync_linkage()
+                    if time.monotonic() < self.linkage_watch_until:
+                        services.alerts_sync_linkage()
             except Exception:
                 logger.exception("alerts runtime loop error; continuing")
                 time.sleep(1)
+            finally:
+                if self.queue.empty():
+                    # Idle: hold no database connection between bursts (a restart of PostgreSQL, or a
+                    # test database being dropped, must not find this thread holding one).
+                    connections.close_all()
 
     def stop(self) -> None:
         self.stopping.set()

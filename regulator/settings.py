@@ -397,6 +397,7 @@ ALERT_WS_HEARTBEAT_SECONDS = env_int("ALERT_WS_HEARTBEAT_SECONDS", 25)
 ALERT_SMS_BACKEND = env_str("ALERT_SMS_BACKEND", "alerts.sms.LoggingSmsBackend")
 # Evaluate readings arriving on an event loop (the async poller) in a background writer thread.
 ALERT_RUNTIME_BACKGROUND = env_bool("ALERT_RUNTIME_BACKGROUND", True)
+ALERT_LINKAGE_WATCH_SECONDS = env_int("ALERT_LINKAGE_WATCH_SECONDS", 120)  # poll a linkage write's confirmation
 
 # --- devices ---
 # Polling daemon (manage.py poll_devices) and the readings store; see devices/poller/.
