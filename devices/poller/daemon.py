@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import signal
 import time
@@ -196,6 +197,8 @@ class DeviceWorker:
         self.task: asyncio.Task | None = None
         self.latest: dict[int, tuple[float | None, str, float]] = {}
         self._offline_marked = False
+        self._units_changed = True
+        self.stopping = False
 
     @property
     def connected(self) -> bool:
@@ -205,12 +208,17 @@ class DeviceWorker:
         self.task = asyncio.get_running_loop().create_task(self.run(), name=f"device-{self.spec.id}")
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except (asyncio.CancelledError, Exception):
-                logger.debug("worker %s ended", self.spec.name, exc_info=True)
+            # Python 3.11's wait_for (inside pymodbus) can swallow a cancel that races with a
+            # response, so cancel until the task is really done; the flag ends it at the next cycle.
+            for _ in range(100):
+                if self.task.done():
+                    break
+                self.task.cancel()
+                await asyncio.wait({self.task}, timeout=0.05)
+            if self.task.done() and not self.task.cancelled() and self.task.exception() is not None:
+                logger.debug("worker %s ended with %r", self.spec.name, self.task.exception())
         self._close()
 
     def _close(self) -> None:
@@ -223,7 +231,7 @@ class DeviceWorker:
 
     async def run(self) -> None:
         spec = self.spec
-        while True:
+        while not self.stopping:
             self.client = make_client(spec)
             try:
                 ok = await self.client.connect()
@@ -276,9 +284,13 @@ class DeviceWorker:
         spec, config, poller = self.spec, self.config, self.poller
         loop = asyncio.get_running_loop()
         period = spec.period_s
-        next_t = loop.time()
+        # Spread devices over the period (golden-ratio phase by id) so they do not all fire at once.
+        next_t = loop.time() + ((spec.id * 0.6180339887) % 1.0) * period
+        await asyncio.sleep(next_t - loop.time())
         last_overrun_log = 0.0
-        while True:
+        live = config.live_push_interval > 0
+        self._units_changed = True
+        while not self.stopping:
             if not self.jobs.empty():
                 lost = await self._run_jobs()
                 if lost:
@@ -337,14 +349,17 @@ class DeviceWorker:
                     probed_and_failed = True
             if events:
                 poller.emit(events)
-                for ev in events:
-                    self.latest[ev.channel_id] = (ev.value, ev.quality, ev.received_at.timestamp())
+                if live:
+                    for ev in events:
+                        self.latest[ev.channel_id] = ev
             if any_response:
                 self.stats.last_seen = datetime.now(UTC)
             if lost:
                 return lost
             self.stats.cycles += 1
-            self._update_status()
+            if self._units_changed:
+                self._units_changed = False
+                self._update_status()
             if probed_and_failed and all(u.demoted for u in self.units.values()):
                 return None
             next_t += period
@@ -359,13 +374,16 @@ class DeviceWorker:
                         period * 1000,
                         (now_m - next_t) * 1000,
                     )
-                # Skip the missed slots instead of bursting to catch up.
-                next_t = now_m
-                await asyncio.sleep(0)
-            else:
-                await asyncio.sleep(next_t - now_m)
+                # Skip the missed slots and wait for the next one on the grid: catching up with
+                # back-to-back reads would feed the congestion that made us late.
+                next_t += period * math.ceil((now_m - next_t) / period)
+            await asyncio.sleep(next_t - now_m)
+        return None
 
     def _account_unit(self, unit: UnitState, failed: bool, now: float) -> None:
+        if not failed and not unit.failures and not unit.demoted:
+            return  # the common case: nothing changes
+        self._units_changed = True
         if failed:
             unit.failures += 1
             if unit.demoted:
@@ -502,6 +520,8 @@ class Poller:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for worker in self.workers.values():
+            worker.stopping = True
         await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
         for worker in self.workers.values():
             await worker._fail_jobs("采集进程停止")
@@ -581,7 +601,7 @@ class Poller:
         for device_id, worker in self.workers.items():
             if not worker.latest:
                 continue
-            values = {str(ch): [v, q, t] for ch, (v, q, t) in worker.latest.items()}
+            values = {str(ch): [ev.value, ev.quality, ev.received_at.timestamp()] for ch, ev in worker.latest.items()}
             worker.latest = {}
             try:
                 await layer.group_send(live_group(device_id), {"type": "device.live", "values": values})

@@ -51,6 +51,7 @@ class Block:
     start: int
     count: int
     channels: list[ChannelSpec] = field(default_factory=list)
+    plan: list | None = None  # compiled on first decode
 
 
 def plan_blocks(channels: list[ChannelSpec], max_gap: int = 8) -> list[Block]:
@@ -135,6 +136,25 @@ def evaluate(ch: ChannelSpec, raw) -> tuple[float | None, str]:
     return value, Quality.GOOD.value
 
 
+def _compile(block: Block) -> list[tuple]:
+    """Per channel: (channel, offset in block, fast kind) where kind 1 = uint16, 2 = int16 (big endian,
+    decoded without struct), 0 = general path."""
+    plan = []
+    for ch in block.channels:
+        kind = 0
+        if ch.byte_order == "big" and ch.data_type == "uint16":
+            kind = 1
+        elif ch.byte_order == "big" and ch.data_type == "int16":
+            kind = 2
+        plan.append((ch, ch.address - block.start, kind))
+    return plan
+
+
+_GOOD = Quality.GOOD.value
+_GARBAGE = Quality.GARBAGE.value
+_isfinite = math.isfinite
+
+
 def decode_block(block: Block, data: list) -> list[tuple[ChannelSpec, float | None, str]]:
     """Registers (or bits) of one block -> one (channel, value, quality) per channel."""
     out = []
@@ -142,20 +162,42 @@ def decode_block(block: Block, data: list) -> list[tuple[ChannelSpec, float | No
         for ch in block.channels:
             i = ch.address - block.start
             if i >= len(data):
-                out.append((ch, None, Quality.GARBAGE.value))
+                out.append((ch, None, _GARBAGE))
             else:
-                out.append((ch, 1.0 if data[i] else 0.0, Quality.GOOD.value))
+                out.append((ch, 1.0 if data[i] else 0.0, _GOOD))
         return out
     if len(data) < block.count:
-        return [(ch, None, Quality.GARBAGE.value) for ch in block.channels]
-    for ch in block.channels:
-        i = ch.address - block.start
-        n = ch.words
-        try:
-            raw = words_to_raw(data[i : i + n], ch.data_type, ch.byte_order, ch.word_order)
-        except (struct.error, ValueError):
-            out.append((ch, None, Quality.GARBAGE.value))
+        return [(ch, None, _GARBAGE) for ch in block.channels]
+    plan = block.plan
+    if plan is None:
+        plan = block.plan = _compile(block)
+    append = out.append
+    for ch, i, kind in plan:
+        if kind == 1:
+            raw = data[i]
+        elif kind == 2:
+            raw = data[i]
+            if raw & 0x8000:
+                raw -= 0x10000
+        else:
+            try:
+                raw = words_to_raw(data[i : i + ch.words], ch.data_type, ch.byte_order, ch.word_order)
+            except (struct.error, ValueError):
+                append((ch, None, _GARBAGE))
+                continue
+            if not _isfinite(raw):
+                append((ch, None, Quality.NAN.value))
+                continue
+        if ch.sentinels and raw in ch.sentinels:
+            append((ch, None, Quality.SENTINEL.value))
             continue
-        value, quality = evaluate(ch, raw)
-        out.append((ch, value, quality))
+        value = raw * ch.scale + ch.offset
+        if not _isfinite(value):
+            append((ch, None, Quality.NAN.value))
+        elif (ch.range_low is not None and value < ch.range_low) or (
+            ch.range_high is not None and value > ch.range_high
+        ):
+            append((ch, None, Quality.OUT_OF_RANGE.value))
+        else:
+            append((ch, value, _GOOD))
     return out

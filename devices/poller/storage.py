@@ -24,7 +24,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,66 +49,23 @@ def from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
-@dataclass(slots=True)
-class _Compression:
-    deadband: float
-    heartbeat_s: float
+class _Track:
+    """Per-channel state of the writer: deadband/heartbeat memory and the open 1-minute bucket."""
 
+    __slots__ = ("deadband", "heartbeat", "last_v", "last_q", "last_t", "minute", "mn", "mx", "sm", "cnt", "bad")
 
-class Compressor:
-    """Per-channel deadband + heartbeat: store on change beyond the deadband, on a quality change,
-    and at least every ``heartbeat_s`` seconds."""
+    def __init__(self, deadband: float = 0.0, heartbeat: float = 60.0):
+        self.deadband, self.heartbeat = deadband, heartbeat
+        self.last_v, self.last_q, self.last_t = None, None, None
+        self.minute = None
+        self.mn = self.mx = None
+        self.sm, self.cnt, self.bad = 0.0, 0, 0
 
-    def __init__(self):
-        self._config: dict[int, _Compression] = {}
-        self._last: dict[int, tuple[float | None, str, float]] = {}
-
-    def configure(self, channel_id: int, deadband: float, heartbeat_s: float) -> None:
-        self._config[channel_id] = _Compression(max(0.0, deadband), max(0.001, heartbeat_s))
-
-    def keep(self, channel_id: int, value: float | None, quality: str, t: float) -> bool:
-        last = self._last.get(channel_id)
-        cfg = self._config.get(channel_id)
-        if last is not None:
-            lv, lq, lt = last
-            heartbeat = cfg.heartbeat_s if cfg else 60.0
-            if lq == quality and t - lt < heartbeat and t >= lt:
-                if value is None or lv is None:
-                    return False
-                if abs(value - lv) <= (cfg.deadband if cfg else 0.0):
-                    return False
-        self._last[channel_id] = (value, quality, t)
-        return True
-
-
-class Aggregator:
-    """1-minute min/max/sum/count/bad over every sample, emitted once the minute has closed."""
-
-    def __init__(self):
-        self._buckets: dict[tuple[int, int], list] = {}
-
-    def add(self, channel_id: int, t: float, value: float | None, good: bool) -> None:
-        key = (channel_id, int(t // 60) * 60)
-        b = self._buckets.get(key)
-        if b is None:
-            b = self._buckets[key] = [None, None, 0.0, 0, 0]
-        if good and value is not None:
-            if b[0] is None or value < b[0]:
-                b[0] = value
-            if b[1] is None or value > b[1]:
-                b[1] = value
-            b[2] += value
-            b[3] += 1
-        else:
-            b[4] += 1
-
-    def pop_closed(self, now: float, everything: bool = False) -> list[AggRow]:
-        current = int(now // 60) * 60
-        out = []
-        for key in [k for k in self._buckets if everything or k[1] < current]:
-            b = self._buckets.pop(key)
-            out.append((key[0], key[1], b[0], b[1], b[2], b[3], b[4]))
-        return out
+    def close_bucket(self, channel_id: int, out: list) -> None:
+        if self.minute is not None and (self.cnt or self.bad):
+            out.append((channel_id, self.minute, self.mn, self.mx, self.sm, self.cnt, self.bad))
+        self.mn = self.mx = None
+        self.sm, self.cnt, self.bad = 0.0, 0, 0
 
 
 # --- database backends -------------------------------------------------------------------------
@@ -309,8 +265,8 @@ class ReadingWriter:
         self.retry_interval = retry_interval
         self.store = store
         self.clock = clock
-        self.compressor = Compressor()
-        self.aggregator = Aggregator()
+        self._tracks: dict[int, _Track] = {}
+        self._closed: list[AggRow] = []
         self.spool = Spool(spool_dir, spool_max_bytes)
         self._queue: deque[Sequence[ReadingEvent]] = deque()
         self._stop = threading.Event()
@@ -325,7 +281,11 @@ class ReadingWriter:
         self._queue.append(events)
 
     def configure(self, channel_id: int, deadband: float, heartbeat_s: float) -> None:
-        self.compressor.configure(channel_id, deadband, heartbeat_s)
+        track = self._tracks.get(channel_id)
+        if track is None:
+            self._tracks[channel_id] = _Track(max(0.0, deadband), max(0.001, heartbeat_s))
+        else:
+            track.deadband, track.heartbeat = max(0.0, deadband), max(0.001, heartbeat_s)
 
     @property
     def db_down(self) -> bool:
@@ -351,7 +311,7 @@ class ReadingWriter:
     # one flush; public so tests and benchmarks can drive it synchronously
     def flush(self, final: bool = False) -> None:
         rows = self._drain()
-        aggs = self.aggregator.pop_closed(self.clock(), everything=final)
+        aggs = self._pop_closed(self.clock(), everything=final)
         self.stats["flushes"] += 1
         if rows or aggs:
             if len(self.spool) or self._db_down:
@@ -362,31 +322,70 @@ class ReadingWriter:
             self._drain_spool()
 
     def _drain(self) -> list[Row]:
+        """Fold queued readings into the minute buckets; return those that pass the deadband.
+
+        Hot path (every reading passes here): one dict lookup per reading, no allocations for
+        readings that the deadband drops.
+        """
         rows: list[Row] = []
-        keep = self.compressor.keep
-        add = self.aggregator.add
+        append = rows.append
+        tracks = self._tracks
+        closed = self._closed
         poller = self.poller
         queue = self._queue
         received = 0
+        last_dt = None
+        t = minute = 0.0
         while queue:
             batch = queue.popleft()
             received += len(batch)
             for ev in batch:
-                t = ev.received_at.timestamp()
-                add(ev.channel_id, t, ev.value, ev.good)
-                if keep(ev.channel_id, ev.value, ev.quality, t):
-                    rows.append(
-                        (
-                            ev.channel_id,
-                            int(t * 1_000_000),
-                            ev.value,
-                            ev.quality,
-                            to_us(ev.device_time) if ev.device_time is not None else None,
-                            poller,
+                cid, _dev, v, good, q, dt, device_time = ev
+                if dt is not last_dt:
+                    last_dt = dt
+                    t = dt.timestamp()
+                    minute = int(t // 60) * 60
+                tr = tracks.get(cid)
+                if tr is None:
+                    tr = tracks[cid] = _Track()
+                if tr.minute != minute:
+                    if tr.minute is not None and minute < tr.minute:
+                        # a late reading for a closed minute: its own row, merged by the upsert
+                        closed.append(
+                            (cid, minute, v, v, v or 0.0, 1, 0)
+                            if good and v is not None
+                            else (cid, minute, None, None, 0.0, 0, 1)
                         )
-                    )
+                        continue
+                    tr.close_bucket(cid, closed)
+                    tr.minute = minute
+                if good and v is not None:
+                    if tr.mn is None or v < tr.mn:
+                        tr.mn = v
+                    if tr.mx is None or v > tr.mx:
+                        tr.mx = v
+                    tr.sm += v
+                    tr.cnt += 1
+                else:
+                    tr.bad += 1
+                lt = tr.last_t
+                if lt is not None and q == tr.last_q and lt <= t < lt + tr.heartbeat:
+                    lv = tr.last_v
+                    if v is None or lv is None or abs(v - lv) <= tr.deadband:
+                        continue
+                tr.last_v, tr.last_q, tr.last_t = v, q, t
+                append((cid, int(t * 1_000_000), v, q, to_us(device_time) if device_time is not None else None, poller))
         self.stats["received"] += received
         return rows
+
+    def _pop_closed(self, now: float, everything: bool = False) -> list[AggRow]:
+        current = int(now // 60) * 60
+        closed = self._closed
+        for cid, tr in self._tracks.items():
+            if tr.minute is not None and (everything or tr.minute < current) and (tr.cnt or tr.bad):
+                tr.close_bucket(cid, closed)
+        self._closed = []
+        return closed
 
     def _write_or_spool(self, rows, aggs) -> None:
         try:

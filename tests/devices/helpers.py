@@ -152,4 +152,5 @@ async def run_workers(p: Poller, specs, seconds: float):
 
 async def stop_workers(workers):
     for w in workers:
-        await w.stop()
+        w.stopping = True
+    await asyncio.gather(*(w.stop() for w in workers))

@@ -11,7 +11,7 @@ from devices.choices import Quality
 from devices.hooks import PollerEvent, ReadingEvent, register_poller_sink
 from devices.models import Channel, Device, Reading, ReadingAggregate
 from devices.poller import storage
-from devices.poller.storage import Compressor, ReadingWriter, Spool
+from devices.poller.storage import ReadingWriter, Spool
 
 
 @pytest.fixture
@@ -24,23 +24,25 @@ def ev(channel, t, value, quality=Quality.GOOD):
     return ReadingEvent(channel.pk, channel.device_id, value, quality == Quality.GOOD, quality, t)
 
 
-def test_deadband_keeps_changes_quality_flips_and_heartbeats():
-    c = Compressor()
-    c.configure(1, deadband=0.5, heartbeat_s=10)
-    kept = [
-        c.keep(1, v, q, t)
-        for v, q, t in [
-            (1.0, "good", 0),
-            (1.2, "good", 1),
-            (1.6, "good", 2),
-            (1.7, "good", 3),
-            (None, "timeout", 4),
-            (None, "timeout", 5),
-            (1.7, "good", 6),
-            (1.7, "good", 16.5),
-        ]
+def test_deadband_keeps_changes_quality_flips_and_heartbeats(channel, tmp_path):
+    stored = []
+    w = make_writer(tmp_path, store=lambda rows, aggs: stored.extend(rows) or len(rows))
+    w.configure(channel.pk, deadband=0.5, heartbeat_s=10)
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    samples = [
+        (1.0, "good", 0),
+        (1.2, "good", 1),
+        (1.6, "good", 2),
+        (1.7, "good", 3),
+        (None, "timeout", 4),
+        (None, "timeout", 5),
+        (1.7, "good", 6),
+        (1.7, "good", 16.5),
     ]
-    assert kept == [True, False, True, False, True, False, True, True]
+    w.submit([ev(channel, base + timedelta(seconds=s), v, q) for v, q, s in samples])
+    w.flush()
+    kept = [(v, q) for _c, _t, v, q, _d, _p in stored]
+    assert kept == [(1.0, "good"), (1.6, "good"), (None, "timeout"), (1.7, "good"), (1.7, "good")]
 
 
 def make_writer(tmp_path, store=storage.store_batch, max_bytes=10_000_000, now=None):

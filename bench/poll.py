@@ -1,0 +1,313 @@
+"""Polling benchmark: the devices poller vs a bare pymodbus client loop, in the same run.
+
+    .venv/bin/python bench/poll.py [--devices 1000] [--channels 10] [--hz 10] [--seconds 15]
+
+Lightweight asyncio Modbus TCP responders run in separate processes (the pymodbus server is too
+CPU-heavy for 10,000 requests/s). Then, one after the other, in a fresh process each:
+
+- bare: one pymodbus AsyncModbusTcpClient per device, each paced at --hz with absolute deadlines,
+  reading the device's registers in one request;
+- poller: devices.poller.daemon workers for the same devices (decode, ReadingEvents, hooks, and the
+  writer's deadband + 1-minute aggregation on its thread; the database store is a no-op here,
+  see bench/ingest.py for storage).
+
+Prints achieved reads/s, p50/p99/max cycle lateness (jitter) and CPU per read for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+# --- responder (no Django, no pymodbus) ---------------------------------------------------------
+
+
+class Responder(asyncio.Protocol):
+    registers = b"".join(struct.pack(">H", 100 + i) for i in range(125))
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.buf = b""
+
+    def data_received(self, data):
+        buf = self.buf + data
+        out = []
+        while len(buf) >= 8:
+            length = int.from_bytes(buf[4:6], "big")
+            if len(buf) < 6 + length:
+                break
+            frame, buf = buf[: 6 + length], buf[6 + length :]
+            unit, fc = frame[6], frame[7]
+            if fc in (3, 4) and len(frame) >= 12:
+                count = int.from_bytes(frame[10:12], "big")
+                pdu = bytes([fc, count * 2]) + self.registers[: count * 2]
+            else:
+                pdu = bytes([fc | 0x80, 1])
+            out.append(frame[0:2] + b"\x00\x00" + (len(pdu) + 1).to_bytes(2, "big") + bytes([unit]) + pdu)
+        self.buf = buf
+        if out:
+            self.transport.write(b"".join(out))
+
+
+async def responder_main(count: int) -> None:
+    loop = asyncio.get_running_loop()
+    servers, ports = [], []
+    for _ in range(count):
+        server = await loop.create_server(Responder, "127.0.0.1", 0, backlog=64)
+        servers.append(server)
+        ports.append(server.sockets[0].getsockname()[1])
+    print(json.dumps(ports), flush=True)
+    await asyncio.Event().wait()
+
+
+# --- pollers -------------------------------------------------------------------------------------
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def bare_main(ports, channels, hz, seconds, warmup):
+    import logging
+
+    from pymodbus.client import AsyncModbusTcpClient
+
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    period = 1.0 / hz
+    lateness, reads = [], [0]
+    measuring = [False]
+    stop = [False]
+
+    async def device(port, offset):
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=1, retries=0, reconnect_delay=0)
+        await client.connect()
+        loop = asyncio.get_running_loop()
+        next_t = loop.time() + offset
+        await asyncio.sleep(offset)
+        while not stop[0]:
+            start = loop.time()
+            if measuring[0]:
+                lateness.append(start - next_t)
+            rr = await client.read_holding_registers(0, count=channels, device_id=1)
+            if not rr.isError() and measuring[0]:
+                reads[0] += 1
+            next_t += period
+            now = loop.time()
+            if now > next_t:
+                next_t = now
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(next_t - now)
+        client.close()
+
+    tasks = [asyncio.create_task(device(p, i * period / len(ports))) for i, p in enumerate(ports)]
+    await asyncio.sleep(warmup)
+    measuring[0] = True
+    cpu0, t0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+    measuring[0] = False
+    stop[0] = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {"reads": reads[0], "wall": wall, "cpu": cpu, "lateness": lateness}
+
+
+async def poller_main(ports, channels, hz, seconds, warmup, tmp):
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regulator.settings")
+    django.setup()
+    import logging
+
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("devices").setLevel(logging.ERROR)
+    from datetime import datetime
+
+    from devices.poller.daemon import DeviceSpec, DeviceWorker, Poller, PollerConfig
+    from devices.poller.decode import ChannelSpec
+    from devices.poller.storage import ReadingWriter
+
+    stored = [0]
+
+    def store(rows, aggs):
+        stored[0] += len(rows)
+        return len(rows)
+
+    writer = ReadingWriter(poller="bench", spool_dir=Path(tmp) / "spool", spool_max_bytes=10**8, store=store)
+    config = PollerConfig(name="bench", live_push_interval=0, record_lateness=False)
+    poller = Poller(config, writer, store_status=False)
+    poller.reading_hook = lambda events: None  # the alerts sink is measured in its own benchmark
+    period = 1.0 / hz
+    cid = 0
+    for i, port in enumerate(ports):
+        chans = []
+        for a in range(channels):
+            cid += 1
+            chans.append(
+                ChannelSpec(
+                    id=cid,
+                    device_id=i + 1,
+                    tag=f"T{cid}",
+                    unit_id=1,
+                    register_type="holding",
+                    address=a,
+                    scale=0.1,
+                    range_low=0,
+                    range_high=100,
+                    deadband=0.5,
+                    heartbeat_s=60,
+                )
+            )
+            writer.configure(cid, 0.5, 60)
+        spec = DeviceSpec(
+            id=i + 1,
+            name=f"d{i}",
+            enterprise_id=1,
+            protocol="tcp",
+            host="127.0.0.1",
+            port=port,
+            serial_port="",
+            baudrate=9600,
+            parity="N",
+            stopbits=1,
+            bytesize=8,
+            period_s=period,
+            timeout_s=1.0,
+            retries=0,
+            enabled=True,
+            maintenance=False,
+            status="online",
+            channels=tuple(chans),
+            signature=(datetime.now(),),
+        )
+        poller.specs[spec.id] = spec
+    writer.start()
+    for spec in poller.specs.values():
+        w = DeviceWorker(spec, poller)
+        poller.workers[spec.id] = w
+        w.start()
+        await asyncio.sleep(period / len(ports))  # stagger like the bare loop
+    await asyncio.sleep(warmup)
+    reads0 = sum(w.stats.reads for w in poller.workers.values())
+    poller.lateness.clear()
+    config.record_lateness = True
+    cpu0, t0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+    config.record_lateness = False
+    reads = sum(w.stats.reads for w in poller.workers.values()) - reads0
+    lateness = list(poller.lateness)
+    for w in poller.workers.values():
+        w.stopping = True
+    await asyncio.gather(*(w.stop() for w in poller.workers.values()))
+    writer.stop()
+    return {
+        "reads": reads,
+        "wall": wall,
+        "cpu": cpu,
+        "lateness": lateness,
+        "received": writer.stats["received"],
+        "stored_rows": stored[0],
+    }
+
+
+def run_mode(mode, ports, args):
+    cmd = [sys.executable, __file__, "--mode", mode, "--ports", ",".join(map(str, ports))]
+    cmd += ["--channels", str(args.channels), "--hz", str(args.hz), "--seconds", str(args.seconds)]
+    cmd += ["--warmup", str(args.warmup)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def summarise(name, r, devices, hz):
+    lat = [x * 1000 for x in r["lateness"]]
+    rate = r["reads"] / r["wall"]
+    return {
+        "name": name,
+        "reads/s": rate,
+        "target": devices * hz,
+        "cpu %": 100 * r["cpu"] / r["wall"],
+        "cpu us/read": 1e6 * r["cpu"] / max(r["reads"], 1),
+        "p50 ms": percentile(lat, 0.5),
+        "p99 ms": percentile(lat, 0.99),
+        "max ms": max(lat) if lat else float("nan"),
+        "mean ms": statistics.fmean(lat) if lat else float("nan"),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--channels", type=int, default=10)
+    parser.add_argument("--hz", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--responders", type=int, default=1, help="responder processes")
+    parser.add_argument("--mode", choices=["bare", "poller", "responder"], default=None)
+    parser.add_argument("--ports", default="")
+    parser.add_argument("--count", type=int, default=0)
+    args = parser.parse_args()
+
+    if args.mode == "responder":
+        asyncio.run(responder_main(args.count))
+        return
+    if args.mode in ("bare", "poller"):
+        ports = [int(p) for p in args.ports.split(",") if p]
+        if args.mode == "bare":
+            result = asyncio.run(bare_main(ports, args.channels, args.hz, args.seconds, args.warmup))
+        else:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                result = asyncio.run(poller_main(ports, args.channels, args.hz, args.seconds, args.warmup, tmp))
+        print(json.dumps(result))
+        return
+
+    procs, ports = [], []
+    per = -(-args.devices // args.responders)
+    for i in range(args.responders):
+        n = min(per, args.devices - i * per)
+        p = subprocess.Popen(
+            [sys.executable, __file__, "--mode", "responder", "--count", str(n)], stdout=subprocess.PIPE, text=True
+        )
+        procs.append(p)
+        ports += json.loads(p.stdout.readline())
+    try:
+        print(
+            f"{args.devices} devices x {args.channels} channels at {args.hz:g} Hz, "
+            f"{args.seconds:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs, "
+            f"{args.responders} responder process(es)"
+        )
+        rows = [
+            summarise("bare pymodbus loop", run_mode("bare", ports, args), args.devices, args.hz),
+            summarise("devices poller", run_mode("poller", ports, args), args.devices, args.hz),
+        ]
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+    cols = ["reads/s", "target", "cpu %", "cpu us/read", "p50 ms", "p99 ms", "max ms"]
+    print(f"{'':22}" + "".join(f"{c:>13}" for c in cols))
+    for r in rows:
+        print(f"{r['name']:22}" + "".join(f"{r[c]:>13.1f}" for c in cols))
+    ratio = rows[1]["cpu us/read"] / rows[0]["cpu us/read"]
+    print(f"CPU per read, poller / bare: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
