@@ -841,8 +841,8 @@ def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000)
                     names[step.pk] = sorted({u.username for u in users})
                     for user in users:
                         per_user.setdefault((user.pk, tier), (user, []))[1].append(step)
-            for (_uid, tier), (user, steps) in per_user.items():
-                sent += _notify_escalation(user, steps, tier, today)
+            messages = [_escalation_message(user, steps, tier) for (_uid, tier), (user, steps) in per_user.items()]
+            sent += _notify_bulk(messages)
             stamp = timezone.now()
             by_names: dict[tuple, list[int]] = defaultdict(list)
             for step in pending:
@@ -856,21 +856,20 @@ def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000)
             return sent
 
 
-def _notify_escalation(user, steps: list[HazardEscalation], tier: int, today: date) -> int:
+def _escalation_message(user, steps: list[HazardEscalation], tier: int) -> dict:
+    """One notification for one recipient: the hazard itself, or a digest when several arrive."""
     label = EscalationTier(tier).label
     if len(steps) == 1:
         step = steps[0]
         h = step.hazard
-        created = notify(
-            users=[user],
-            title=_("隐患逾期%(days)s天（升级至%(tier)s）：%(ent)s %(code)s")
+        return {
+            "user": user,
+            "title": _("隐患逾期%(days)s天（升级至%(tier)s）：%(ent)s %(code)s")
             % {"days": step.days_overdue, "tier": label, "ent": h.enterprise.name, "code": h.code},
-            body=h.description,
-            url=_hazard_url(h),
-            level="warning",
-            dedupe_key=f"hazard:{h.pk}:esc:{tier}:{step.due_date.isoformat()}",
-        )
-        return len(created)
+            "body": h.description,
+            "url": _hazard_url(h),
+            "dedupe_key": f"hazard:{h.pk}:esc:{tier}:{step.due_date.isoformat()}",
+        }
     # Many at once (a first run, a big county): one digest instead of a flood of mails.
     ids = sorted(step.pk for step in steps)
     digest = hashlib.sha1(",".join(map(str, ids)).encode(), usedforsecurity=False).hexdigest()[:16]
@@ -878,15 +877,73 @@ def _notify_escalation(user, steps: list[HazardEscalation], tier: int, today: da
         url = reverse("hazards:list") + "?overdue=1"
     except Exception:
         url = ""
-    created = notify(
-        users=[user],
-        title=_("%(n)s 条隐患逾期升级至%(tier)s") % {"n": len(steps), "tier": label},
-        body="\n".join(f"{s.hazard.code} {s.hazard.enterprise.name}：{s.hazard.description[:40]}" for s in steps[:50]),
-        url=url,
-        level="warning",
-        dedupe_key=f"hazard-esc:{tier}:{digest}",
+    return {
+        "user": user,
+        "title": _("%(n)s 条隐患逾期升级至%(tier)s") % {"n": len(steps), "tier": label},
+        "body": "\n".join(
+            f"{s.hazard.code} {s.hazard.enterprise.name}：{s.hazard.description[:40]}" for s in steps[:50]
+        ),
+        "url": url,
+        "dedupe_key": f"hazard-esc:{tier}:{digest}",
+    }
+
+
+def _notify_bulk(messages: list[dict]) -> int:
+    """Many different notifications at once, with ``regulator.notifications.notify`` semantics
+    (stored once per user and dedupe key, pushed and mailed after commit) in a few queries.
+
+    A cold escalation run notifies thousands of principals; one ``notify`` call each costs
+    thousands of round trips. Falls back to ``notify`` one by one if a concurrent writer races us.
+    """
+    from regulator.models import Notification
+    from regulator.notifications import _mail, group_for_user
+
+    messages = [m for m in messages if m["user"] is not None and m["user"].is_active]
+    if not messages:
+        return 0
+    existing = set(
+        Notification.objects.filter(
+            user_id__in={m["user"].pk for m in messages}, dedupe_key__in={m["dedupe_key"] for m in messages}
+        ).values_list("user_id", "dedupe_key")
     )
-    return len(created)
+    fresh = [m for m in messages if (m["user"].pk, m["dedupe_key"]) not in existing]
+    notes = [
+        Notification(
+            user=m["user"],
+            title=str(m["title"])[:200],
+            body=m["body"],
+            url=m["url"],
+            level="warning",
+            dedupe_key=m["dedupe_key"],
+        )
+        for m in fresh
+    ]
+    try:
+        with transaction.atomic():
+            Notification.objects.bulk_create(notes, batch_size=1000)
+    except IntegrityError:
+        created = 0
+        for m in fresh:
+            created += len(
+                notify(
+                    users=[m["user"]],
+                    title=m["title"],
+                    body=m["body"],
+                    url=m["url"],
+                    level="warning",
+                    dedupe_key=m["dedupe_key"],
+                )
+            )
+        return created
+    for note in notes:
+        push_on_commit(
+            [group_for_user(note.user_id)],
+            "notification.created",
+            {"id": note.pk, "title": note.title, "url": note.url, "level": note.level},
+        )
+        if note.user.email:
+            transaction.on_commit(lambda u=note.user, n=note: _mail(u, n))
+    return len(notes)
 
 
 # --- self-inspection -------------------------------------------------------------------------

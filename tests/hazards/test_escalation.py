@@ -160,3 +160,19 @@ def test_escalations_recorded_before_a_crash_are_notified_by_the_next_run(
     step.refresh_from_db()
     assert step.notified_at is not None and step.recipients == ["principal"]
     assert services.escalate_overdue()["notified"] == 0
+
+
+def test_bulk_notification_falls_back_to_notify_when_a_concurrent_writer_races(
+    world, people, overdue_world, time_machine, monkeypatch
+):
+    from django.db import IntegrityError
+
+    from regulator.models import Notification as N
+
+    def racing_bulk_create(*args, **kwargs):
+        raise IntegrityError("duplicate key")
+
+    monkeypatch.setattr(N.objects, "bulk_create", racing_bulk_create)
+    time_machine.move_to(at(overdue_world.due_date + timedelta(days=1)))
+    assert services.escalate_overdue()["notified"] == 1
+    assert N.objects.filter(user=people["principal"], title__contains="逾期").count() == 1
