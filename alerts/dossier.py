@@ -20,7 +20,13 @@ def alert_summary(enterprise, user) -> dict:
     reviewed_n = reviewed.count()
     false_n = reviewed.filter(false_alarm=True).count()
     open_rows = qs.filter(state__in=OPEN_STATES).select_related("channel").order_by("level", "-raised_at")[:10]
+    from alerts.models import EnterpriseMode, OperatingMode
+
+    mode = EnterpriseMode.objects.filter(enterprise=enterprise).values_list("mode", flat=True).first() or "normal"
     return {
+        "mode": mode,
+        "mode_display": str(OperatingMode(mode).label),
+        "modes": [[value, str(label)] for value, label in OperatingMode.choices],
         "open_count": qs.filter(state__in=OPEN_STATES).count(),
         "last_30_days": recent.count(),
         "by_level": [

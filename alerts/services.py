@@ -676,3 +676,22 @@ def format_message(kind: str, *, tag="", name="", value=None, limit=None, unit="
         .format(tag=tag, name=name, value=fmt(value), limit=fmt(limit), unit=unit, detail=detail)
         .strip()
     )
+
+
+# --- operating mode (dynamic thresholds by 工况) -------------------------------------------------------
+@transaction.atomic
+def enterprise_set_operating_mode(*, enterprise, user, mode: str):
+    """The enterprise reports start-up / shutdown / overhaul; schedules keyed on the mode follow it."""
+    from alerts.models import EnterpriseMode, OperatingMode
+
+    if not can_act(user) or not (user.is_superuser or user.is_regulator or user.is_enterprise_user):
+        raise PermissionDenied(_("只有企业人员或监管人员可以变更工况"))
+    if mode not in OperatingMode.values:
+        raise InvalidInput(_("未知的工况"), field="mode")
+    current, _created = EnterpriseMode.objects.select_for_update().get_or_create(enterprise=enterprise)
+    old = current.mode
+    current.mode = mode
+    current.changed_by = user
+    current.save()
+    record_event(event="alert.operating_mode", user=user, obj=enterprise, detail={"from": old, "to": mode})
+    return current

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.board, name="board"),
     path("all/", views.alert_list, name="list"),
     path("analytics/", views.analytics_page, name="analytics"),
+    path("mode/<int:enterprise_id>/", views.set_mode, name="set_mode"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/<str:action>/", views.act, name="act"),
 ]

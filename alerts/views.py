@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -169,6 +170,28 @@ def act(request, pk: int, action: str):
     if target == "board":
         return redirect("alerts:board")
     return redirect("alerts:detail", pk=alert.pk)
+
+
+@login_required
+@require_POST
+def set_mode(request, enterprise_id: int):
+    from enterprises.models import Enterprise
+    from regulator.scoping import scope
+
+    enterprise = get_object_or_404(scope(Enterprise.objects.all(), request.user), pk=enterprise_id)
+    try:
+        services.enterprise_set_operating_mode(
+            enterprise=enterprise, user=request.user, mode=request.POST.get("mode", "")
+        )
+        messages.success(request, _("工况已更新，动态阈值将在数秒内生效"))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc) or _("您无权执行此操作"))
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect("alerts:board")
 
 
 @login_required

@@ -1,9 +1,10 @@
 """REST: alerts scoped to the user, each lifecycle step one action calling one service."""
 
 from django.db.models import Q
+from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from rest_framework import viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
 
 from alerts import services
@@ -122,3 +123,25 @@ class AlertRuleViewSet(viewsets.ReadOnlyModelViewSet):
             return qs.none()
         by_channel = scoping.enterprise_scope_q(user, prefix="channel__device__enterprise__")
         return qs.filter(Q(device__isnull=True, channel__isnull=True) | q | by_channel)
+
+
+@api_view(["GET", "PUT"])
+def operating_mode(request, enterprise_id: int):
+    """GET or PUT {"mode": "normal|startup|shutdown|overhaul"} for one enterprise in scope."""
+    from alerts.models import EnterpriseMode
+    from enterprises.models import Enterprise
+
+    enterprise = get_object_or_404(scoping.scope(Enterprise.objects.all(), request.user), pk=enterprise_id)
+    if request.method == "PUT":
+        mode = services.enterprise_set_operating_mode(
+            enterprise=enterprise, user=request.user, mode=str(request.data.get("mode", ""))
+        )
+    else:
+        mode = EnterpriseMode.objects.filter(enterprise=enterprise).first()
+    return Response(
+        {
+            "enterprise": enterprise.pk,
+            "mode": mode.mode if mode else "normal",
+            "changed_at": mode.changed_at if mode else None,
+        }
+    )

@@ -151,3 +151,26 @@ def test_html_board_detail_and_acknowledge_form(world, alert, client):
     assert client.get("/alerts/analytics/").status_code == 200
     assert client.get("/alerts/all/?state=normal").status_code == 200
     assert Alert.objects.filter(state="active_ack").count() == 1
+
+
+def test_operating_mode_switches_the_schedule_the_runtime_uses(rt, world, gas, client):
+    from datetime import UTC, datetime
+
+    from alerts.models import AlertRule, ThresholdSchedule
+    from devices.hooks import publish_readings
+    from tests.alerts.conftest import reading
+
+    rule = AlertRule.objects.get(pk=gas.rule.pk)
+    ThresholdSchedule.objects.create(rule=rule, name="检修", operating_mode="overhaul", high=60, high_high=80)
+    api = client_for(world.enterprise_user)
+    assert api.get(f"/api/v1/operating-modes/{world.here.pk}/").json()["mode"] == "normal"
+    assert api.put(f"/api/v1/operating-modes/{world.here.pk}/", {"mode": "bogus"}, format="json").status_code == 400
+    assert api.put(f"/api/v1/operating-modes/{world.here.pk}/", {"mode": "overhaul"}, format="json").status_code == 200
+    assert client_for(world.other_inspector).get(f"/api/v1/operating-modes/{world.here.pk}/").status_code == 404
+    publish_readings([reading(gas.channel, 40, datetime(2026, 3, 1, tzinfo=UTC))])
+    assert not Alert.objects.exists()  # 40 < 60 during overhaul
+    client.force_login(world.enterprise_user)
+    resp = client.post(f"/alerts/mode/{world.here.pk}/", {"mode": "normal", "next": "/alerts/"})
+    assert resp.status_code == 302 and resp.url == "/alerts/"
+    publish_readings([reading(gas.channel, 40, datetime(2026, 3, 1, 0, 0, 1, tzinfo=UTC))])
+    assert Alert.objects.get().kind == "high"
