@@ -9,7 +9,6 @@ contributions that appeared and lapsed, so every change of score is traceable to
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import date, datetime, time, timedelta
 
@@ -18,6 +17,7 @@ import pandas as pd
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from enforcement.bulk import insert_rows
 from enforcement.choices import (
     CREDIT_BASE_SCORE,
     CREDIT_BONUS_CAP,
@@ -197,30 +197,6 @@ def compute_scores(enterprises: pd.DataFrame, events: pd.DataFrame, rules: pd.Da
         if eid in frame.index:
             basis.setdefault(eid, []).append({"rule": "LIST", "event": None, "kind": "dishonesty_listed", "points": 0})
     return score, grade, basis
-
-
-def insert_rows(model, fields: list[str], rows: list[tuple]) -> None:
-    """Insert many rows: COPY on PostgreSQL (see MEASURED.md: ~10x bulk_create), bulk_create elsewhere."""
-    if not rows:
-        return
-    from django.db import connection
-    from django.db.models import JSONField
-
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows], batch_size=2000)
-        return
-    meta = model._meta
-    json_at = [i for i, name in enumerate(fields) if isinstance(meta.get_field(name), JSONField)]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
-    statement = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for row in rows:
-            if json_at:
-                row = list(row)
-                for i in json_at:
-                    row[i] = json.dumps(row[i], ensure_ascii=False)
-            copy.write_row(row)
 
 
 def _key(item: dict) -> tuple:

@@ -10,12 +10,13 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enforcement import drawing
 from enforcement import signing as sm2
+from enforcement.bulk import bulk_insert
 from enforcement.choices import (
     DEFAULT_FREQUENCY,
     DOCUMENT_ABBREVIATIONS,
@@ -200,17 +201,18 @@ def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
     )
     grades = credit_grades_for(region_path=path)
     live = Inspection.objects.filter(**in_region).exclude(status=InspectionStatus.CANCELLED)
-    done = dict(
-        live.filter(date__gte=as_of - timedelta(days=365))
-        .values("enterprise_id")
-        .annotate(n=Count("id"))
-        .values_list("enterprise_id", "n")
-    )
-    last_dates = dict(live.values("enterprise_id").annotate(last=Max("date")).values_list("enterprise_id", "last"))
+    # One pass over the history: inspections in the last year, the latest visit and its id.
+    year_ago = as_of - timedelta(days=365)
+    done: dict[int, int] = {}
+    latest: dict[int, tuple] = {}
+    for iid, eid, day in live.order_by("date", "id").values_list("id", "enterprise_id", "date"):
+        latest[eid] = (iid, day)
+        if day >= year_ago:
+            done[eid] = done.get(eid, 0) + 1
     targets = []
     for eid, industry, region_path, risk in rows:
-        last = last_dates.get(eid)
-        days_since = -1 if last is None else max(0, (as_of - last).days)
+        last = latest.get(eid)
+        days_since = -1 if last is None else max(0, (as_of - last[1]).days)
         targets.append(
             [
                 eid,
@@ -223,9 +225,6 @@ def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
             ]
         )
 
-    latest: dict[int, tuple] = {}
-    for iid, eid, day in live.order_by("date", "id").values_list("id", "enterprise_id", "date"):
-        latest[eid] = (iid, day)
     latest_ids = {iid for iid, _day in latest.values()}
     members: dict[int, list[int]] = {}
     through = Inspection.team.through
@@ -381,17 +380,17 @@ def _materialise_inspections(plan, draw, assignments) -> None:
         Inspection(enterprise_id=eid, plan=plan, draw=draw, date=_schedule(plan, i, total), leader_id=team[0])
         for i, (eid, team) in enumerate(assignments)
     ]
-    Inspection.objects.bulk_create(inspections, batch_size=2000)
+    bulk_insert(Inspection, inspections)
     if not inspections or inspections[0].pk is None:  # backends without RETURNING on bulk insert
         inspections = list(draw.inspections.order_by("id"))
     through = Inspection.team.through
-    through.objects.bulk_create(
+    bulk_insert(
+        through,
         [
             through(inspection_id=ins.pk, user_id=uid)
             for ins, (_eid, team) in zip(inspections, assignments, strict=True)
             for uid in team
         ],
-        batch_size=5000,
     )
     # Telling the inspectors is not part of the draw: it runs after commit (a Celery task).
     from enforcement.tasks import notify_draw

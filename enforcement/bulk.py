@@ -1,0 +1,70 @@
+"""Fast inserts for the big writes (a draw's inspections, the nightly credit scores).
+
+PostgreSQL gets COPY (MEASURED.md: ~425,000 rows/s against ~50,000 for bulk_create); other
+databases fall back to ``bulk_create``. Ids for COPY are taken from the table's own sequence
+first, so callers get primary keys back just as with ``bulk_create``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.db import connection
+from django.db.models import JSONField
+
+
+def _copy(model, columns: list[str], rows) -> None:
+    quote = connection.ops.quote_name
+    statement = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _allocate_ids(model, count: int) -> list[int]:
+    table = model._meta.db_table
+    column = model._meta.pk.column
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, column, count]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def bulk_insert(model, objs: list, batch_size: int = 5000) -> list:
+    """Insert model instances and set their primary keys (defaults and auto_now_add applied)."""
+    if not objs:
+        return objs
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs, batch_size=batch_size)
+        return objs
+    for obj, pk in zip(objs, _allocate_ids(model, len(objs)), strict=True):
+        obj.pk = pk
+    fields = model._meta.concrete_fields
+    _copy(
+        model,
+        [f.column for f in fields],
+        (tuple(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields) for obj in objs),
+    )
+    return objs
+
+
+def insert_rows(model, fields: list[str], rows: list[tuple]) -> None:
+    """Insert plain tuples of the named fields (no model instances: the cheapest path)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows], batch_size=2000)
+        return
+    meta = model._meta
+    json_at = [i for i, name in enumerate(fields) if isinstance(meta.get_field(name), JSONField)]
+
+    def encoded():
+        for row in rows:
+            if json_at:
+                row = list(row)
+                for i in json_at:
+                    row[i] = json.dumps(row[i], ensure_ascii=False)
+            yield row
+
+    _copy(model, [meta.get_field(name).column for name in fields], encoded())
