@@ -695,3 +695,70 @@ def enterprise_set_operating_mode(*, enterprise, user, mode: str):
     current.save()
     record_event(event="alert.operating_mode", user=user, obj=enterprise, detail={"from": old, "to": mode})
     return current
+
+
+# --- rules ------------------------------------------------------------------------------------------
+RULE_EDITOR_ROLES = frozenset({Role.SECTION_HEAD, Role.REGULATOR_ADMIN})
+
+
+def can_edit_rule(user, *, device=None, channel=None) -> bool:
+    """Quantity defaults apply everywhere: superusers only. Device/channel overrides: regulator
+    section heads/admins and enterprise safety managers/principals, for devices in their scope."""
+    from devices.models import Device
+    from regulator.scoping import scope
+
+    if not can_act(user):
+        return False
+    if user.is_superuser:
+        return True
+    target = device or (channel.device if channel is not None else None)
+    if target is None:
+        return False
+    if not (
+        user.role in RULE_EDITOR_ROLES
+        or (user.is_enterprise_user and user.enterprise_role in SHELVING_ENTERPRISE_ROLES)
+    ):
+        return False
+    return scope(Device.objects.filter(pk=target.pk), user, prefix="enterprise__").exists()
+
+
+@transaction.atomic
+def alert_rule_save(*, rule, user, fields: dict):
+    """Create or change a rule; the runtime picks it up within ALERT_RULE_REFRESH_SECONDS."""
+    from django.core.exceptions import ValidationError
+
+    creating = rule.pk is None
+    before = {} if creating else {k: getattr(rule, k) for k in fields}
+    for name, value in fields.items():
+        setattr(rule, name, value)
+    if not can_edit_rule(user, device=rule.device, channel=rule.channel):
+        raise PermissionDenied(_("您无权修改该报警规则"))
+    if rule.channel_id and rule.device_id and rule.channel.device_id != rule.device_id:
+        raise InvalidInput(_("测点不属于所选设备"), field="channel")
+    owner = rule.device or (rule.channel.device if rule.channel_id else None)
+    if rule.linkage_device_id and (owner is None or rule.linkage_device.enterprise_id != owner.enterprise_id):
+        raise InvalidInput(_("联动设备须属于规则所在企业(默认规则不能配置联动)"), field="linkage_device")
+    try:
+        rule.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput(_("规则有误：%(e)s") % {"e": "; ".join(exc.messages)}, errors=exc.message_dict) from exc
+    try:
+        with transaction.atomic():
+            rule.save()
+    except IntegrityError as exc:  # a concurrent writer created the same default/channel rule
+        raise InvalidInput(_("该监测量或测点已有规则"), field="channel") from exc
+    record_event(
+        event="alert.rule_created" if creating else "alert.rule_changed",
+        user=user,
+        obj=rule,
+        detail={"before": before, "after": {k: getattr(rule, k) for k in fields}},
+    )
+    return rule
+
+
+@transaction.atomic
+def alert_rule_delete(*, rule, user) -> None:
+    if not can_edit_rule(user, device=rule.device, channel=rule.channel):
+        raise PermissionDenied(_("您无权删除该报警规则"))
+    record_event(event="alert.rule_deleted", user=user, obj=rule, detail={"name": rule.name})
+    rule.delete()

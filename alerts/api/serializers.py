@@ -87,10 +87,35 @@ class ReviewInput(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
 
 
+class ScheduleSerializer(serializers.ModelSerializer):
+    class Meta:
+        from alerts.models import ThresholdSchedule
+
+        model = ThresholdSchedule
+        fields = [
+            "id",
+            "name",
+            "priority",
+            "month_from",
+            "month_to",
+            "time_from",
+            "time_to",
+            "operating_mode",
+            "high_high",
+            "high",
+            "low",
+            "low_low",
+        ]
+
+
 class AlertRuleSerializer(serializers.ModelSerializer):
+    schedules = ScheduleSerializer(many=True, read_only=True)
+
     class Meta:
         model = AlertRule
+        validators = []  # uniqueness is checked by the database; the service names the field
         fields = [
+            "schedules",
             "id",
             "name",
             "quantity",

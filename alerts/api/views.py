@@ -107,15 +107,16 @@ class AlertViewSet(ScopedReadOnlyViewSet):
         return self._done(alert)
 
 
-class AlertRuleViewSet(viewsets.ReadOnlyModelViewSet):
-    """Rules that apply to what the user may see: the defaults and those of visible devices."""
+class AlertRuleViewSet(viewsets.ModelViewSet):
+    """Rules that apply to what the user may see: the quantity defaults and those of visible devices.
+    Writes go through services.alert_rule_save (who may edit which rule is decided there)."""
 
     serializer_class = s.AlertRuleSerializer
     filterset_fields = ["quantity", "device", "channel", "enabled"]
 
     def get_queryset(self):
         user = self.request.user
-        qs = AlertRule.objects.all()
+        qs = AlertRule.objects.select_related("device", "channel__device").prefetch_related("schedules")
         q = scoping.enterprise_scope_q(user, prefix="device__enterprise__")
         if q is None:
             return qs
@@ -123,6 +124,19 @@ class AlertRuleViewSet(viewsets.ReadOnlyModelViewSet):
             return qs.none()
         by_channel = scoping.enterprise_scope_q(user, prefix="channel__device__enterprise__")
         return qs.filter(Q(device__isnull=True, channel__isnull=True) | q | by_channel)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.alert_rule_save(
+            rule=AlertRule(), user=self.request.user, fields=dict(serializer.validated_data)
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.alert_rule_save(
+            rule=serializer.instance, user=self.request.user, fields=dict(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance):
+        services.alert_rule_delete(rule=instance, user=self.request.user)
 
 
 @api_view(["GET", "PUT"])

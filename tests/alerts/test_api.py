@@ -174,3 +174,44 @@ def test_operating_mode_switches_the_schedule_the_runtime_uses(rt, world, gas, c
     assert resp.status_code == 302 and resp.url == "/alerts/"
     publish_readings([reading(gas.channel, 40, datetime(2026, 3, 1, 0, 0, 1, tzinfo=UTC))])
     assert Alert.objects.get().kind == "high"
+
+
+def test_rule_overrides_by_authorised_people_in_scope_only(world, gas, other_gas):
+    manager = f.enterprise_user("mgr", world.here, EnterpriseRole.SAFETY_MANAGER)
+    body = {"name": "GT-101 专用", "channel": gas.channel.pk, "high": 15, "high_high": 40, "level_high_high": 1}
+    # A plain inspector or safety officer may not; the enterprise's safety manager may.
+    assert client_for(world.inspector).post("/api/v1/alert-rules/", body, format="json").status_code == 403
+    assert client_for(world.enterprise_user).post("/api/v1/alert-rules/", body, format="json").status_code == 403
+    resp = client_for(manager).post("/api/v1/alert-rules/", body, format="json")
+    assert resp.status_code == 201, resp.json()
+    rule_id = resp.json()["id"]
+    # A second rule for the same channel is refused with a reason, not a 500.
+    assert client_for(manager).post("/api/v1/alert-rules/", body, format="json").status_code == 400
+    # Limits out of order are refused.
+    resp = client_for(manager).patch(f"/api/v1/alert-rules/{rule_id}/", {"high": 50}, format="json")
+    assert resp.status_code == 400
+    # Another county's device is out of reach, and the defaults are for superusers.
+    theirs = {"name": "x", "device": other_gas.device.pk, "quantity": "combustible_gas", "high": 5}
+    assert client_for(manager).post("/api/v1/alert-rules/", theirs, format="json").status_code == 403
+    resp = client_for(manager).patch(f"/api/v1/alert-rules/{gas.rule.pk}/", {"high": 1}, format="json")
+    assert resp.status_code == 403
+    from regulator.models import AuditEntry
+
+    assert AuditEntry.objects.filter(event="alert.rule_created", user=manager).exists()
+
+
+def test_linkage_must_stay_inside_the_rule_owners_enterprise(world, gas, other_gas):
+    head = f.user("head2", "section_head", jurisdiction=world.regions["city"])
+    body = {
+        "name": "跨企业联动",
+        "device": gas.device.pk,
+        "quantity": "combustible_gas",
+        "high": 20,
+        "linkage_device": other_gas.device.pk,
+        "linkage_unit_id": 1,
+        "linkage_address": 0,
+    }
+    resp = client_for(head).post("/api/v1/alert-rules/", body, format="json")
+    assert resp.status_code == 400 and resp.json()["field"] == "linkage_device"
+    body["linkage_device"] = gas.device.pk
+    assert client_for(head).post("/api/v1/alert-rules/", body, format="json").status_code == 201
