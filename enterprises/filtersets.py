@@ -59,8 +59,15 @@ class EnterpriseFilterSet(django_filters.FilterSet):
     has_major_hazard = django_filters.BooleanFilter(label=_("有重大危险源"), method="filter_has_major_hazard")
     ordering = django_filters.OrderingFilter(
         label=_("排序"),
-        fields=(("name", "name"), ("uscc", "uscc"), ("employees", "employees"), ("updated_at", "updated_at")),
+        fields=(
+            ("id", "created"),
+            ("name", "name"),
+            ("uscc", "uscc"),
+            ("employees", "employees"),
+            ("updated_at", "updated_at"),
+        ),
         field_labels={
+            "id": _("建档时间"),
             "name": _("名称"),
             "uscc": _("信用代码"),
             "employees": _("从业人数"),

@@ -41,7 +41,7 @@ class EnterpriseViewSet(
     """Enterprises in the caller's scope. Regulator staff create and update; nobody deletes (close instead)."""
 
     scope_prefix = ""
-    queryset = Enterprise.objects.select_related("region", "park", "industry")
+    queryset = Enterprise.objects.select_related("region", "park", "industry").order_by("-id")  # newest first
     permission_classes = [IsRegulatorOrReadOnly]
     filter_backends = [DjangoFilterBackend]
     filterset_class = EnterpriseFilterSet
