@@ -27,10 +27,10 @@ class PhotoSerializer(serializers.ModelSerializer):
         model = HazardPhoto
         fields = ["uid", "kind", "content_type", "width", "height", "size", "uploaded_at", "url", "thumb_url"]
 
-    def get_url(self, obj):
+    def get_url(self, obj) -> str:
         return reverse("hazards:photo", args=[obj.uid])
 
-    def get_thumb_url(self, obj):
+    def get_thumb_url(self, obj) -> str:
         return reverse("hazards:photo_thumb", args=[obj.uid])
 
 
@@ -135,7 +135,7 @@ class HazardDetailSerializer(HazardListSerializer):
             "escalations",
         ]
 
-    def get_allowed_actions(self, obj):
+    def get_allowed_actions(self, obj) -> list[str]:
         return policy.allowed_actions(obj, self.context["request"].user)
 
 
@@ -225,7 +225,7 @@ class ChecklistRunSerializer(serializers.ModelSerializer):
         model = ChecklistRun
         fields = ["id", "template", "enterprise", "status", "started_at", "completed_at", "next_due", "answers"]
 
-    def get_answers(self, obj):
+    def get_answers(self, obj) -> list[dict]:
         return [
             {
                 "item": a.item_id,
