@@ -187,7 +187,17 @@ class Channel(models.Model):
 class Reading(models.Model):
     """One stored sample. Unique on (channel, time): replays and re-posts never duplicate."""
 
-    channel = models.ForeignKey(Channel, verbose_name=_("测点"), on_delete=models.CASCADE, related_name="readings")
+    # No database FK: measured, the deferred FK check costs ~45% of COPY throughput. The writer only
+    # inserts rows whose channel exists (staged INSERT .. JOIN devices_channel) and Django's CASCADE
+    # still removes a deleted channel's readings. No separate index: the (channel, time) unique index leads with it.
+    channel = models.ForeignKey(
+        Channel,
+        verbose_name=_("测点"),
+        on_delete=models.CASCADE,
+        related_name="readings",
+        db_constraint=False,
+        db_index=False,
+    )
     time = models.DateTimeField(_("接收时间"))
     value = models.FloatField(_("数值"), null=True, blank=True)
     quality = models.CharField(_("质量"), max_length=16, choices=Quality.choices, default=Quality.GOOD)

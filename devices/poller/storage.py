@@ -336,9 +336,15 @@ class ReadingWriter:
         received = 0
         last_dt = None
         t = minute = 0.0
+        next_yield = 2000
         while queue:
             batch = queue.popleft()
             received += len(batch)
+            if received >= next_yield:
+                # Let the poller's event loop have the GIL now and then: a long drain would show
+                # up as cycle jitter on every device.
+                next_yield = received + 2000
+                time.sleep(0)
             for ev in batch:
                 cid, _dev, v, good, q, dt, device_time = ev
                 if dt is not last_dt:
