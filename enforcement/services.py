@@ -175,8 +175,11 @@ def credit_grades_for(enterprise_ids=None, region_path: str | None = None) -> di
     scores = CreditScore.objects.all()
     listings = DishonestyListing.objects.filter(status=ListingStatus.LISTED)
     if region_path is not None:
-        scores = scores.filter(enterprise__region__path__startswith=region_path)
-        listings = listings.filter(enterprise__region__path__startswith=region_path)
+        from regulator.models import Region
+
+        regions = Region.objects.filter(path__startswith=region_path).values("id")
+        scores = scores.filter(enterprise__region_id__in=regions)
+        listings = listings.filter(enterprise__region_id__in=regions)
     if enterprise_ids is not None:
         scores = scores.filter(enterprise_id__in=enterprise_ids)
         listings = listings.filter(enterprise_id__in=enterprise_ids)
@@ -189,12 +192,14 @@ def credit_grades_for(enterprise_ids=None, region_path: str | None = None) -> di
 def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
     from enterprises.choices import OperatingStatus
     from enterprises.models import Enterprise, Industry
+    from regulator.models import Region
 
     as_of = as_of or plan.period_start
     path = plan.jurisdiction.path
-    in_region = {"enterprise__region__path__startswith": path}
+    region_ids = list(Region.objects.filter(path__startswith=path).values_list("id", flat=True))
+    in_region = {"enterprise__region_id__in": region_ids}
     rows = list(
-        Enterprise.objects.filter(region__path__startswith=path)
+        Enterprise.objects.filter(region_id__in=region_ids)
         .exclude(operating_status=OperatingStatus.CLOSED)
         .order_by("id")
         .values_list("id", "industry__code", "region__path", "risk_grade")
@@ -228,12 +233,17 @@ def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
     latest_ids = {iid for iid, _day in latest.values()}
     members: dict[int, list[int]] = {}
     through = Inspection.team.through
-    for iid, uid in through.objects.filter(inspection__enterprise__region__path__startswith=path).values_list(
+    for iid, uid in through.objects.filter(inspection__enterprise__region_id__in=region_ids).values_list(
         "inspection_id", "user_id"
     ):
         if iid in latest_ids:
             members.setdefault(iid, []).append(uid)
-    last_team = sorted([eid, sorted(members.get(iid, []))] for eid, (iid, _d) in latest.items() if members.get(iid))
+    last_team = []
+    for eid in sorted(latest):
+        team = members.get(latest[eid][0])
+        if team:
+            team.sort()
+            last_team.append([eid, team])
 
     previous = (
         Draw.objects.filter(plan__jurisdiction=plan.jurisdiction, status=DrawStatus.CURRENT)
