@@ -224,10 +224,16 @@ class AlertRuntime:
     # --- writing --------------------------------------------------------------------------------
     def apply(self, changes) -> None:
         for change in changes:
+            started = time.perf_counter()
             try:
                 self._apply_one(change)
             except Exception:  # one failed write must not lose the others
                 logger.exception("could not record %s", change)
+            took = time.perf_counter() - started
+            if took > 0.1:
+                logger.warning(
+                    "slow alert write: %s %s took %.0f ms (database or push)", change.kind, change.key, took * 1000
+                )
 
     def _apply_one(self, change: eng.Change) -> None:
         from alerts import services
