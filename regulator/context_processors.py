@@ -11,6 +11,8 @@ NAV_ITEMS = [
     ("devices:list", _("监测设备"), lambda u: not u.is_mlps_admin),
     ("alerts:board", _("报警看板"), lambda u: not u.is_mlps_admin),
     ("security:audit", _("审计日志"), lambda u: u.role == "auditor"),
+    ("security:locks", _("登录锁定"), lambda u: u.role == "security_admin"),
+    ("security:classification", _("数据分类分级"), lambda u: u.role in ("system_admin", "security_admin")),
 ]
 
 

@@ -166,6 +166,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker ------------------------------------------------
 REDIS_URL = env_str("REDIS_URL") or ""
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL and _XDIST_WORKER.startswith("gw"):
+    # Parallel test workers must not share throttle counters, caches or channel groups:
+    # worker N uses the database number below the configured one by N.
+    from urllib.parse import urlsplit, urlunsplit
+
+    _parts = urlsplit(REDIS_URL)
+    _db = int(_parts.path.strip("/") or 0) - int(_XDIST_WORKER[2:])
+    if _db < 0:
+        raise ImproperlyConfigured("REDIS_URL's database number is too low for this many test workers")
+    REDIS_URL = urlunsplit(_parts._replace(path=f"/{_db}"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -242,6 +253,7 @@ USE_TZ = True
 # --- Static and media ------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 
 
 def _package_static(module: str) -> Path:

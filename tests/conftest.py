@@ -6,6 +6,28 @@ from regulator.choices import Role
 from tests import factories as f
 
 
+@pytest.fixture(autouse=True)
+def clean_cache(request):
+    """Throttle counters and cached figures must not leak from one test into the next."""
+    names = request.fixturenames
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(names)
+    if not uses_db:  # the demo cache lives in the database; a test without one has no cache state
+        yield
+        return
+    request.getfixturevalue("transactional_db" if "transactional_db" in names else "db")
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Production uses 300k PBKDF2-SM3 iterations; tests only need the same code path."""
+    settings.PASSWORD_SM3_ITERATIONS = 1000
+
+
 @pytest.fixture
 def world(db):
     """Two counties, a park, enterprises on each side, and every persona."""

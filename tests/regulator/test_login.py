@@ -140,6 +140,7 @@ def test_api_throttle_is_per_user(db, settings):
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
 
+    original_rates = SimpleRateThrottle.THROTTLE_RATES
     SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     try:
         greedy, polite = f.user("greedy", Role.INSPECTOR), f.user("polite", Role.INSPECTOR)
@@ -153,9 +154,8 @@ def test_api_throttle_is_per_user(db, settings):
         assert response.status_code == 429 and int(response["Retry-After"]) > 0
         assert b.get("/api/v1/me/").status_code == 200
     finally:
-        from django.conf import settings as live
-
-        SimpleRateThrottle.THROTTLE_RATES = live.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+        # Restore the class attribute itself: the settings fixture is still overridden here.
+        SimpleRateThrottle.THROTTLE_RATES = original_rates
 
 
 def test_idle_session_ends_after_30_minutes_and_activity_extends_it(client, officer, fresh_ip):
