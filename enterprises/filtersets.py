@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from enterprises import selectors, uscc
 from enterprises.choices import HighRiskSector, LicenceType, OperatingStatus, RiskGrade
 from enterprises.models import Enterprise, Industry, Licence, MajorHazardInstallation, licences_expiring_q
+from enterprises.widgets import FastSelect, PlainModelChoiceIterator
 from regulator.models import Park, Region
 
 
@@ -20,7 +21,16 @@ def _parks(request):
     return selectors.parks_for_filter(request.user) if request else Park.objects.none()
 
 
-class IndustryChoiceField(django_filters.fields.ModelChoiceField):
+class ScopedChoiceField(django_filters.fields.ModelChoiceField):
+    iterator = PlainModelChoiceIterator
+    widget = FastSelect
+
+
+class ScopedChoiceFilter(django_filters.ModelChoiceFilter):
+    field_class = ScopedChoiceField
+
+
+class IndustryChoiceField(ScopedChoiceField):
     def label_from_instance(self, obj):
         return "\u3000" * (obj.level - 1) + f"{obj.code} {obj.name}"
 
@@ -38,10 +48,8 @@ def industry_subtree_q(industry: Industry, prefix: str = "industry__") -> Q:
 
 class EnterpriseFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(label=_("搜索"), method="filter_q", help_text=_("企业名称、曾用名或统一社会信用代码"))
-    region = django_filters.ModelChoiceFilter(
-        label=_("区划"), queryset=_regions, method="filter_region", help_text=_("含下级区划")
-    )
-    park = django_filters.ModelChoiceFilter(label=_("园区"), queryset=_parks)
+    region = ScopedChoiceFilter(label=_("区划"), queryset=_regions, method="filter_region", help_text=_("含下级区划"))
+    park = ScopedChoiceFilter(label=_("园区"), queryset=_parks)
     industry = IndustryFilter(
         label=_("行业"), queryset=Industry.objects.order_by("section", "code"), method="filter_industry"
     )

@@ -12,9 +12,10 @@ from enterprises import selectors, uscc
 from enterprises.choices import SubstanceClass
 from enterprises.filtersets import IndustryChoiceField
 from enterprises.models import Enterprise, Licence, MajorHazardInstallation
+from enterprises.widgets import FastSelect, PlainModelChoiceField
 
 
-class RegionChoiceField(forms.ModelChoiceField):
+class RegionChoiceField(PlainModelChoiceField):
     def label_from_instance(self, obj):
         return "\u3000" * (obj.level - 1) + f"{obj.name}（{obj.code}）"
 
@@ -55,7 +56,8 @@ class EnterpriseForm(forms.ModelForm):
             "operating_status",
             "risk_grade",
         ]
-        field_classes = {"region": RegionChoiceField, "industry": IndustryChoiceField}
+        widgets = {"region": FastSelect, "park": FastSelect, "industry": FastSelect}
+        field_classes = {"region": RegionChoiceField, "park": PlainModelChoiceField, "industry": IndustryChoiceField}
         help_texts = {"high_risk_sector": _("留空时按所选行业自动判定")}
 
     def __init__(self, *args, user, **kwargs):

@@ -1,0 +1,49 @@
+"""A <select> that renders its options in Python.
+
+Django renders every <option> through a template (~0.3 ms each); the industry list has 442
+options, which made the enterprise list page spend most of its time drawing one drop-down.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.forms.models import ModelChoiceField, ModelChoiceIterator
+from django.forms.utils import flatatt
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+
+class FastSelect(forms.Select):
+    def render(self, name, value, attrs=None, renderer=None):
+        final_attrs = self.build_attrs(self.attrs, attrs or {})
+        final_attrs["name"] = name
+        selected = {str(v) for v in self.format_value(value)}
+        parts = [format_html("<select{}>", flatatt(final_attrs))]
+        for option_value, option_label in self.choices:
+            text = "" if option_value is None else str(option_value)
+            parts.append(
+                format_html(
+                    '<option value="{}"{}>{}</option>',
+                    text,
+                    mark_safe(" selected") if text in selected else "",  # noqa: S308 - constant
+                    option_label,
+                )
+            )
+        parts.append("</select>")
+        return mark_safe("".join(parts))  # noqa: S308 - every part above is escaped by format_html
+
+
+class PlainModelChoiceIterator(ModelChoiceIterator):
+    """Choices from one ordinary query: the default ``.iterator()`` opens a PostgreSQL server-side
+    cursor (DECLARE/FETCH/CLOSE round trips) for every drop-down on every page view."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in list(self.queryset):
+            yield self.choice(obj)
+
+
+class PlainModelChoiceField(ModelChoiceField):
+    iterator = PlainModelChoiceIterator
+    widget = FastSelect
