@@ -219,6 +219,19 @@ class Engine:
         for kind in kinds:
             state.cond(kind).active = True
 
+    def sync_active(self, channel_id: int, kinds: set[str]) -> None:
+        """Make the channel's active conditions exactly ``kinds`` (another process may have raised or
+        cleared them); pending delays are kept."""
+        state = self.channels.get(channel_id)
+        if state is None:
+            return
+        for kind in kinds:
+            state.cond(kind).active = True
+        for kind, cond in state.conds.items():
+            if cond.active and kind not in kinds:
+                cond.active = False
+                cond.clearing_since = None
+
     # --- evaluation ----------------------------------------------------------------------------
     def evaluate(self, channel_id: int, value: float | None, good: bool, t: float, quality: str = "good"):
         """Feed one reading; returns a (usually empty) list of Changes."""

@@ -185,6 +185,7 @@ class AlertRuntime:
             self._ensure_thread()
         else:
             self.maybe_reload()
+            self._sync_from_database({r.channel_id for r in readings})
         changes = []
         with self.lock:
             evaluate = self.engine.evaluate
@@ -194,6 +195,24 @@ class AlertRuntime:
                     changes.extend(found)
         if changes:
             self._dispatch(changes, background)
+
+    def _sync_from_database(self, channel_ids: set[int]) -> None:
+        """Synchronous callers (HTTP ingest) may run in several web workers, each with its own engine:
+        align the conditions of these channels with the open alerts before evaluating. (The poller
+        owns its devices alone and skips this.)"""
+        from alerts.choices import OPEN_STATES
+        from alerts.models import Alert
+
+        ids = [pk for pk in channel_ids if pk in self.channels]
+        if not ids:
+            return
+        active: dict[int, set[str]] = {pk: set() for pk in ids}
+        rows = Alert.objects.filter(channel_id__in=ids, state__in=OPEN_STATES, condition_active=True)
+        for channel_id, kind in rows.values_list("channel_id", "kind"):
+            active[channel_id].add(kind)
+        with self.lock:
+            for pk, kinds in active.items():
+                self.engine.sync_active(pk, kinds)
 
     def on_status(self, event) -> None:
         if getattr(event, "status", "") in ("maintenance", "disabled"):

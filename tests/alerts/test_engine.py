@@ -188,3 +188,14 @@ def test_stale_counts_from_first_bad_reading_when_no_good_one_came():
     t = at(2026, 6, 1)
     engine.evaluate(1, None, False, t, "timeout")
     assert kinds(engine.check_stale(t + 30)) == [("stale", True)]
+
+
+def test_sync_active_aligns_conditions_with_another_process():
+    engine = Engine()
+    engine.configure(1, RuleConfig(limits=Limits(high=10)))
+    t = at(2026, 6, 1)
+    engine.sync_active(1, {"high"})  # another worker raised it
+    assert kinds(engine.evaluate(1, 5, True, t)) == [("high", False)]
+    engine.evaluate(1, 12, True, t + 1)
+    engine.sync_active(1, set())  # another worker saw it clear
+    assert kinds(engine.evaluate(1, 12, True, t + 2)) == [("high", True)]

@@ -334,3 +334,15 @@ def test_tier_recipients(world):
     assert services.tier_recipients(world.here, Tier.COUNTY) == [world.inspector]
     assert services.tier_recipients(world.here, Tier.CITY) == [world.city_admin]
     assert services.tier_recipients(world.there, Tier.COUNTY) == [world.other_inspector]
+
+
+def test_http_ingest_in_another_worker_clears_what_the_first_raised(world, gas):
+    from alerts.runtime import AlertRuntime
+
+    worker_a, worker_b = AlertRuntime(), AlertRuntime()
+    t0 = now()
+    worker_a.on_readings([reading(gas.channel, 30, t0)])
+    alert = Alert.objects.get(kind="high")
+    worker_b.on_readings([reading(gas.channel, 5, t0 + timedelta(seconds=1))])
+    alert.refresh_from_db()
+    assert alert.state == AlertState.CLEARED_UNACK
