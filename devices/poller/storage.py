@@ -4,9 +4,10 @@ The poller hands every reading to ``ReadingWriter.submit`` (cheap, thread-safe).
 wakes every ``flush_interval``, folds all readings into per-minute aggregates, keeps only those
 that pass the per-channel deadband/heartbeat, and writes them in one transaction:
 
-- PostgreSQL: COPY into a temporary staging table, then ``INSERT .. SELECT .. ON CONFLICT DO
-  NOTHING`` joined to the channel table (a replayed batch never duplicates, a deleted channel
-  never poisons a batch). Aggregates are merged with ``ON CONFLICT DO UPDATE``.
+- PostgreSQL: COPY straight into devices_reading (rows of deleted channels filtered first); if
+  the batch overlaps stored rows (a spool replayed after a crash) the COPY fails on the unique
+  index inside a savepoint and the batch goes through a staging table with ``INSERT .. ON
+  CONFLICT DO NOTHING``. Aggregates are merged with ``ON CONFLICT DO UPDATE``.
 - SQLite: ``bulk_create(ignore_conflicts=True)`` and the same aggregate upsert.
 
 When the database is unreachable, batches go in order to a bounded on-disk spool (one file per
@@ -27,7 +28,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 
 from devices.hooks import PollerEvent, ReadingEvent, publish_poller_event
 
@@ -107,26 +116,51 @@ def _write_aggregates_pg(cursor, aggs: Sequence[AggRow]) -> None:
         cursor.execute(_AGG_UPSERT_PG.format(values=values), params)
 
 
+_COLUMNS = "(channel_id, time, value, quality, device_time, poller)"
+
+
+def _copy_rows(cursor, table: str, rows: Sequence[Row]) -> None:
+    with cursor.copy(f"COPY {table} {_COLUMNS} FROM STDIN") as copy:
+        write = copy.write_row
+        for ch, t, v, q, dt, p in rows:
+            write((ch, from_us(t), v, q, from_us(dt) if dt is not None else None, p))
+
+
 def store_postgres(rows: Sequence[Row], aggs: Sequence[AggRow]) -> int:
-    """COPY into a staging table, then insert what is new. Returns rows handed over."""
+    """COPY a batch; returns rows handed over.
+
+    The common case is a straight COPY into devices_reading (rows of deleted channels are dropped
+    first). When the batch overlaps stored rows (a spool replayed after a crash), the COPY fails
+    on the unique (channel, time) index inside a savepoint and the batch goes through a staging
+    table with ``INSERT .. ON CONFLICT DO NOTHING`` instead: nothing is duplicated either way.
+    """
+    from psycopg import errors
+
     with transaction.atomic(), connection.cursor() as cursor:
         if rows:
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS devices_reading_stage "
-                "(channel_id bigint, time timestamptz, value float8, quality varchar(16), "
-                "device_time timestamptz, poller varchar(64)) ON COMMIT DELETE ROWS"
-            )
-            with cursor.copy(
-                "COPY devices_reading_stage (channel_id, time, value, quality, device_time, poller) FROM STDIN"
-            ) as copy:
-                for ch, t, v, q, dt, p in rows:
-                    copy.write_row((ch, from_us(t), v, q, from_us(dt) if dt is not None else None, p))
-            cursor.execute(
-                "INSERT INTO devices_reading (channel_id, time, value, quality, device_time, poller) "
-                "SELECT s.channel_id, s.time, s.value, s.quality, s.device_time, s.poller "
-                "FROM devices_reading_stage s JOIN devices_channel c ON c.id = s.channel_id "
-                "ON CONFLICT (channel_id, time) DO NOTHING"
-            )
+            ids = list({r[0] for r in rows})
+            cursor.execute("SELECT id FROM devices_channel WHERE id = ANY(%s)", [ids])
+            existing = {r[0] for r in cursor.fetchall()}
+            if len(existing) < len(ids):
+                rows = [r for r in rows if r[0] in existing]
+            try:
+                with transaction.atomic():
+                    _copy_rows(cursor, "devices_reading", rows)
+            except (errors.UniqueViolation, IntegrityError) as exc:
+                # psycopg's copy() is not wrapped by Django, so the raw error may arrive
+                if isinstance(exc, IntegrityError) and not isinstance(exc.__cause__, errors.UniqueViolation):
+                    raise
+                cursor.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS devices_reading_stage "
+                    "(channel_id bigint, time timestamptz, value float8, quality varchar(16), "
+                    "device_time timestamptz, poller varchar(64)) ON COMMIT DELETE ROWS"
+                )
+                _copy_rows(cursor, "devices_reading_stage", rows)
+                cursor.execute(
+                    "INSERT INTO devices_reading (channel_id, time, value, quality, device_time, poller) "
+                    "SELECT channel_id, time, value, quality, device_time, poller FROM devices_reading_stage "
+                    "ON CONFLICT (channel_id, time) DO NOTHING"
+                )
         if aggs:
             _write_aggregates_pg(cursor, aggs)
     return len(rows)
