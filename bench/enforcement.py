@@ -54,10 +54,11 @@ def setup_database(use_sqlite: bool, keep: bool) -> None:
 
 
 def timed(label: str, fn, *args, **kwargs):
-    start = time.perf_counter()
+    """Wall time, and this process's CPU time (the database's own work is not in it)."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = fn(*args, **kwargs)
-    elapsed = time.perf_counter() - start
-    print(f"  {label:<48} {elapsed:8.3f} s")
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(f"  {label:<56} {elapsed:8.3f} s wall {cpu:8.3f} s cpu")
     return result, elapsed
 
 
@@ -192,7 +193,8 @@ def main() -> None:
     print(f"database: {connection.vendor}; {args.enterprises} enterprises, {args.inspectors} inspectors")
     t0 = time.perf_counter()
     county, users = fill(args.enterprises, args.inspectors, rng)
-    print(f"  fill                                             {time.perf_counter() - t0:8.3f} s")
+    print(f"  {'fill':<56} {time.perf_counter() - t0:8.3f} s wall")
+    print(f"  load average at start: {os.getloadavg()}")
     head = User.objects.create(username="bench_head", role=Role.SECTION_HEAD, jurisdiction=county)
 
     print("credit recompute (pandas):")
@@ -258,6 +260,7 @@ def main() -> None:
         renders.append(time.perf_counter() - start)
     print(f"  render PDF only: median {statistics.median(renders) * 1000:.1f} ms, max {max(renders) * 1000:.1f} ms")
     print(f"  full issue (number + PDF + SM3 + SM2 + store): median {statistics.median(issues) * 1000:.1f} ms")
+    print(f"  load average at end: {os.getloadavg()}")
     print(f"targets: draw <= 2 s (compute {compute:.2f} s, full service {full:.2f} s)")
     print(f"         credit <= 10 s (first {first:.2f} s, re-runs {unchanged:.2f} / {changed:.2f} s)")
 

@@ -457,6 +457,12 @@ def verify_draw(draw: Draw) -> list[str]:
         stored = json.loads(draw.result)
     except ValueError:
         return [*problems, "snapshot or result is not valid JSON"]
+    if snapshot.get("v") != drawing.SNAPSHOT_VERSION:
+        return [
+            *problems,
+            f"the draw was made by algorithm version {snapshot.get('v')}; this installation recomputes version "
+            f"{drawing.SNAPSHOT_VERSION} only",
+        ]
     if drawing.canonical_bytes(snapshot).decode("utf-8") != draw.snapshot:
         problems.append("snapshot is not in canonical form")
     try:
