@@ -381,6 +381,12 @@ def _apply(alert: Alert, action: str, *, user, comment: str = "", at: datetime |
         setattr(alert, name, value)
     if target == AlertState.NORMAL:
         alert.closed_at = at
+    if from_state in MASKED_STATES and target == AlertState.ACTIVE_UNACK:
+        # Back from a shelf, maintenance or out of service while the condition is present: it is
+        # annunciated afresh, so the people on duty get the full time to acknowledge and respond.
+        alert.ack_due_at = ack_deadline(alert.level, at)
+        if alert.responded_at is None:
+            alert.response_due_at = response_deadline(alert.level, at)
     if target in MASKED_STATES:
         alert.escalation_due_at = None
     else:

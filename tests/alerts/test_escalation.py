@@ -123,11 +123,15 @@ def test_shelved_or_normal_alerts_do_not_escalate(rt, world, gas):
         services.alert_shelve(alert=alert, user=head, reason="检修", until=T0 + timedelta(hours=4))
         clock.move_to(T0 + timedelta(hours=1))
         assert services.alerts_escalate() == 0
-        # Shelf expiry brings it back with fresh-looking deadlines already past: it escalates.
+        # Shelf expiry annunciates it afresh: ten new minutes to acknowledge, then it escalates.
         clock.move_to(T0 + timedelta(hours=4, minutes=1))
+        assert services.alerts_escalate() == 0
+        alert.refresh_from_db()
+        assert alert.state == "active_unack" and alert.ack_due_at == T0 + timedelta(hours=4, minutes=11)
+        clock.move_to(T0 + timedelta(hours=4, minutes=11))
         assert services.alerts_escalate() == 1
         alert.refresh_from_db()
-        assert alert.state == "active_unack" and alert.tier == 1
+        assert alert.tier == 1
 
 
 def test_celery_task_calls_the_service(rt, world, gas):
