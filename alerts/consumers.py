@@ -53,20 +53,20 @@ def _session_alive(scope) -> bool:
     return session_alive(scope)
 
 
-def _catch_up(user, last_id: int) -> dict:
+def _catch_up(user, last_id: int | None) -> dict:
+    """``last_id`` None: a fresh client (no history wanted); a number: everything after it."""
     from alerts.payloads import alert_payload
-    from alerts.selectors import alerts_after, unacked_alerts
+    from alerts.selectors import alerts_after, alerts_visible_to, unacked_alerts
 
-    missed = alerts_after(user, last_id) if last_id >= 0 else []
+    missed, truncated = alerts_after(user, last_id) if last_id is not None else ([], False)
     unacked = unacked_alerts(user)
-    from alerts.selectors import alerts_visible_to
-
     newest = alerts_visible_to(user).order_by("-pk").values_list("pk", flat=True).first() or 0
     return {
         "type": "snapshot",
         "version": SCHEMA_VERSION,
         "unacked": [alert_payload(a) for a in unacked],
         "missed": [alert_payload(a) for a in missed],
+        "truncated": truncated,
         "last_id": newest,
         "server_time": timezone.now().isoformat(),
     }
@@ -119,11 +119,12 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "hello":
+            raw = content.get("last_id")
             try:
-                last_id = int(content.get("last_id") or 0)
+                last_id = None if raw is None else max(int(raw), 0)
             except (TypeError, ValueError):
-                last_id = 0
-            await self.send_json(await database_sync_to_async(_catch_up)(self.scope["user"], max(last_id, 0)))
+                last_id = None
+            await self.send_json(await database_sync_to_async(_catch_up)(self.scope["user"], last_id))
         elif kind == "ping":
             await self.send_json({"type": "pong", "server_time": timezone.now().isoformat()})
         else:

@@ -21,6 +21,13 @@ def unacked_alerts(user, limit: int = 100):
     return list(alerts_visible_to(user).filter(state__in=UNACKED_STATES).order_by("level", "-raised_at")[:limit])
 
 
-def alerts_after(user, last_id: int, limit: int = 200):
-    """Catch-up after a reconnect: alerts created after the last id the client saw."""
-    return list(alerts_visible_to(user).filter(pk__gt=last_id).order_by("pk")[:limit])
+CATCH_UP_LIMIT = 200
+
+
+def alerts_after(user, last_id: int, limit: int | None = None) -> tuple[list, bool]:
+    """Catch-up after a reconnect: alerts created after the last id the client saw, oldest first.
+    When more than ``limit`` were missed, the newest ``limit`` and True (truncated)."""
+    limit = limit or CATCH_UP_LIMIT
+    rows = list(alerts_visible_to(user).filter(pk__gt=last_id).order_by("-pk")[: limit + 1])
+    truncated = len(rows) > limit
+    return list(reversed(rows[:limit])), truncated

@@ -19,8 +19,15 @@
   var pollTimer = null, expired = false;
 
   function label(name) { return banner.getAttribute("data-label-" + name) || ""; }
-  function getLastId() { return parseInt(window.localStorage.getItem(LAST_ID_KEY) || "0", 10) || 0; }
-  function setLastId(id) { if (id > getLastId()) { window.localStorage.setItem(LAST_ID_KEY, String(id)); } }
+  // null = this browser has never synchronised (the server then sends no history, only the snapshot).
+  function getLastId() {
+    var raw = window.localStorage.getItem(LAST_ID_KEY);
+    return raw === null ? null : (parseInt(raw, 10) || 0);
+  }
+  function setLastId(id) {
+    var current = getLastId();
+    if (current === null || id > current) { window.localStorage.setItem(LAST_ID_KEY, String(id)); }
+  }
   function isUnacked(a) { return a.state === "active_unack" || a.state === "cleared_unack"; }
   function csrfToken() {
     var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -282,7 +289,7 @@
     silenced.forEach(function (id) { if (!unacked.has(id)) { silenced.delete(id); } });
     msg.missed.forEach(function (a) { updateBoard(a, !before.has(a.id)); });
     msg.unacked.forEach(function (a) { updateBoard(a, false); });
-    if (msg.last_id) { setLastId(msg.last_id); }
+    setLastId(msg.last_id || 0);
     renderBanner();
     updateTone();
   }

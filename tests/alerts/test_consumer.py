@@ -184,3 +184,22 @@ async def test_redis_down_alert_is_stored_and_delivered_on_reconnect(world, gas,
     snapshot = await hello(comm, 0)
     assert [a["id"] for a in snapshot["missed"]] == [pk]
     await comm.disconnect()
+
+
+async def test_fresh_client_gets_no_history_and_long_absence_is_truncated_to_the_newest(world, gas, monkeypatch):
+    from alerts import selectors
+
+    monkeypatch.setattr(selectors, "CATCH_UP_LIMIT", 2)
+    ids = []
+    for _ in range(3):
+        pk = await raise_alert(world.here, gas.device, gas.channel)
+        await sync_to_async(Alert.objects.filter(pk=pk).update)(state="normal")  # closed, so the next is new
+        ids.append(pk)
+    comm, ok, _ = await connect(world.inspector)
+    await comm.receive_json_from(timeout=5)  # welcome
+    await comm.send_json_to({"type": "hello", "last_id": None})
+    fresh = await comm.receive_json_from(timeout=5)
+    assert fresh["missed"] == [] and fresh["last_id"] == ids[-1]
+    behind = await hello_again(comm, 0)
+    assert [a["id"] for a in behind["missed"]] == ids[1:] and behind["truncated"] is True
+    await comm.disconnect()
