@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Max
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -422,7 +423,7 @@ def draw_notify(*, draw: Draw) -> int:
             users=[member],
             title=_("您被抽中参加“%(plan)s”执法检查（%(n)s家企业）")
             % {"plan": draw.plan.name, "n": by_user[member.pk]},
-            url=f"/enforcement/plans/{draw.plan_id}/",
+            url=reverse("enforcement:plan_detail", args=[draw.plan_id]),
             dedupe_key=f"enforcement.draw.{draw.pk}",
             email=False,
         )
@@ -476,7 +477,8 @@ def verify_draw(draw: Draw) -> list[str]:
     ok = sm2.verify(draw.signed_payload(), draw.signature)
     if ok is False:
         problems.append("the SM2 signature does not verify")
-    live = dict(draw.inspections.exclude(status=InspectionStatus.CANCELLED).values_list("id", "enterprise_id"))
+    # Every inspection the draw created, cancelled ones too (a cancellation keeps its team and reason).
+    live = dict(draw.inspections.values_list("id", "enterprise_id"))
     members: dict[int, list[int]] = {}
     for iid, uid in Inspection.team.through.objects.filter(inspection__draw=draw).values_list(
         "inspection_id", "user_id"
@@ -484,7 +486,7 @@ def verify_draw(draw: Draw) -> list[str]:
         if iid in live:
             members.setdefault(iid, []).append(uid)
     teams = {eid: sorted(members.get(iid, [])) for iid, eid in live.items()}
-    if draw.status == DrawStatus.CURRENT and teams != dict(stored["assignments"]):
+    if teams != dict(stored["assignments"]):
         problems.append("the inspection records differ from the draw result")
     return problems
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("draws/<int:pk>/verify/", views.draw_verify, name="draw_verify"),
     path("inspections/", views.inspections, name="inspections"),
     path("inspections/<int:pk>/", views.inspection_detail, name="inspection_detail"),
+    path("inspections/<int:pk>/cancel/", views.inspection_cancel, name="inspection_cancel"),
     path("inspections/<int:pk>/photos/", views.inspection_photo, name="inspection_photo"),
     path("inspections/<int:pk>/photos/<int:photo_id>/", views.photo_file, name="photo_file"),
     path("inspections/<int:pk>/documents/", views.document_create, name="document_create"),

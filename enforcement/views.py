@@ -237,12 +237,26 @@ def inspection_detail(request, pk):
             "inspection": inspection,
             "can_act": can_act,
             "is_regulator": request.user.is_regulator or request.user.is_superuser,
+            "can_manage": selectors.can_manage_plans(request.user),
             "complete_form": complete_form,
             "photo_form": PhotoForm(),
             "document_form": DocumentForm(),
             "documents": documents,
         },
     )
+
+
+@login_required
+@require_POST
+def inspection_cancel(request, pk):
+    inspection = get_object_or_404(selectors.inspections_visible_to(request.user), pk=pk)
+    try:
+        services.inspection_cancel(inspection=inspection, user=request.user, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, _("检查任务已取消"))
+    return redirect("enforcement:inspection_detail", pk=inspection.pk)
 
 
 @login_required

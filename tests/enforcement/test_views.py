@@ -248,3 +248,17 @@ def test_api_plan_draw_complete_and_document(county):
     again = api(member).post(f"/api/v1/enforcement/inspections/{inspection['id']}/complete/", {"outcome": "no_problem"})
     assert again.status_code == 409 and again.json()["current_status"] == "completed"
     _ = (eid, team, f)
+
+
+def test_section_head_cancels_a_planned_inspection_with_a_reason(client, county, plan):
+    draw = services.draw_plan(plan=plan, user=county.head)
+    inspection = draw.inspections.first()
+    client.force_login(county.world.inspector)
+    client.post(reverse("enforcement:inspection_cancel", args=[inspection.pk]), {"reason": "企业已注销"})
+    inspection.refresh_from_db()
+    assert inspection.status == "planned"  # inspectors may not cancel
+    client.force_login(county.head)
+    client.post(reverse("enforcement:inspection_cancel", args=[inspection.pk]), {"reason": "企业已注销"})
+    inspection.refresh_from_db()
+    assert inspection.status == "cancelled" and inspection.cancel_reason == "企业已注销"
+    assert services.verify_draw(draw) == []  # a cancellation is not a tampering: the team is unchanged
