@@ -768,3 +768,32 @@ def alert_rule_delete(*, rule, user) -> None:
         raise PermissionDenied(_("您无权删除该报警规则"))
     record_event(event="alert.rule_deleted", user=user, obj=rule, detail={"name": rule.name})
     rule.delete()
+
+
+def alerts_acknowledge_group(*, alert: Alert, user, comment: str = "") -> int:
+    """Acknowledge every unacknowledged alert of ``alert``'s flood group (one click for a flood)."""
+    if not can_act(user):
+        raise PermissionDenied
+    if alert.flood_group_id is None:
+        alert_acknowledge(alert=alert, user=user, comment=comment)
+        return 1
+    done = 0
+    ids = Alert.objects.filter(flood_group_id=alert.flood_group_id, state__in=UNACKED_STATES).values_list(
+        "pk", flat=True
+    )
+    for pk in list(ids):
+        with transaction.atomic():
+            member = Alert.objects.select_for_update().get(pk=pk)
+            if member.state in UNACKED_STATES:
+                now = timezone.now()
+                _apply(
+                    member,
+                    AlertAction.ACKNOWLEDGE,
+                    user=user,
+                    comment=comment or _("泛滥分组批量确认"),
+                    at=now,
+                    acknowledged_at=now,
+                    acknowledged_by=user,
+                )
+                done += 1
+    return done

@@ -57,6 +57,16 @@ class AlertViewSet(ScopedReadOnlyViewSet):
             services.alert_acknowledge(alert=self.get_object(), user=request.user, comment=data["comment"])
         )
 
+    @action(detail=True, methods=["post"], url_path="acknowledge-group")
+    def acknowledge_group(self, request, pk=None):
+        """Acknowledge the whole flood group this alert belongs to (or just the alert)."""
+        data = self._input(s.CommentInput)
+        alert = self.get_object()
+        count = services.alerts_acknowledge_group(alert=alert, user=request.user, comment=data["comment"])
+        body = s.AlertDetailSerializer(self.get_queryset().get(pk=alert.pk)).data
+        body["acknowledged_count"] = count
+        return Response(body)
+
     @action(detail=True, methods=["post"])
     def shelve(self, request, pk=None):
         data = self._input(s.ShelveInput)

@@ -145,7 +145,8 @@
   }
   banner.querySelector(".ab-ack").addEventListener("click", function () {
     var id = parseInt(banner.getAttribute("data-alert-id"), 10);
-    if (id) { acknowledge(id); }
+    var shown = unacked.get(id);
+    if (id) { acknowledge(id, !!(shown && shown.flood_group)); }
   });
   banner.querySelector(".ab-silence").addEventListener("click", function () {
     unacked.forEach(function (a, id) { silenced.add(id); });
@@ -171,15 +172,19 @@
   window.setInterval(tickCountdowns, 1000);
 
   // --- acknowledge -----------------------------------------------------------------------------
-  function acknowledge(id) {
-    var url = banner.getAttribute("data-api") + id + "/acknowledge/";
+  function acknowledge(id, wholeGroup) {
+    var url = banner.getAttribute("data-api") + id + (wholeGroup ? "/acknowledge-group/" : "/acknowledge/");
     return window.fetch(url, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), "Accept": "application/json" },
       body: "{}"
     }).then(function (resp) {
       return resp.json().catch(function () { return {}; }).then(function (body) {
-        if (resp.ok) { apply(body, false); return; }
+        if (resp.ok) {
+          apply(body, false);
+          if (wholeGroup) { sendHello(); }  // the other members changed too: re-sync
+          return;
+        }
         if (resp.status === 409 && body.current_status) {
           // Someone else acted first: re-sync from the server.
           sendHello();
@@ -194,7 +199,8 @@
       var form = ev.target.closest("form.js-ack");
       if (!form) { return; }
       ev.preventDefault();
-      acknowledge(parseInt(form.getAttribute("data-alert-id"), 10));
+      var row = form.closest("tr");
+      acknowledge(parseInt(form.getAttribute("data-alert-id"), 10), !!(row && row.getAttribute("data-flood-group")));
     });
   }
 

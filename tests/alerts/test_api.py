@@ -215,3 +215,20 @@ def test_linkage_must_stay_inside_the_rule_owners_enterprise(world, gas, other_g
     assert resp.status_code == 400 and resp.json()["field"] == "linkage_device"
     body["linkage_device"] = gas.device.pk
     assert client_for(head).post("/api/v1/alert-rules/", body, format="json").status_code == 201
+
+
+def test_acknowledge_a_whole_flood_group_in_one_click(rt, world, gas, django_capture_on_commit_callbacks):
+    from devices.hooks import publish_readings
+    from devices.models import Channel
+    from tests.alerts.conftest import reading
+
+    for i in range(12):
+        ch = Channel.objects.create(
+            device=gas.device, tag=f"F-{i}", name="点", address=20 + i, quantity="combustible_gas"
+        )
+        publish_readings([reading(ch, 30)])
+    member = Alert.objects.filter(flood_group__isnull=False).last()
+    resp = client_for(world.enterprise_user).post(f"/api/v1/alerts/{member.pk}/acknowledge-group/", {}, format="json")
+    assert resp.status_code == 200 and resp.json()["acknowledged_count"] == 12
+    assert not Alert.objects.filter(state="active_unack").exists()
+    assert client_for(world.other_inspector).post(f"/api/v1/alerts/{member.pk}/acknowledge-group/").status_code == 404
