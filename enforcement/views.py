@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from enforcement import selectors, services
 from enforcement import signing as sm2
-from enforcement.choices import CreditGrade, DrawStatus, InspectionStatus, ListingStatus, RepairStatus
+from enforcement.choices import CreditGrade, DrawStatus, InspectionStatus, ListingStatus, RepairStatus, RiskKey
 from enforcement.drawing import UNASSIGNED_REASONS
 from enforcement.forms import (
     CompleteForm,
@@ -100,7 +100,13 @@ def plan_create(request):
         else:
             messages.success(request, _("检查计划已创建"))
             return redirect("enforcement:plan_detail", pk=plan.pk)
-    return render(request, "enforcement/plan_form.html", {"form": form})
+    table = services.frequency_table()
+    frequency = [(grade, [table[(grade, risk)] for risk in RiskKey.values]) for grade in CreditGrade.values]
+    return render(
+        request,
+        "enforcement/plan_form.html",
+        {"form": form, "frequency": frequency, "risks": RiskKey.choices},
+    )
 
 
 @login_required
