@@ -79,6 +79,7 @@ class EnterpriseAdmin(ScopedAdminMixin, admin.ModelAdmin):
         if formset.model is not Licence:
             return super().save_formset(request, form, formset, change)
         # Licences go through their services so the dossier timeline records them.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.forms:
             if not inline_form.has_changed() and inline_form.instance.pk is None:
                 continue
@@ -88,10 +89,16 @@ class EnterpriseAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 if inline_form in formset.deleted_forms:
                     if instance.pk:
                         services.licence_delete(licence=instance, user=request.user, source=ADMIN)
+                        formset.deleted_objects.append(instance)
                 elif instance.pk:
-                    services.licence_update(licence=instance, user=request.user, data=data, source=ADMIN)
+                    if inline_form.has_changed():
+                        saved = services.licence_update(licence=instance, user=request.user, data=data, source=ADMIN)
+                        formset.changed_objects.append((saved, inline_form.changed_data))
                 else:
-                    services.licence_create(enterprise=form.instance, user=request.user, data=data, source=ADMIN)
+                    saved = services.licence_create(
+                        enterprise=form.instance, user=request.user, data=data, source=ADMIN
+                    )
+                    formset.new_objects.append(saved)
             except ValidationError as exc:
                 messages.error(request, "；".join(exc.messages))
 
