@@ -25,6 +25,18 @@ class DeviceViewSet(ScopedModelViewSet):
     filterset_fields = ["enterprise", "status", "protocol", "enabled", "maintenance"]
     ordering_fields = ["name", "status", "last_seen"]
 
+    @action(detail=True, methods=["post"])
+    def maintenance(self, request, pk=None):
+        """Switch maintenance mode (pauses acquisition and so alarms), with a reason; audited."""
+        device = self.get_object()
+        on = request.data.get("maintenance")
+        if not isinstance(on, bool):
+            return Response({"detail": _("maintenance 应为 true 或 false")}, status=status.HTTP_400_BAD_REQUEST)
+        device = services.device_set_maintenance(
+            device=device, maintenance=on, user=request.user, reason=str(request.data.get("reason", ""))[:200]
+        )
+        return Response(self.get_serializer(device).data)
+
     @action(detail=True, methods=["get"], url_path="coil-writes")
     def coil_writes(self, request, pk=None):
         device = self.get_object()
