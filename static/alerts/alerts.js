@@ -211,8 +211,21 @@
     if (text !== undefined) { td.textContent = text; }
     return td;
   }
+  // Times in the site's time zone (as the server renders them), whatever the browser's zone is.
+  var timeFormat = null;
+  try {
+    timeFormat = new Intl.DateTimeFormat("en-GB", {
+      timeZone: banner.getAttribute("data-tz") || undefined, month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
+    });
+  } catch (e) { timeFormat = null; }
   function timeText(iso) {
     var d = new Date(iso);
+    if (timeFormat && timeFormat.formatToParts) {
+      var parts = {};
+      timeFormat.formatToParts(d).forEach(function (p) { parts[p.type] = p.value; });
+      return parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + ":" + parts.second;
+    }
     function p(n) { return (n < 10 ? "0" : "") + n; }
     return p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
   }
