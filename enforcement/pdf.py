@@ -92,7 +92,6 @@ def render_document(doc) -> bytes:
     from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate, Spacer
 
-    styles = _styles()
     inspection = doc.inspection
     ent = inspection.enterprise
     bureau_name = f"{doc.bureau.name}应急管理局"
@@ -196,5 +195,4 @@ def render_document(doc) -> bytes:
         author=bureau_name,
     )
     pdf.build(story)
-    _ = styles
     return buffer.getvalue()

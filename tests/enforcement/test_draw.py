@@ -11,7 +11,6 @@ from enforcement import drawing, services
 from enforcement.choices import SENIOR_LEVELS, CreditGrade, DrawStatus, InspectionStatus, RiskKey
 from enforcement.models import ConflictOfInterest, Draw, FrequencyRule, Inspection, InspectorProfile
 from regulator.errors import InvalidInput
-from tests import factories as f
 
 pytestmark = pytest.mark.django_db
 
@@ -277,7 +276,6 @@ def test_other_county_inspectors_and_enterprises_stay_out(county, plan):
     snapshot = services.build_snapshot(plan)
     assert stranger.user_id not in {row[0] for row in snapshot["inspectors"]}
     assert county.world.there.pk not in {row[0] for row in snapshot["targets"]}
-    _ = f
 
 
 def test_drawn_inspectors_are_notified_after_commit(county, plan, django_capture_on_commit_callbacks):
