@@ -124,3 +124,28 @@ def test_pending_write_for_a_disabled_device_fails_instead_of_waiting_forever(wo
     cmd.refresh_from_db()
     assert cmd.status == CoilWriteStatus.FAILED and "停用" in cmd.error
     assert CoilWriteCommand.objects.filter(status=CoilWriteStatus.PENDING).count() == 0
+
+
+def test_sigterm_stops_the_daemon_cleanly(world, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from devices.poller.daemon import PollerConfig, run_forever
+
+    device = Device.objects.create(
+        enterprise=world.here, name="无人应答", host="127.0.0.1", port=free_port(), timeout_ms=50
+    )
+    Channel.objects.create(device=device, tag="GT-1", name="gas", address=0)
+    config = PollerConfig(name="sig", reload_interval=0.2, stats_interval=0.2, live_push_interval=0, backoff_base=0.05)
+    writer = ReadingWriter(poller="sig", spool_dir=tmp_path / "spool", spool_max_bytes=10**6, flush_interval=0.1)
+    timer = threading.Timer(1.0, os.kill, args=(os.getpid(), signal.SIGTERM))
+    timer.start()
+    started = time.monotonic()
+    run_forever(config, writer)
+    assert time.monotonic() - started < 5
+    assert writer._thread is not None and not writer._thread.is_alive()
+    device.refresh_from_db()
+    assert device.status == DeviceStatus.OFFLINE and device.poller == "sig"
+    assert Reading.objects.filter(channel__device=device, quality=Quality.DISCONNECTED).exists()
