@@ -454,17 +454,9 @@ class EnterpriseImporter:
                 Enterprise.objects.filter(pk__in=[e.pk for e in batch]).update(**{enc_field.attname: Case(*whens)})
 
     def _log(self, created: list[Enterprise], updated: list[tuple[Enterprise, dict]]) -> None:
-        user = self.user if self.user is not None and self.user.pk else None
-        rows = [
-            EnterpriseChange(
-                enterprise_id=e.pk,
-                user=user,
-                source=EnterpriseChange.Source.IMPORT,
-                action="created",
-                summary=f"导入建档：{e.name}",
-            )
-            for e in created
-        ]
+        user_id = self.user.pk if self.user is not None and self.user.pk else None
+        at = timezone.now()
+        rows = [(e.pk, "created", f"导入建档：{e.name}", {}) for e in created]
         for e, diff in updated:
             changes = {}
             for name, (old, new) in diff.items():
@@ -473,17 +465,27 @@ class EnterpriseImporter:
                     old, new = mask_phone(old), mask_phone(new)
                 changes[name.removesuffix("_id")] = {"label": label, "old": _jsonable(old), "new": _jsonable(new)}
             summary = "导入更新：" + "、".join(c["label"] for c in changes.values())
-            rows.append(
+            rows.append((e.pk, "updated", summary[:255], changes))
+        source = EnterpriseChange.Source.IMPORT
+        if connection.vendor == "postgresql":
+            # The timeline rows need no model instances: straight into COPY.
+            from psycopg.types.json import Jsonb
+
+            table = connection.ops.quote_name(EnterpriseChange._meta.db_table)
+            columns = "enterprise_id, at, user_id, source, action, summary, changes"
+            with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for enterprise_id, action, summary, changes in rows:
+                    copy.write_row([enterprise_id, at, user_id, source, action, summary, Jsonb(changes)])
+            return
+        EnterpriseChange.objects.bulk_create(
+            [
                 EnterpriseChange(
-                    enterprise_id=e.pk,
-                    user=user,
-                    source=EnterpriseChange.Source.IMPORT,
-                    action="updated",
-                    summary=summary[:255],
-                    changes=changes,
+                    enterprise_id=eid, at=at, user_id=user_id, source=source, action=action, summary=summary, changes=ch
                 )
-            )
-        bulk_insert(EnterpriseChange, rows)
+                for eid, action, summary, ch in rows
+            ],
+            batch_size=1000,
+        )
 
 
 def bulk_insert(model, objs: list, batch_size: int = 1000) -> None:

@@ -122,16 +122,14 @@ class Enterprise(models.Model):
     standardisation_level = models.CharField(
         _("安全生产标准化等级"), max_length=1, choices=StandardisationLevel.choices, blank=True, default=""
     )
-    is_key = models.BooleanField(_("重点企业"), default=False, db_index=True)
+    is_key = models.BooleanField(_("重点企业"), default=False)
     high_risk_sector = models.CharField(
-        _("高危行业"), max_length=32, choices=HighRiskSector.choices, blank=True, default="", db_index=True
+        _("高危行业"), max_length=32, choices=HighRiskSector.choices, blank=True, default=""
     )
     operating_status = models.CharField(
         _("经营状态"), max_length=16, choices=OperatingStatus.choices, default=OperatingStatus.OPERATING
     )
-    risk_grade = models.CharField(
-        _("风险等级"), max_length=8, choices=RiskGrade.choices, blank=True, default="", db_index=True
-    )
+    risk_grade = models.CharField(_("风险等级"), max_length=8, choices=RiskGrade.choices, blank=True, default="")
     created_at = models.DateTimeField(_("建档时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
@@ -139,10 +137,11 @@ class Enterprise(models.Model):
         verbose_name = _("企业")
         verbose_name_plural = _("企业")
         ordering = ["name", "id"]
+        # Few indexes on purpose: each costs every import row. Low-cardinality flags (is_key,
+        # risk_grade, sector) are filtered together with the scope, which the region index serves.
         indexes = [
             models.Index(fields=["region", "name"]),
             models.Index(fields=["park", "name"]),
-            models.Index(fields=["industry"]),
         ]
 
     def __str__(self):
