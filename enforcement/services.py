@@ -440,7 +440,11 @@ def plan_close(*, plan: InspectionPlan, user) -> InspectionPlan:
             )
         plan.status = PlanStatus.CLOSED
         plan.save(update_fields=["status"])
-        record_event(event="enforcement.plan_closed", user=user, obj=plan)
+        # Visits not made by the end of the plan are closed out, visibly, rather than left open.
+        unfinished = plan.inspections.filter(status=InspectionStatus.PLANNED).update(
+            status=InspectionStatus.CANCELLED, cancel_reason=_("计划结束时尚未检查")
+        )
+        record_event(event="enforcement.plan_closed", user=user, obj=plan, detail={"unfinished": unfinished})
     return plan
 
 

@@ -301,3 +301,15 @@ def test_draw_rolls_back_entirely_when_a_step_fails(county, plan, monkeypatch):
         services.draw_plan(plan=plan, user=county.head)
     plan.refresh_from_db()
     assert plan.status == "draft" and not Draw.objects.exists() and not Inspection.objects.filter(plan=plan).exists()
+
+
+def test_closing_a_plan_cancels_unfinished_visits_and_forbids_redraws(county, plan):
+    from regulator.errors import TransitionNotAllowed
+
+    draw = services.draw_plan(plan=plan, user=county.head)
+    services.plan_close(plan=plan, user=county.head)
+    assert set(draw.inspections.values_list("status", flat=True)) == {"cancelled"}
+    assert draw.inspections.first().cancel_reason == "计划结束时尚未检查"
+    with pytest.raises(TransitionNotAllowed):
+        services.draw_plan(plan=plan, user=county.head, reason="再抽一次")
+    assert services.verify_draw(draw) == []
