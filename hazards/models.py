@@ -63,9 +63,8 @@ class Hazard(models.Model):
         USER, verbose_name=_("发现人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     found_at = models.DateTimeField(_("发现时间"), default=timezone.now)
-    status = models.CharField(
-        _("状态"), max_length=16, choices=HazardStatus.choices, default=HazardStatus.REPORTED, db_index=True
-    )
+    # Indexed together with the report time (Meta.indexes), not alone.
+    status = models.CharField(_("状态"), max_length=16, choices=HazardStatus.choices, default=HazardStatus.REPORTED)
     version = models.PositiveIntegerField(default=0, editable=False)
     # Rectification plan (五到位: measures, funds, responsible person, deadline, emergency plan).
     measures = models.TextField(_("整改措施"), blank=True)
@@ -93,7 +92,7 @@ class Hazard(models.Model):
     is_overdue = models.BooleanField(_("已逾期"), default=False)
     escalation_tier = models.PositiveSmallIntegerField(_("升级层级"), default=0)
     # 挂牌督办.
-    listed = models.BooleanField(_("挂牌督办"), default=False, db_index=True)
+    listed = models.BooleanField(_("挂牌督办"), default=False)  # partial index in Meta
     listed_at = models.DateTimeField(_("挂牌时间"), null=True, blank=True)
     listed_by = models.ForeignKey(
         USER, verbose_name=_("挂牌人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -9,6 +9,7 @@ row and pushes ``hazard.updated`` after commit.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import defaultdict
@@ -18,8 +19,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -252,13 +253,25 @@ def enterprise_users(enterprise_ids: Iterable[int], roles: Iterable[str] | None 
     ids = [str(i) for i in set(enterprise_ids)]
     if not ids:
         return {}
-    qs = UserObjectPermission.objects.filter(
-        content_type=ContentType.objects.get_for_model(Enterprise),
-        permission__codename="view_enterprise",
-        object_pk__in=ids,
-        user__is_active=True,
-        user__role=Role.ENTERPRISE_USER,
-    ).select_related("user")
+    qs = (
+        UserObjectPermission.objects.filter(
+            content_type=ContentType.objects.get_for_model(Enterprise),
+            permission__codename="view_enterprise",
+            object_pk__in=ids,
+            user__is_active=True,
+            user__role=Role.ENTERPRISE_USER,
+        )
+        .select_related("user")
+        .only(
+            "object_pk",
+            "user__id",
+            "user__username",
+            "user__email",
+            "user__is_active",
+            "user__role",
+            "user__enterprise_role",
+        )
+    )
     if roles is not None:
         qs = qs.filter(user__enterprise_role__in=list(roles))
     result: dict[int, list] = defaultdict(list)
@@ -761,7 +774,7 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = 5000) -> 
     marked_at = time.monotonic()
     for tier, days in escalation_thresholds():
         cutoff = today - timedelta(days=days)
-        after = 0
+        after = None
         while True:
             after, count = _escalate_batch(tier, cutoff, today, now, batch_size, after)
             summary["escalated"][int(tier)] += count
@@ -777,15 +790,16 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = 5000) -> 
     return summary
 
 
-def _escalate_batch(tier: int, cutoff: date, today: date, now: datetime, batch_size: int, after: int):
-    """Escalate the next batch (keyset on id); returns (last id or None when done, escalated)."""
+def _escalate_batch(tier: int, cutoff: date, today: date, now: datetime, batch_size: int, after):
+    """Escalate the next batch, keyset on (due_date, id) along the partial index of open
+    deadlines; returns (position to continue after, or None when done; rows escalated)."""
     with transaction.atomic():
+        qs = Hazard.objects.overdue(today).filter(due_date__lte=cutoff, escalation_tier__lt=tier)
+        if after is not None:
+            last_due, last_pk = after
+            qs = qs.filter(Q(due_date__gt=last_due) | Q(due_date=last_due, pk__gt=last_pk))
         rows = list(
-            Hazard.objects.overdue(today)
-            .filter(due_date__lte=cutoff, escalation_tier__lt=tier, pk__gt=after)
-            .order_by("pk")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", "due_date")[:batch_size]
+            qs.order_by("due_date", "pk").select_for_update(skip_locked=True).values_list("pk", "due_date")[:batch_size]
         )
         if not rows:
             return None, 0
@@ -797,23 +811,69 @@ def _escalate_batch(tier: int, cutoff: date, today: date, now: datetime, batch_s
             ignore_conflicts=True,
         )
         Hazard.objects.filter(pk__in=[pk for pk, _due in rows], escalation_tier__lt=tier).update(escalation_tier=tier)
-    last = rows[-1][0]
-    return (last if len(rows) == batch_size else None), len(rows)
+    last_pk, last_due = rows[-1]
+    return ((last_due, last_pk) if len(rows) == batch_size else None), len(rows)
 
 
 def _recipients_for(tier: int, hazards: list[Hazard]) -> dict[int, list]:
     """Recipients of one tier for each hazard (by hazard id)."""
     if tier == EscalationTier.PRINCIPAL:
-        principals = enterprise_users([h.enterprise_id for h in hazards], roles=[EnterpriseRole.PRINCIPAL])
-        # No principal account: the enterprise's other users stand in, so the step is not lost.
-        missing = {h.enterprise_id for h in hazards if not principals.get(h.enterprise_id)}
-        fallback = enterprise_users(missing) if missing else {}
-        return {h.pk: principals.get(h.enterprise_id) or fallback.get(h.enterprise_id, []) for h in hazards}
+        users = enterprise_users(h.enterprise_id for h in hazards)
+        result = {}
+        for h in hazards:
+            everyone = users.get(h.enterprise_id, [])
+            principals = [u for u in everyone if u.enterprise_role == EnterpriseRole.PRINCIPAL]
+            # No principal account: the enterprise's other users stand in, so the step is not lost.
+            result[h.pk] = principals or everyone
+        return result
     if tier == EscalationTier.PARK:
         managers = park_managers(h.enterprise.park_id for h in hazards)
         return {h.pk: managers.get(h.enterprise.park_id, []) if h.enterprise.park_id else [] for h in hazards}
     staff = county_regulators(h.enterprise.region_id for h in hazards)
     return {h.pk: staff.get(h.enterprise.region_id, []) for h in hazards}
+
+
+def _stamp_notified(rows: list[tuple[int, list[str]]], stamp: datetime) -> None:
+    """Mark escalations notified with their recipients: one statement per 5,000 rows on
+    PostgreSQL (UPDATE ... FROM VALUES); grouped by recipient list elsewhere."""
+    table = connection.ops.quote_name(HazardEscalation._meta.db_table)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), 5000):
+                part = rows[start : start + 5000]
+                values = ", ".join(["(%s::bigint, %s::jsonb)"] * len(part))
+                params: list = [stamp]
+                for pk, names in part:
+                    params += [pk, json.dumps(names, ensure_ascii=False)]
+                cursor.execute(
+                    f"UPDATE {table} AS e SET notified_at = %s, recipients = v.r "  # noqa: S608 - no user input
+                    f"FROM (VALUES {values}) AS v(id, r) WHERE e.id = v.id",
+                    params,
+                )
+        return
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for pk, names in rows:
+        groups[tuple(names)].append(pk)
+    for names, ids in groups.items():
+        for start in range(0, len(ids), 500):
+            HazardEscalation.objects.filter(pk__in=ids[start : start + 500]).update(
+                notified_at=stamp, recipients=list(names)
+            )
+
+
+_PENDING_FIELDS = (
+    "id",
+    "tier",
+    "due_date",
+    "days_overdue",
+    "hazard__id",
+    "hazard__description",
+    "hazard__reported_at",
+    "hazard__enterprise__id",
+    "hazard__enterprise__name",
+    "hazard__enterprise__region_id",
+    "hazard__enterprise__park_id",
+)
 
 
 def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000) -> int:
@@ -827,7 +887,8 @@ def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000)
                 HazardEscalation.objects.filter(notified_at__isnull=True)
                 .order_by("pk")
                 .select_for_update(skip_locked=True, of=("self",))
-                .select_related("hazard", "hazard__enterprise")[:chunk]
+                .select_related("hazard", "hazard__enterprise")
+                .only(*_PENDING_FIELDS)[:chunk]
             )
             if not pending:
                 return sent
@@ -843,15 +904,7 @@ def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000)
                         per_user.setdefault((user.pk, tier), (user, []))[1].append(step)
             messages = [_escalation_message(user, steps, tier) for (_uid, tier), (user, steps) in per_user.items()]
             sent += _notify_bulk(messages)
-            stamp = timezone.now()
-            by_names: dict[tuple, list[int]] = defaultdict(list)
-            for step in pending:
-                by_names[tuple(names.get(step.pk, []))].append(step.pk)
-            for recipients, ids in by_names.items():
-                for start in range(0, len(ids), 5000):
-                    HazardEscalation.objects.filter(pk__in=ids[start : start + 5000]).update(
-                        notified_at=stamp, recipients=list(recipients)
-                    )
+            _stamp_notified([(step.pk, names.get(step.pk, [])) for step in pending], timezone.now())
         if len(pending) < chunk:
             return sent
 
