@@ -64,7 +64,7 @@ class PlanSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "created_at"]
 
-    def get_current_draw(self, obj):
+    def get_current_draw(self, obj) -> int | None:
         draw = obj.current_draw
         return draw.pk if draw else None
 
@@ -91,7 +91,7 @@ class DrawSerializer(serializers.ModelSerializer):
             "result",
         ]
 
-    def get_result(self, obj):
+    def get_result(self, obj) -> dict:
         return json.loads(obj.result)
 
 
