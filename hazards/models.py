@@ -148,7 +148,8 @@ class Hazard(models.Model):
 
     @property
     def code(self) -> str:
-        return f"YH{self.reported_at:%Y}{self.pk or 0:07d}" if self.reported_at else f"YH{self.pk or 0:07d}"
+        year = f"{timezone.localtime(self.reported_at):%Y}" if self.reported_at else ""
+        return f"YH{year}{self.pk or 0:07d}"
 
     @property
     def is_major(self) -> bool:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -815,22 +816,22 @@ def _escalate_batch(tier: int, cutoff: date, today: date, now: datetime, batch_s
     return ((last_due, last_pk) if len(rows) == batch_size else None), len(rows)
 
 
-def _recipients_for(tier: int, hazards: list[Hazard]) -> dict[int, list]:
+def _recipients_for(tier: int, steps: list[_PendingStep]) -> dict[int, list]:
     """Recipients of one tier for each hazard (by hazard id)."""
     if tier == EscalationTier.PRINCIPAL:
-        users = enterprise_users(h.enterprise_id for h in hazards)
+        users = enterprise_users(s.enterprise_id for s in steps)
         result = {}
-        for h in hazards:
-            everyone = users.get(h.enterprise_id, [])
+        for s in steps:
+            everyone = users.get(s.enterprise_id, [])
             principals = [u for u in everyone if u.enterprise_role == EnterpriseRole.PRINCIPAL]
             # No principal account: the enterprise's other users stand in, so the step is not lost.
-            result[h.pk] = principals or everyone
+            result[s.hazard_id] = principals or everyone
         return result
     if tier == EscalationTier.PARK:
-        managers = park_managers(h.enterprise.park_id for h in hazards)
-        return {h.pk: managers.get(h.enterprise.park_id, []) if h.enterprise.park_id else [] for h in hazards}
-    staff = county_regulators(h.enterprise.region_id for h in hazards)
-    return {h.pk: staff.get(h.enterprise.region_id, []) for h in hazards}
+        managers = park_managers(s.park_id for s in steps)
+        return {s.hazard_id: managers.get(s.park_id, []) if s.park_id else [] for s in steps}
+    staff = county_regulators(s.region_id for s in steps)
+    return {s.hazard_id: staff.get(s.region_id, []) for s in steps}
 
 
 def _stamp_notified(rows: list[tuple[int, list[str]]], stamp: datetime) -> None:
@@ -861,15 +862,36 @@ def _stamp_notified(rows: list[tuple[int, list[str]]], stamp: datetime) -> None:
             )
 
 
-_PENDING_FIELDS = (
-    "id",
+@dataclass(frozen=True, slots=True)
+class _PendingStep:
+    """One escalation waiting to be notified, as plain values (thousands per run)."""
+
+    pk: int
+    tier: int
+    due_date: date
+    days_overdue: int
+    hazard_id: int
+    description: str
+    reported_at: datetime
+    enterprise_id: int
+    enterprise_name: str
+    region_id: int
+    park_id: int | None
+
+    @property
+    def code(self) -> str:
+        return f"YH{timezone.localtime(self.reported_at):%Y}{self.hazard_id:07d}"
+
+
+_PENDING_VALUES = (
+    "pk",
     "tier",
     "due_date",
     "days_overdue",
-    "hazard__id",
+    "hazard_id",
     "hazard__description",
     "hazard__reported_at",
-    "hazard__enterprise__id",
+    "hazard__enterprise_id",
     "hazard__enterprise__name",
     "hazard__enterprise__region_id",
     "hazard__enterprise__park_id",
@@ -883,20 +905,20 @@ def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000)
     sent = 0
     while True:
         with transaction.atomic():
-            pending = list(
-                HazardEscalation.objects.filter(notified_at__isnull=True)
+            pending = [
+                _PendingStep(*row)
+                for row in HazardEscalation.objects.filter(notified_at__isnull=True)
                 .order_by("pk")
                 .select_for_update(skip_locked=True, of=("self",))
-                .select_related("hazard", "hazard__enterprise")
-                .only(*_PENDING_FIELDS)[:chunk]
-            )
+                .values_list(*_PENDING_VALUES)[:chunk]
+            ]
             if not pending:
                 return sent
             per_user: dict[tuple[int, int], tuple] = {}
             names: dict[int, list[str]] = {}
             for tier in {e.tier for e in pending}:
                 steps = [e for e in pending if e.tier == tier]
-                recipients = _recipients_for(tier, [e.hazard for e in steps])
+                recipients = _recipients_for(tier, steps)
                 for step in steps:
                     users = recipients.get(step.hazard_id, [])
                     names[step.pk] = sorted({u.username for u in users})
@@ -909,34 +931,35 @@ def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000)
             return sent
 
 
-def _escalation_message(user, steps: list[HazardEscalation], tier: int) -> dict:
+def _url(name: str, *args) -> str:
+    try:
+        return reverse(name, args=args)
+    except Exception:  # URLs not loaded (a bare script): the notification still goes out
+        return ""
+
+
+def _escalation_message(user, steps: list[_PendingStep], tier: int) -> dict:
     """One notification for one recipient: the hazard itself, or a digest when several arrive."""
     label = EscalationTier(tier).label
     if len(steps) == 1:
         step = steps[0]
-        h = step.hazard
         return {
             "user": user,
             "title": _("隐患逾期%(days)s天（升级至%(tier)s）：%(ent)s %(code)s")
-            % {"days": step.days_overdue, "tier": label, "ent": h.enterprise.name, "code": h.code},
-            "body": h.description,
-            "url": _hazard_url(h),
-            "dedupe_key": f"hazard:{h.pk}:esc:{tier}:{step.due_date.isoformat()}",
+            % {"days": step.days_overdue, "tier": label, "ent": step.enterprise_name, "code": step.code},
+            "body": step.description,
+            "url": _url("hazards:detail", step.hazard_id),
+            "dedupe_key": f"hazard:{step.hazard_id}:esc:{tier}:{step.due_date.isoformat()}",
         }
     # Many at once (a first run, a big county): one digest instead of a flood of mails.
     ids = sorted(step.pk for step in steps)
     digest = hashlib.sha1(",".join(map(str, ids)).encode(), usedforsecurity=False).hexdigest()[:16]
-    try:
-        url = reverse("hazards:list") + "?overdue=1"
-    except Exception:
-        url = ""
+    url = _url("hazards:list")
     return {
         "user": user,
         "title": _("%(n)s 条隐患逾期升级至%(tier)s") % {"n": len(steps), "tier": label},
-        "body": "\n".join(
-            f"{s.hazard.code} {s.hazard.enterprise.name}：{s.hazard.description[:40]}" for s in steps[:50]
-        ),
-        "url": url,
+        "body": "\n".join(f"{s.code} {s.enterprise_name}：{s.description[:40]}" for s in steps[:50]),
+        "url": f"{url}?overdue=1" if url else "",
         "dedupe_key": f"hazard-esc:{tier}:{digest}",
     }
 
