@@ -256,7 +256,7 @@ class AlertRuntime:
 
     def _apply_one(self, change: eng.Change) -> None:
         from alerts import services
-        from devices.models import Device
+        from devices.models import Channel, Device
         from enterprises.models import Enterprise
 
         at = datetime.fromtimestamp(change.at, UTC)
@@ -282,9 +282,10 @@ class AlertRuntime:
         if info is None:
             return
         if change.active:
-            device = Device.objects.select_related("enterprise").filter(pk=info.device_id).first()
-            if device is None:
+            channel = Channel.objects.select_related("device__enterprise__region").filter(pk=change.key).first()
+            if channel is None:
                 return
+            device = channel.device
             unit = info.unit if change.kind not in (eng.STALE, eng.SENSOR_FAULT) else ""
             message = services.format_message(
                 change.kind,
@@ -298,7 +299,7 @@ class AlertRuntime:
             alert = services.alert_raise(
                 enterprise=device.enterprise,
                 device=device,
-                channel=change.key,
+                channel=channel,
                 rule=info.rule_id,
                 kind=change.kind,
                 level=info.levels.get(change.kind, 3),

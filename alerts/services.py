@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -78,8 +78,20 @@ def response_deadline(level: int, raised_at: datetime) -> datetime | None:
     return raised_at + _minutes(settings.ALERT_RESPONSE_MINUTES, level)
 
 
+def _relations_loaded(alert: Alert) -> bool:
+    """True when everything the payload and the groups need is already in memory."""
+    wanted = {"enterprise": True, "device": alert.device_id, "channel": alert.channel_id}
+    wanted["flood_group"] = alert.flood_group_id
+    for name, needed in wanted.items():
+        if needed and not Alert._meta.get_field(name).is_cached(alert):
+            return False
+    enterprise = alert.enterprise
+    return enterprise._meta.get_field("region").is_cached(enterprise)
+
+
 def _push(alert: Alert, event: str) -> None:
-    alert = Alert.objects.select_related("enterprise__region", "device", "channel", "flood_group").get(pk=alert.pk)
+    if not _relations_loaded(alert):  # the raise path arrives with them loaded; saves a query there
+        alert = Alert.objects.select_related("enterprise__region", "device", "channel", "flood_group").get(pk=alert.pk)
     push_on_commit(groups_for_enterprise(alert.enterprise), event, alert_payload(alert))
 
 
@@ -154,6 +166,9 @@ def alert_raise(
         enterprise=enterprise,
         device_id=device_id,
         channel_id=channel_id,
+        # Related objects the caller already holds: the push payload needs them.
+        **({"device": device} if isinstance(device, models.Model) else {}),
+        **({"channel": channel} if isinstance(channel, models.Model) else {}),
         rule_id=getattr(rule, "pk", rule),
         kind=kind,
         level=level,
