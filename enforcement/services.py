@@ -24,6 +24,7 @@ from enforcement.choices import (
     INSPECTION_TRANSITIONS,
     PLAN_TRANSITIONS,
     REPAIR_TRANSITIONS,
+    SENIOR_LEVELS,
     ChecklistResult,
     CreditEventKind,
     CreditGrade,
@@ -361,7 +362,8 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
         )
         draw.signature = sm2.sign(draw.signed_payload())
         draw.save(update_fields=["signature"])
-        _materialise_inspections(plan, draw, result["assignments"])
+        seniors = {row[0] for row in snapshot["inspectors"] if row[1] in SENIOR_LEVELS}
+        _materialise_inspections(plan, draw, result["assignments"], seniors)
         plan.status = PlanStatus.DRAWN
         plan.save(update_fields=["status"])
         record_event(
@@ -385,10 +387,16 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
     return draw
 
 
-def _materialise_inspections(plan, draw, assignments) -> None:
+def _materialise_inspections(plan, draw, assignments, seniors: set[int]) -> None:
     total = len(assignments)
     inspections = [
-        Inspection(enterprise_id=eid, plan=plan, draw=draw, date=_schedule(plan, i, total), leader_id=team[0])
+        Inspection(
+            enterprise_id=eid,
+            plan=plan,
+            draw=draw,
+            date=_schedule(plan, i, total),
+            leader_id=next((u for u in team if u in seniors), team[0]),  # the team leader holds 中级 or above
+        )
         for i, (eid, team) in enumerate(assignments)
     ]
     bulk_insert(Inspection, inspections)

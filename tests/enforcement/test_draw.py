@@ -313,3 +313,11 @@ def test_closing_a_plan_cancels_unfinished_visits_and_forbids_redraws(county, pl
     with pytest.raises(TransitionNotAllowed):
         services.draw_plan(plan=plan, user=county.head, reason="再抽一次")
     assert services.verify_draw(draw) == []
+
+
+def test_team_leader_is_an_intermediate_or_senior_inspector(county, plan):
+    draw = services.draw_plan(plan=plan, user=county.head)
+    level = levels()
+    for inspection in draw.inspections.all():
+        assert level[inspection.leader_id] in SENIOR_LEVELS
+        assert inspection.team.filter(pk=inspection.leader_id).exists()
