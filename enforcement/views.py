@@ -524,7 +524,8 @@ def public_draw(request, pk):
             {
                 "enterprise": enterprise_names.get(eid, ""),
                 "team": "、".join(names.get(u, "") for u in team),
-                "date": visit.date if visit else None,
+                # An upcoming visit's date is not published: it would warn the enterprise in advance.
+                "date": visit.date if done else None,
                 "status": visit.get_status_display() if visit else "",
                 "result": (visit.public_summary or visit.get_outcome_display()) if done else "",
             }

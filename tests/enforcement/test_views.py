@@ -62,6 +62,11 @@ def test_public_pages_need_no_login_and_show_nothing_private(client, county, dra
     for private in ("13900001111", "其配偶任该企业安全总监", "INTERNAL-绝密备注", "动火作业未办理作业票", "32058100"):
         assert private not in html, private
     assert draw.snapshot[:200] not in html  # the snapshot (with conflicts) is never published
+    upcoming = draw.inspections.exclude(pk=inspection.pk).order_by("-date").first()
+    from django.utils.formats import date_format
+
+    for shown in (upcoming.date.isoformat(), date_format(upcoming.date)):
+        assert shown not in html  # no advance notice of unannounced visits
     body = client.get(reverse("enforcement:public_draw_result", args=[draw.pk])).content
     assert sm3_hex(body) == draw.result_hash
 
