@@ -38,10 +38,14 @@ def seed(ctx) -> None:
         Enterprise.objects.filter(park__isnull=False)
         .filter(Q(high_risk_sector__in=["chemicals", "hazardous_storage"]) | Q(major_hazards__isnull=False))
         .distinct()
-        .order_by("-major_hazards__id", "id")
+        .order_by("id")
+    )
+    # The enterprises whose demo users log in (see enterprises/demo.py) come first, so they see devices.
+    with_users = list(
+        Enterprise.objects.filter(major_hazards__isnull=False, park__isnull=False).distinct().order_by("id")[:3]
     )
     seen, chosen = set(), []
-    for e in candidates + [e for e in shared if e.park_id]:
+    for e in with_users + candidates + [e for e in shared if e.park_id]:
         if e.pk not in seen:
             seen.add(e.pk)
             chosen.append(e)
