@@ -1,8 +1,14 @@
-// Credit history chart (ECharts, served locally: no CDN, no inline script under the CSP).
+// Credit history chart. ECharts comes from js/echarts-global.js (a PyPI package's ESM build,
+// served locally: no CDN, no inline script under the CSP); this file is loaded as a module after it.
 (function () {
   "use strict";
-  if (typeof window.echarts === "undefined") { return; }
-  document.querySelectorAll("[data-credit-history]").forEach(function (el) {
+  function draw() { document.querySelectorAll("[data-credit-history]").forEach(render); }
+  if (typeof window.echarts === "undefined") {
+    window.addEventListener("echarts:ready", draw, { once: true });
+  } else {
+    draw();
+  }
+  function render(el) {
     if (el.getAttribute("data-chart-ready")) { return; }
     el.setAttribute("data-chart-ready", "1");
     var history;
@@ -30,5 +36,5 @@
       series: [{ type: "line", step: "end", name: label, data: history.map(function (h) { return h.score; }) }]
     });
     window.addEventListener("resize", function () { chart.resize(); });
-  });
+  }
 })();
