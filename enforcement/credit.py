@@ -203,7 +203,21 @@ def _key(item: dict) -> tuple:
     return (item["rule"], item["event"], item["kind"])
 
 
+_LOCK_KEY = 0x0E_AF_C8_ED  # advisory lock: one recompute at a time (nightly job vs. a page's single-enterprise run)
+
+
 def recompute(*, today: date, enterprise_ids=None) -> dict:
+    """Recompute scores (all enterprises, or the given ones) in one transaction, one run at a time."""
+    from django.db import connection
+
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        return _recompute(today=today, enterprise_ids=enterprise_ids)
+
+
+def _recompute(*, today: date, enterprise_ids=None) -> dict:
     from enterprises.models import Enterprise
 
     ensure_default_rules()
