@@ -122,3 +122,17 @@ def test_licence_form_validates_dates(world, browser):
     data["expires_on"] = "2028-01-01"
     assert client.post(f"/enterprises/{world.here.pk}/licences/new/", data).status_code == 302
     assert world.here.licences.get().number == "N-1"
+
+
+def test_filter_form_keeps_the_chosen_options(world, browser):
+    industry = Industry.objects.get(code="26")
+    page = (
+        browser(world.inspector)
+        .get("/enterprises/", {"industry": industry.pk, "region": world.regions["township"].pk})
+        .content.decode()
+    )
+    assert f'<option value="{industry.pk}" selected>' in page
+    assert f'<option value="{world.regions["township"].pk}" selected>' in page
+    assert world.here.name in page and world.here_no_park.name not in page
+    # regions outside the inspector's jurisdiction are not even offered
+    assert "常熟市（320581）" in page and "张家港市（320582）" not in page
