@@ -57,6 +57,30 @@ def device_record_stats(*, rows: Sequence[tuple], poller: str) -> None:
             Device.objects.filter(pk=device_id).update(**fields)
 
 
+def http_devices_mark_stale(*, shard: tuple[int, int], poller: str, now: datetime | None = None) -> list[Device]:
+    """HTTP-push devices whose data stopped: offline once nothing came for 3 periods (at least 60 s).
+
+    Nobody polls them, so silence is the only sign that the DCS/MES link is down.
+    """
+    from django.db.models.functions import Mod
+
+    now = now or timezone.now()
+    qs = Device.objects.filter(protocol=Protocol.HTTP, status=DeviceStatus.ONLINE, enabled=True)
+    if shard[1] > 1:
+        qs = qs.annotate(shard=Mod("id", shard[1])).filter(shard=shard[0])
+    stale = []
+    for device in qs:
+        limit = max(60.0, 3 * device.poll_period_ms / 1000)
+        if device.last_seen is None or (now - device.last_seen).total_seconds() > limit:
+            reason = _("超过 %(s)d 秒未收到推送数据") % {"s": int(limit)}
+            device_record_status(
+                device_id=device.pk, old=device.status, new=DeviceStatus.OFFLINE, reason=reason, poller=poller, at=now
+            )
+            device.status, device.status_reason = DeviceStatus.OFFLINE, reason
+            stale.append(device)
+    return stale
+
+
 def _push_device(device_id: int, event_type: str, payload: dict) -> None:
     from devices.poller.daemon import live_group
     from regulator.realtime import push_on_commit

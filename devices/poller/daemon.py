@@ -584,6 +584,17 @@ class Poller:
             st.reported_overruns = st.overruns
         if rows and self.store_status:
             await self._db_call(_store_stats, rows, self.config.name)
+        if self.store_status:
+            for device in await self._db_call(_stale_http_devices, self.config.shard, self.config.name) or []:
+                publish_status(
+                    DeviceStatusEvent(
+                        device_id=device.pk,
+                        online=False,
+                        reason=device.status_reason,
+                        at=datetime.now(UTC),
+                        status=DeviceStatus.OFFLINE,
+                    )
+                )
 
     async def pick_up_coil_writes(self) -> None:
         device_ids = list(self.workers)
@@ -714,6 +725,12 @@ def _store_stats(rows, poller):
     from devices.services import device_record_stats
 
     device_record_stats(rows=rows, poller=poller)
+
+
+def _stale_http_devices(shard, poller):
+    from devices.services import http_devices_mark_stale
+
+    return http_devices_mark_stale(shard=shard, poller=poller)
 
 
 def _claim_coil_writes(device_ids, idle_ids, poller, timeout):

@@ -107,3 +107,24 @@ async def test_live_values_reach_only_users_who_may_see_the_channel(world):
         "time": 1.0,
     }
     await inspector.disconnect()
+
+
+def test_http_push_device_goes_offline_when_the_data_stops(world):
+    from devices.choices import DeviceStatus
+    from devices.models import DeviceStatusChange
+    from devices.services import http_devices_mark_stale
+
+    now = timezone.now()
+    quiet = Device.objects.create(
+        enterprise=world.here, name="DCS", protocol="http", status="online", last_seen=now - timedelta(minutes=5)
+    )
+    fresh = Device.objects.create(
+        enterprise=world.here, name="MES", protocol="http", status="online", last_seen=now - timedelta(seconds=5)
+    )
+    stale = http_devices_mark_stale(shard=(0, 1), poller="t", now=now)
+    assert [d.pk for d in stale] == [quiet.pk]
+    quiet.refresh_from_db()
+    fresh.refresh_from_db()
+    assert quiet.status == DeviceStatus.OFFLINE and "推送" in quiet.status_reason
+    assert fresh.status == DeviceStatus.ONLINE
+    assert DeviceStatusChange.objects.filter(device=quiet, new=DeviceStatus.OFFLINE).exists()
