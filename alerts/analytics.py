@@ -64,6 +64,7 @@ def monthly_report(queryset, month: str, now: datetime | None = None) -> dict:
         "chattering": [],
         "false_alarm": {"reviewed": 0, "false": 0, "rate": None},
         "by_level": [],
+        "responses": [],
     }
     standing_before = now - timedelta(hours=STANDING_HOURS)
     standing = (
@@ -141,4 +142,41 @@ def monthly_report(queryset, month: str, now: datetime | None = None) -> dict:
     report["by_level"] = [
         {"level": int(level), "count": int(n)} for level, n in df.groupby("level").size().sort_index().items()
     ]
+    report["responses"] = response_times(df["id"].tolist())
     return report
+
+
+# The seed's yardsticks: valve closed within 3 minutes, fire brigade notified within 5.
+RESPONSE_TARGETS = {"valve_closed": 180, "fire_brigade": 300, "county_reported": 60, "plan_started": 1800}
+
+
+def response_times(alert_ids: list[int]) -> list[dict]:
+    """Per response kind: how long after the alert it happened (median, 90th percentile, within target)."""
+    from alerts.choices import ResponseKind
+    from alerts.models import AlertResponse
+
+    rows = list(
+        AlertResponse.objects.filter(alert_id__in=alert_ids).values("alert_id", "kind", "at", "alert__raised_at")
+    )
+    if not rows:
+        return []
+    df = pd.DataFrame(rows)
+    df["seconds"] = (
+        pd.to_datetime(df["at"], utc=True) - pd.to_datetime(df["alert__raised_at"], utc=True)
+    ).dt.total_seconds()
+    first = df.sort_values("at").groupby(["alert_id", "kind"], as_index=False).first()
+    out = []
+    for kind, group in first.groupby("kind"):
+        target = RESPONSE_TARGETS.get(kind)
+        out.append(
+            {
+                "kind": kind,
+                "label": str(ResponseKind(kind).label) if kind in ResponseKind.values else kind,
+                "count": int(len(group)),
+                "median_s": round(float(group["seconds"].median()), 1),
+                "p90_s": round(float(group["seconds"].quantile(0.9)), 1),
+                "target_s": target,
+                "within_target": round(float((group["seconds"] <= target).mean()), 4) if target else None,
+            }
+        )
+    return sorted(out, key=lambda r: r["kind"])

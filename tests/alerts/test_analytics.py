@@ -70,6 +70,20 @@ def test_monthly_figures(world, february):
     assert city["total"] == 18
 
 
+def test_response_times_against_the_seed_targets(world, gas):
+    from alerts.models import AlertResponse
+
+    for minutes_valve, minutes_fire in ((2, 4), (4, 6)):
+        alert = make(world.here, gas.channel, MONTH_START + timedelta(days=2, hours=minutes_valve))
+        for kind, minutes in (("valve_closed", minutes_valve), ("fire_brigade", minutes_fire)):
+            at = alert.raised_at + timedelta(minutes=minutes)
+            AlertResponse.objects.create(alert=alert, kind=kind, at=at, recorded_at=at)
+    report = monthly_report(alerts_visible_to(world.inspector), "2026-02", now=datetime(2026, 3, 1, tzinfo=TZ))
+    by_kind = {r["kind"]: r for r in report["responses"]}
+    assert by_kind["valve_closed"]["median_s"] == 180 and by_kind["valve_closed"]["within_target"] == 0.5
+    assert by_kind["fire_brigade"]["count"] == 2 and by_kind["fire_brigade"]["within_target"] == 0.5
+
+
 def test_alert_report_command(world, february):
     out = StringIO()
     with time_machine.travel(datetime(2026, 3, 2, tzinfo=TZ)):

@@ -38,6 +38,10 @@ class Command(BaseCommand):
                 f"  {r['enterprise']}: {r['total']} / {r['avg_per_10min']}"
                 f" / {r['peak_10min']} / {r['windows_in_flood']}"
             )
+        out("Response times: kind / count / median s / p90 s / within target")
+        for r in report["responses"]:
+            within = "-" if r["within_target"] is None else f"{r['within_target']:.0%} of {r['target_s']} s"
+            out(f"  {r['kind']}: {r['count']} / {r['median_s']} / {r['p90_s']} / {within}")
         out("Top chattering channels: tag / alerts / repeats within 60 s")
         for r in report["chattering"]:
             out(f"  {r['tag']} {r['name']} ({r['enterprise']}): {r['count']} / {r['chatter']}")
