@@ -42,7 +42,7 @@ class DeviceStatusEvent:
 class PollerEvent:
     """Something about the acquisition itself, not one device: e.g. the spool buffer is full."""
 
-    kind: str  # "spool_full", "spool_flushed", "db_down", "db_up"
+    kind: str  # "spool_full", "db_down", "db_up", "overrun" (a device's cycle overran its period)
     poller: str
     detail: str
     at: datetime

@@ -29,7 +29,14 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.framer import FramerType
 
 from devices.choices import DeviceStatus, Protocol, Quality, RegisterType
-from devices.hooks import DeviceStatusEvent, ReadingEvent, publish_readings, publish_status
+from devices.hooks import (
+    DeviceStatusEvent,
+    PollerEvent,
+    ReadingEvent,
+    publish_poller_event,
+    publish_readings,
+    publish_status,
+)
 from devices.poller.decode import Block, ChannelSpec, decode_block, plan_blocks
 from devices.poller.storage import ReadingWriter
 
@@ -373,14 +380,13 @@ class DeviceWorker:
             now_m = loop.time()
             if now_m > next_t:
                 self.stats.overruns += 1
-                if now_m - last_overrun_log > 60:
+                if now_m - last_overrun_log > 60:  # at most one log line and event a minute per device
                     last_overrun_log = now_m
-                    logger.warning(
-                        "device %s cycle overran its %.0f ms period by %.0f ms",
-                        spec.name,
-                        period * 1000,
-                        (now_m - next_t) * 1000,
+                    detail = f"device {spec.id} {spec.name}: cycle overran its {period * 1000:.0f} ms period by " + (
+                        f"{(now_m - next_t) * 1000:.0f} ms ({self.stats.overruns} overruns so far)"
                     )
+                    logger.warning("%s", detail)
+                    publish_poller_event(PollerEvent("overrun", config.name, detail, datetime.now(UTC)))
                 # Skip the missed slots and wait for the next one on the grid: catching up with
                 # back-to-back reads would feed the congestion that made us late.
                 next_t += period * math.ceil((now_m - next_t) / period)

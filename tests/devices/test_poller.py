@@ -9,6 +9,7 @@ import math
 import pytest
 
 from devices.choices import DeviceStatus, Quality
+from devices.hooks import register_poller_sink
 from devices.poller.decode import Block, ChannelSpec, decode_block, plan_blocks, raw_to_words, words_to_raw
 from tests.devices.helpers import ch, device, free_port, poller, run_workers, set_registers, stop_workers, tcp_server
 
@@ -120,6 +121,8 @@ async def test_silent_unit_is_demoted_while_the_others_keep_their_rate():
     alive, dead, elsewhere = ch(1, 0, unit_id=1), ch(1, 0, unit_id=2), ch(2, 0)
     period = 0.05
     p, readings, statuses = poller(demote_after=3, probe_interval=5.0)
+    poller_events = []
+    register_poller_sink(poller_events.append)
     specs = [
         device(1, port, [alive, dead], period=period, timeout=0.1),
         device(2, other_port, [elsewhere], period=period),
@@ -132,6 +135,9 @@ async def test_silent_unit_is_demoted_while_the_others_keep_their_rate():
     dead_readings = [r for r in readings if r.channel_id == dead.id]
     assert [r.quality for r in dead_readings] == [Quality.TIMEOUT] * 3  # then off scan until the probe
     assert (1, DeviceStatus.DEMOTED, "从站 2 无应答，已降级探测") in statuses
+    # 100 ms timeouts on a 50 ms period: the overrun is announced (once, not once per cycle)
+    overruns = [e for e in poller_events if e.kind == "overrun" and "dev1:" in e.detail]
+    assert len(overruns) == 1
     expected = seconds / period
     alive_count = sum(1 for r in readings if r.channel_id == alive.id and r.good)
     other_count = sum(1 for r in readings if r.channel_id == elsewhere.id and r.good)
