@@ -6,6 +6,8 @@ options, which made the enterprise list page spend most of its time drawing one 
 
 from __future__ import annotations
 
+from html import escape
+
 from django import forms
 from django.forms.models import ModelChoiceField, ModelChoiceIterator
 from django.forms.utils import flatatt
@@ -21,16 +23,11 @@ class FastSelect(forms.Select):
         parts = [format_html("<select{}>", flatatt(final_attrs))]
         for option_value, option_label in self.choices:
             text = "" if option_value is None else str(option_value)
-            parts.append(
-                format_html(
-                    '<option value="{}"{}>{}</option>',
-                    text,
-                    mark_safe(" selected") if text in selected else "",  # noqa: S308 - constant
-                    option_label,
-                )
-            )
+            flag = " selected" if text in selected else ""
+            # html.escape (quotes included) is several times faster than format_html per option.
+            parts.append(f'<option value="{escape(text)}"{flag}>{escape(str(option_label))}</option>')
         parts.append("</select>")
-        return mark_safe("".join(parts))  # noqa: S308 - every part above is escaped by format_html
+        return mark_safe("".join(parts))  # noqa: S308 - every part above is escaped (format_html, html.escape)
 
 
 class PlainModelChoiceIterator(ModelChoiceIterator):
