@@ -124,9 +124,10 @@ class Hazard(models.Model):
             models.Index(fields=["-reported_at", "-id"], name="hazard_reported_desc"),
             models.Index(fields=["grade", "status"]),
             models.Index(
-                fields=["due_date", "id"],
+                # enterprise as a trailing key (not INCLUDE, which SQLite lacks): scoped overdue
+                # counts are answered from the index alone.
+                fields=["due_date", "id", "enterprise"],
                 condition=models.Q(status__in=["reported", "confirmed", "rectifying"]),
-                include=["enterprise"],
                 name="hazard_open_due",
             ),
             # The regulator list: filter by state, newest first; counts answered from the index.
