@@ -45,6 +45,7 @@ def seed(ctx) -> None:
         FloodGroup,
         ThresholdSchedule,
     )
+    from alerts.services import _refresh_escalation_due as refresh_escalation_due
     from alerts.services import ack_deadline, format_message, response_deadline
     from devices.models import Channel, Device
 
@@ -211,8 +212,7 @@ def seed(ctx) -> None:
         if state == AlertState.SHELVED:
             alert.shelved_until = now + timedelta(hours=5)
             alert.shelve_reason = "探头送检标定"
-        if state == AlertState.ACTIVE_UNACK:
-            alert.escalation_due_at = alert.ack_due_at
+        refresh_escalation_due(alert)  # open alerts escalate like live ones
         alert.save()
         if state not in (AlertState.ACTIVE_UNACK,):
             AlertTransition.objects.create(
