@@ -54,10 +54,21 @@ def insert_rows(model, fields: list[str], rows: list[tuple]) -> None:
     """Insert plain tuples of the named fields (no model instances: the cheapest path)."""
     if not rows:
         return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows], batch_size=2000)
-        return
     meta = model._meta
+    if connection.vendor != "postgresql":
+        # executemany of prepared values: no model instances, no per-batch SQL compilation.
+        real = connections[DEFAULT_DB_ALIAS]
+        prepared = [meta.get_field(name) for name in fields]
+        quote = real.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in prepared)  # identifiers from the model, quoted
+        placeholders = ", ".join(["%s"] * len(prepared))
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+        with real.cursor() as cursor:
+            cursor.executemany(
+                sql,
+                [tuple(f.get_db_prep_save(v, real) for f, v in zip(prepared, row, strict=True)) for row in rows],
+            )
+        return
     json_at = [i for i, name in enumerate(fields) if isinstance(meta.get_field(name), JSONField)]
 
     def encoded():
