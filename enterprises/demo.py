@@ -16,6 +16,7 @@ from guardian.shortcuts import assign_perm
 
 from enterprises import uscc
 from enterprises.choices import alpha_for_people, grade_for_r
+from enterprises.importing import bulk_insert
 from enterprises.models import (
     Enterprise,
     EnterpriseChange,
@@ -461,8 +462,8 @@ def seed(ctx) -> None:
 def _flush(ctx, batch: list[Enterprise], today) -> None:
     """Write one chunk of enterprises with their licences, installations, substances and timeline."""
     rng = ctx.rng
-    Enterprise.objects.bulk_create(batch)
-    if any(e.pk is None for e in batch):  # databases that cannot return ids from a bulk insert
+    bulk_insert(Enterprise, batch)
+    if any(e.pk is None for e in batch):  # COPY (PostgreSQL) returns no ids
         ids = dict(Enterprise.objects.filter(uscc__in=[e.uscc for e in batch]).values_list("uscc", "pk"))
         for e in batch:
             e.pk = ids[e.uscc]
@@ -541,10 +542,10 @@ def _flush(ctx, batch: list[Enterprise], today) -> None:
                 inst.grade = grade_for_r(inst.r_value)
                 installations.append(inst)
                 substances_by_uid[inst.uid] = subs
-    Licence.objects.bulk_create(licences)
-    EnterpriseChange.objects.bulk_create(changes)
+    bulk_insert(Licence, licences)
+    bulk_insert(EnterpriseChange, changes)
     if installations:
-        MajorHazardInstallation.objects.bulk_create(installations)
+        bulk_insert(MajorHazardInstallation, installations)
         inst_ids = dict(
             MajorHazardInstallation.objects.filter(uid__in=[i.uid for i in installations]).values_list("uid", "pk")
         )
@@ -556,7 +557,7 @@ def _flush(ctx, batch: list[Enterprise], today) -> None:
                 subs.append(s)
             if inst.grade <= 2:
                 risk_updates[inst.enterprise_id] = "red" if inst.grade == 1 else "orange"
-        HazardousSubstance.objects.bulk_create(subs)
+        bulk_insert(HazardousSubstance, subs)
         for grade in ("red", "orange"):
             ids_ = [eid for eid, g in risk_updates.items() if g == grade]
             Enterprise.objects.filter(pk__in=ids_).update(risk_grade=grade, is_key=True)
