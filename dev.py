@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,20 +50,71 @@ def has_command(name: str) -> bool:
     return any((ROOT / app / "management" / "commands" / f"{name}.py").exists() for app in os.listdir(ROOT))
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# The demo's processes (web, poller, Celery) must reach each other's events without a Redis
+# server: an in-process Redis-protocol server (fakeredis) on loopback stands in for it.
+EMBEDDED_REDIS = """
+import sys
+from fakeredis import TcpFakeServer
+server = TcpFakeServer(("127.0.0.1", int(sys.argv[1])), server_type="redis")
+server.serve_forever()
+"""
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    sys.exit(f"embedded Redis did not start on port {port}")
+
+
 def demo(port: str = "8000") -> None:
     ensure_venv()
     manage("migrate", "--noinput")
     manage("createcachetable")
     manage("seed_demo", "--if-empty")
     procs: list[subprocess.Popen] = []
+    env = dict(os.environ)
+    if not env.get("REDIS_URL"):
+        redis_port = free_port()
+        procs.append(subprocess.Popen([str(PY), "-c", EMBEDDED_REDIS, str(redis_port)], cwd=ROOT))
+        wait_for_port(redis_port)
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    env.setdefault("CELERY_TASK_ALWAYS_EAGER", "0")
+
+    def start(*args: str) -> subprocess.Popen:
+        proc = subprocess.Popen([str(PY), *args], cwd=ROOT, env=env)
+        procs.append(proc)
+        return proc
+
     if has_command("simulate_devices"):
-        procs.append(subprocess.Popen([str(PY), "manage.py", "simulate_devices"], cwd=ROOT))
+        start("manage.py", "simulate_devices")
         time.sleep(2)
     if has_command("poll_devices"):
-        procs.append(subprocess.Popen([str(PY), "manage.py", "poll_devices"], cwd=ROOT))
+        start("manage.py", "poll_devices")
+    # One worker with an embedded beat runs the schedule (escalations, credit, pruning).
+    start(
+        "-m",
+        "celery",
+        "-A",
+        "regulator",
+        "worker",
+        "--beat",
+        "--pool=solo",
+        "--loglevel=WARNING",
+        "--schedule",
+        str(ROOT / "var" / "celerybeat-schedule"),
+    )
     print(f"\n  Open http://127.0.0.1:{port}/ and log in with one of the demo accounts above.\n", flush=True)
-    web = subprocess.Popen([str(PY), "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=ROOT)
-    procs.append(web)
+    web = start("manage.py", "runserver", "--noreload", f"127.0.0.1:{port}")
     try:
         web.wait()
     except KeyboardInterrupt:

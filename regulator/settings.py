@@ -205,10 +205,6 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "escalate-alerts": {"task": "alerts.tasks.escalate_alerts", "schedule": 60.0},
     "score-credit-nightly": {"task": "enforcement.tasks.score_credit", "schedule": crontab(hour=2, minute=0)},
     "prune-readings-nightly": {"task": "devices.tasks.prune_readings", "schedule": crontab(hour=3, minute=0)},
-    "train-risk-model-weekly": {
-        "task": "enterprises.tasks.train_risk_model",
-        "schedule": crontab(hour=4, minute=0, day_of_week=1),
-    },
 }
 
 # --- Auth ------------------------------------------------------------------------------------
