@@ -36,15 +36,24 @@ def groups_for_enterprise(enterprise) -> list[str]:
     return groups
 
 
+async def _send_all(layer, groups: list[str], message: dict) -> None:
+    for group in groups:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # a broken layer must never fail the write; clients catch up by id
+            logger.exception("push to %s failed", group)
+
+
 def _send(groups: list[str], message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, message)
-        except Exception:  # a broken layer must never fail the write; clients catch up by id
-            logger.exception("push to %s failed", group)
+    try:
+        # One event loop (and one Redis connection) for all groups: per-group async_to_sync
+        # cost ~40 ms per alert with six groups.
+        async_to_sync(_send_all)(layer, groups, message)
+    except Exception:
+        logger.exception("push to %s failed", groups)
 
 
 def push_on_commit(groups: list[str], event_type: str, payload: dict) -> None:

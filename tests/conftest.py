@@ -28,6 +28,12 @@ def fast_password_hashing(settings):
     settings.PASSWORD_SM3_ITERATIONS = 1000
 
 
+@pytest.fixture(autouse=True)
+def alerts_inline(settings):
+    """Readings published from a test's event loop are evaluated inline, not on a writer thread."""
+    settings.ALERT_RUNTIME_BACKGROUND = False
+
+
 @pytest.fixture
 def world(db):
     """Two counties, a park, enterprises on each side, and every persona."""

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("ALERTS_E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
+DEFAULT_REDIS_URL = os.environ.get("ALERTS_E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -39,7 +39,9 @@ def processes(tmp_path):
     env = dict(os.environ)
     env.update(
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        REDIS_URL=REDIS_URL,
+        # The same Redis as this test process (its Celery broker and channel layer), so a task or
+        # an event sent from here reaches the worker and Daphne started here.
+        REDIS_URL=settings.REDIS_URL or DEFAULT_REDIS_URL,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DATA_DIR=str(tmp_path),
         SECRET_KEY=settings.SECRET_KEY,  # the sessions created here must verify in Daphne
