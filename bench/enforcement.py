@@ -1,6 +1,11 @@
 """Benchmark of enforcement: the dual-random draw, the credit recompute and PDF documents.
 
-    .venv/bin/python bench/enforcement.py [--enterprises 100000] [--inspectors 1000] [--sqlite] [--keep]
+    .venv/bin/python bench/enforcement.py [--enterprises 100000] [--inspectors 1000] [--sqlite] [--reuse]
+
+(--reuse measures again on the PostgreSQL database filled by the previous run: a "next month" draw,
+where last month's visits make fewer enterprises due and some capped.) Each line prints wall time
+and this process's CPU time, and the load average is printed: on a shared machine wall time
+mostly measures the neighbours.
 
 Builds its own database (PostgreSQL ``regulator_bench_enforcement``, or a SQLite file with
 --sqlite), fills a county with N enterprises, M inspectors (specialties, conflicts) and a year of
