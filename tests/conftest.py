@@ -29,6 +29,17 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def celery_eager():
+    """Tasks run in the test process; the end-to-end tests switch this off for their worker."""
+    from regulator.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
 def alerts_inline(settings):
     """Readings published from a test's event loop are evaluated inline, not on a writer thread."""
     settings.ALERT_RUNTIME_BACKGROUND = False

@@ -17,6 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REDIS_URL = os.environ.get("ALERTS_E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
+def e2e_redis_url() -> str:
+    """The Redis of this test process (its Celery broker and channel layer) when it has one."""
+    return settings.REDIS_URL or DEFAULT_REDIS_URL
+
+
 def _port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.3)
@@ -37,11 +42,12 @@ def processes(tmp_path):
         pytest.skip("end-to-end test needs Redis on 127.0.0.1:6379")
     db = connection.settings_dict
     env = dict(os.environ)
+    env.pop("PYTEST_XDIST_WORKER", None)  # settings would shift the Redis db number a second time
     env.update(
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         # The same Redis as this test process (its Celery broker and channel layer), so a task or
         # an event sent from here reaches the worker and Daphne started here.
-        REDIS_URL=settings.REDIS_URL or DEFAULT_REDIS_URL,
+        REDIS_URL=e2e_redis_url(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DATA_DIR=str(tmp_path),
         SECRET_KEY=settings.SECRET_KEY,  # the sessions created here must verify in Daphne

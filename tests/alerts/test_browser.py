@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from tests.alerts.e2e_support import REDIS_URL, _port_open, free_port, session_key, wait_for
+from tests.alerts.e2e_support import _port_open, e2e_redis_url, free_port, session_key, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -97,7 +97,7 @@ def test_banner_and_board_flash_count_down_and_acknowledge(world, gas, processes
 
     # This process pushes through the same Redis as Daphne.
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [e2e_redis_url()]}}
     }
     start, logdir = processes
     web = free_port()

@@ -164,7 +164,9 @@ def test_gas_leak_reaches_this_county_only_closes_the_valve_and_escalates(world,
     past = timezone.now() - timedelta(seconds=1)
     Alert.objects.filter(pk=alert.pk).update(ack_due_at=past, escalation_due_at=past)
     from alerts.tasks import escalate_alerts
+    from regulator.celery import app
 
+    app.conf.task_always_eager = False  # through the broker to the worker started above
     escalate_alerts.apply_async()
     step = wait_for(lambda: AlertEscalation.objects.filter(alert=alert).first(), 30, "the escalation by Celery")
     assert step.tier == 1  # the park of the enterprise
