@@ -50,6 +50,45 @@ def bulk_insert(model, objs: list, batch_size: int = 5000) -> list:
     return objs
 
 
+def insert_new(model, values: list[dict]) -> list[int]:
+    """Insert rows given as {attname: value}; other fields take their defaults (auto_now_add: now).
+
+    Returns the new primary keys in order. Cheaper than model instances for thousands of rows.
+    """
+    if not values:
+        return []
+    if connection.vendor != "postgresql":
+        ids = [obj.pk for obj in bulk_insert(model, [model(**v) for v in values])]
+        if None in ids:  # SQLite before 3.35 cannot return ids from a bulk insert
+            raise RuntimeError("the database did not return the new ids (SQLite 3.35 or later is needed)")
+        return ids
+    from django.utils import timezone
+
+    ids = _allocate_ids(model, len(values))
+    real = connections[DEFAULT_DB_ALIAS]
+    now = timezone.now()
+    fields = model._meta.concrete_fields
+
+    def value_of(field, given: dict, pk):
+        if field.primary_key:
+            return pk
+        if field.attname in given:
+            return given[field.attname]
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            return now
+        return field.get_default()
+
+    _copy(
+        model,
+        [f.column for f in fields],
+        (
+            tuple(f.get_db_prep_save(value_of(f, given, pk), real) for f in fields)
+            for given, pk in zip(values, ids, strict=True)
+        ),
+    )
+    return ids
+
+
 def insert_rows(model, fields: list[str], rows: list[tuple]) -> None:
     """Insert plain tuples of the named fields (no model instances: the cheapest path)."""
     if not rows:

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from enforcement import drawing
 from enforcement import signing as sm2
-from enforcement.bulk import bulk_insert
+from enforcement.bulk import insert_new, insert_rows
 from enforcement.choices import (
     DEFAULT_FREQUENCY,
     DOCUMENT_ABBREVIATIONS,
@@ -389,28 +389,25 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
 
 def _materialise_inspections(plan, draw, assignments, seniors: set[int]) -> None:
     total = len(assignments)
-    inspections = [
-        Inspection(
-            enterprise_id=eid,
-            plan=plan,
-            draw=draw,
-            date=_schedule(plan, i, total),
-            leader_id=next((u for u in team if u in seniors), team[0]),  # the team leader holds 中级 or above
-        )
-        for i, (eid, team) in enumerate(assignments)
-    ]
-    bulk_insert(Inspection, inspections)
-    if not inspections or inspections[0].pk is None:  # backends without RETURNING on bulk insert
-        inspections = list(draw.inspections.order_by("id"))
-    through = Inspection.team.through
-    bulk_insert(
-        through,
+    ids = insert_new(
+        Inspection,
         [
-            through(inspection_id=ins.pk, user_id=uid)
-            for ins, (_eid, team) in zip(inspections, assignments, strict=True)
-            for uid in team
+            {
+                "enterprise_id": eid,
+                "plan_id": plan.pk,
+                "draw_id": draw.pk,
+                "date": _schedule(plan, i, total),
+                "leader_id": next((u for u in team if u in seniors), team[0]),  # 中级 or above leads
+            }
+            for i, (eid, team) in enumerate(assignments)
         ],
     )
+    insert_rows(
+        Inspection.team.through,
+        ["inspection_id", "user_id"],
+        [(pk, uid) for pk, (_eid, team) in zip(ids, assignments, strict=True) for uid in team],
+    )
+
     # Telling the inspectors is not part of the draw: it runs after commit (a Celery task).
     from enforcement.tasks import notify_draw
 
