@@ -13,6 +13,7 @@ Times are epoch seconds (floats); schedules are matched in local time (``tz``).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ HIGH = "high"
 LOW = "low"
 LOW_LOW = "low_low"
 RATE = "rate"
+RATE_CLEAR_FRACTION = 0.8
 STALE = "stale"
 SENSOR_FAULT = "sensor_fault"
 DEVICE_OFFLINE = "device_offline"
@@ -92,6 +94,9 @@ class RuleConfig:
     on_delay: float = 0.0  # seconds a condition must hold before it raises
     off_delay: float = 0.0  # seconds a condition must be gone before it clears
     rate_limit: float | None = None  # absolute change per minute
+    # The rate is measured over this many seconds, not between neighbouring samples: at 10 Hz a
+    # neighbour-to-neighbour rate multiplies sensor noise by 600 and every channel chatters.
+    rate_window: float = 10.0
     stale_after: float | None = None  # seconds without a good reading
     fault_enabled: bool = True
     schedules: tuple[Schedule, ...] = ()
@@ -131,6 +136,7 @@ class ChannelState:
         "limits_from",
         "limits_until",
         "limits_mode",
+        "rate_samples",
     )
 
     def __init__(self, config: RuleConfig, now: float | None = None):
@@ -144,6 +150,7 @@ class ChannelState:
         self.limits_from = math.inf
         self.limits_until = -math.inf
         self.limits_mode: str | None = None
+        self.rate_samples: deque[tuple[float, float]] = deque()
 
     def cond(self, kind: str) -> _Cond:
         c = self.conds.get(kind)
@@ -278,13 +285,28 @@ class Engine:
             if condition or cond is not None:
                 self._step(state, channel_id, kind, condition, t, value, limit, changes, "")
         if config.rate_limit is not None:
-            last_t = state.last_t
-            if last_t is not None and t > last_t:
-                rate = abs(value - state.last_value) * 60.0 / (t - last_t)
-                if rate > config.rate_limit or RATE in conds:
-                    self._step(
-                        state, channel_id, RATE, rate > config.rate_limit, t, value, config.rate_limit, changes, ""
-                    )
+            samples = state.rate_samples
+            window = config.rate_window
+            # The rate is taken from a smoothed value (time constant a quarter of the window), so
+            # the noise of single samples neither raises nor flaps the condition.
+            if samples:
+                last_t, last_smooth = samples[-1]
+                alpha = 1.0 - math.exp(-(t - last_t) * 4.0 / window) if t > last_t else 0.0
+                smooth = last_smooth + alpha * (value - last_smooth)
+            else:
+                smooth = value
+            while samples and t - samples[0][0] > window:
+                samples.popleft()
+            # Judge only over at least half a window, so start-up noise is not amplified either.
+            if samples and t - samples[0][0] >= window / 2:
+                first_t, first_value = samples[0]
+                rate = abs(smooth - first_value) * 60.0 / (t - first_t)
+                rate_cond = conds.get(RATE)
+                # Hysteresis: once raised, the rate must fall below 80 % of the limit to clear.
+                limit = config.rate_limit * (RATE_CLEAR_FRACTION if rate_cond and rate_cond.active else 1.0)
+                if rate > limit or rate_cond is not None:
+                    self._step(state, channel_id, RATE, rate > limit, t, value, config.rate_limit, changes, "")
+            samples.append((t, smooth))
         state.last_value = value
         state.last_t = t
         return changes

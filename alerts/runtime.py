@@ -60,6 +60,7 @@ def rule_config(rule) -> eng.RuleConfig:
         on_delay=rule.on_delay_s,
         off_delay=rule.off_delay_s,
         rate_limit=rule.rate_limit_per_min,
+        rate_window=settings.ALERT_RATE_WINDOW_SECONDS,
         stale_after=float(rule.stale_after_s) if rule.stale_after_s else None,
         fault_enabled=rule.fault_enabled,
         schedules=schedules,

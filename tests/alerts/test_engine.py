@@ -72,14 +72,31 @@ def test_off_delay_requires_the_condition_to_stay_away():
     assert kinds(engine.evaluate(1, 5, True, t + 6)) == [("high", False)]
 
 
-def test_rate_of_change_per_minute():
+def test_rate_of_change_per_minute_over_the_window():
     engine = Engine()
-    engine.configure(1, RuleConfig(rate_limit=6.0))  # 6 units/min = 0.1 per second
+    engine.configure(1, RuleConfig(rate_limit=6.0, rate_window=2.0))  # 6 units/min = 0.1 per second
     t = at(2026, 6, 1)
     engine.evaluate(1, 10, True, t)
-    assert engine.evaluate(1, 10.05, True, t + 1) == []  # 3/min
-    assert kinds(engine.evaluate(1, 10.5, True, t + 2)) == [("rate", True)]  # 27/min
-    assert kinds(engine.evaluate(1, 10.5, True, t + 3)) == [("rate", False)]
+    assert engine.evaluate(1, 10.05, True, t + 1) == []  # 3/min over 1 s
+    assert kinds(engine.evaluate(1, 10.5, True, t + 2)) == [("rate", True)]  # 15/min over 2 s
+    assert engine.evaluate(1, 10.5, True, t + 3) == []  # 13.5/min since t + 1: still rising fast
+    assert kinds(engine.evaluate(1, 10.5, True, t + 4)) == [("rate", False)]  # flat over the window
+
+
+def test_sensor_noise_at_10_hz_is_not_a_rate_of_change():
+    import random
+
+    engine = Engine()
+    engine.configure(1, RuleConfig(rate_limit=10.0))  # 10 °C/min, the default 10 s window
+    t = at(2026, 6, 1)
+    rng = random.Random(7)
+    changes = []
+    for i in range(600):  # a minute of 25 °C ± 0.5 °C every 100 ms
+        changes += engine.evaluate(1, 25 + rng.uniform(-0.5, 0.5), True, t + i / 10)
+    assert changes == []
+    for i in range(600, 700):  # then a real rise of 1 °C per second
+        changes += engine.evaluate(1, 25 + (i - 600) / 10, True, t + i / 10)
+    assert kinds(changes) == [("rate", True)]
 
 
 def test_bad_quality_is_a_sensor_fault_but_a_timeout_is_not():
