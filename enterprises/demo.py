@@ -253,6 +253,13 @@ def _user(ctx, username, role, description, **extra) -> User:
     return user
 
 
+def _give_reveal_perm(users) -> None:
+    """Regulator staff may reveal masked contact data (each reveal is audited)."""
+    perm = Permission.objects.get(content_type__app_label="regulator", codename="reveal_sensitive")
+    for user in users:
+        user.user_permissions.add(perm)
+
+
 def _give_admin_perms(user: User) -> None:
     perms = Permission.objects.filter(
         content_type__app_label="enterprises",
@@ -331,6 +338,7 @@ def seed(ctx) -> None:
         )
         _give_admin_perms(admin_user)
         regulator_admins.append(admin_user)
+    _give_reveal_perm([*inspectors, *section_heads, *regulator_admins])
     park_managers = []
     for park, (_code, _name, _kind, county_index, _t) in zip(parks, PARKS, strict=True):
         prefix = COUNTIES[county_index][3]

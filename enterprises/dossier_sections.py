@@ -21,6 +21,25 @@ def _label(model, name: str) -> str:
     return str(model._meta.get_field(name).verbose_name)
 
 
+def _masked_field(enterprise, key: str, value, user) -> dict:
+    """Sensitive values leave masked; users who may reveal get the audited reveal URL."""
+    from django.urls import reverse
+
+    from regulator.security.masking import can_reveal, mask_value
+
+    field = type(enterprise)._meta.get_field(key)
+    entry = {"key": key, "label": str(field.verbose_name), "value": mask_value(field, value)}
+    if value and entry["value"] != value and can_reveal(user):
+        entry["reveal_url"] = reverse(
+            "security:reveal",
+            kwargs={"app_label": "enterprises", "model": "enterprise", "pk": enterprise.pk, "field": key},
+        )
+    return entry
+
+
+SENSITIVE_BASIC_FIELDS = {"principal_phone", "safety_officer_phone", "safety_manager_phone"}
+
+
 def build_basic(enterprise, user) -> dict:
     e = enterprise
     fields = [
@@ -47,7 +66,12 @@ def build_basic(enterprise, user) -> dict:
         ("risk_grade", e.risk_grade),
     ]
     return {
-        "fields": [{"key": k, "label": _label(type(e), k), "value": v} for k, v in fields],
+        "fields": [
+            _masked_field(e, k, v, user)
+            if k in SENSITIVE_BASIC_FIELDS
+            else {"key": k, "label": _label(type(e), k), "value": v}
+            for k, v in fields
+        ],
         "region_code": e.region.code,
         "industry_code": e.industry.code,
         "risk_grade_display": str(e.get_risk_grade_display()) if e.risk_grade else "",

@@ -235,6 +235,15 @@ class InstallationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["r_value", "grade"]
 
+    def to_representation(self, instance):
+        """Process parameters are sensitive: masked here, plaintext only through the audited reveal."""
+        from regulator.security.masking import mask_value
+
+        data = super().to_representation(instance)
+        field = MajorHazardInstallation._meta.get_field("process_parameters")
+        data["process_parameters"] = mask_value(field, data.get("process_parameters"))
+        return data
+
 
 class DossierSectionSerializer(serializers.Serializer):
     title = serializers.CharField()
