@@ -2,6 +2,7 @@
 """Set up and run the platform with nothing but Python 3.11.
 
     python3 dev.py demo    # venv + requirements, migrate, demo data, web + simulated sensors + poller
+    python3 dev.py demo 8000 --scenario gas-leak --after 60   # ... and a gas leak after a minute
     python3 dev.py test    # venv + requirements, the whole test suite (SQLite unless DATABASE_URL is set)
 
 Everything lands in .venv/ and var/ inside the checkout; nothing is installed system-wide.
@@ -76,7 +77,7 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     sys.exit(f"embedded Redis did not start on port {port}")
 
 
-def demo(port: str = "8000") -> None:
+def demo(port: str = "8000", simulator_args: list[str] | None = None) -> None:
     ensure_venv()
     manage("migrate", "--noinput")
     manage("createcachetable")
@@ -96,7 +97,7 @@ def demo(port: str = "8000") -> None:
         return proc
 
     if has_command("simulate_devices"):
-        start("manage.py", "simulate_devices")
+        start("manage.py", "simulate_devices", *(simulator_args or []))
         time.sleep(2)
     if has_command("poll_devices"):
         start("manage.py", "poll_devices")
@@ -140,7 +141,9 @@ def main() -> None:
         sys.exit(__doc__)
     command = sys.argv[1]
     if command == "demo":
-        demo(*(sys.argv[2:3]))
+        args = sys.argv[2:]
+        port = args.pop(0) if args and args[0].isdigit() else "8000"
+        demo(port, args)  # anything else goes to simulate_devices, e.g. --scenario gas-leak --after 60
     elif command == "setup":
         ensure_venv()
     else:
