@@ -12,6 +12,7 @@ from enterprises import selectors, uscc
 from enterprises.choices import SubstanceClass
 from enterprises.filtersets import IndustryChoiceField
 from enterprises.models import Enterprise, Licence, MajorHazardInstallation
+from enterprises.services import ENTERPRISE_FIELDS
 from enterprises.widgets import FastSelect, PlainModelChoiceField
 
 
@@ -31,31 +32,7 @@ class EnterpriseForm(forms.ModelForm):
 
     class Meta:
         model = Enterprise
-        fields = [
-            "uscc",
-            "name",
-            "former_names",
-            "legal_representative",
-            "principal_name",
-            "principal_phone",
-            "safety_officer_name",
-            "safety_officer_phone",
-            "safety_manager_name",
-            "safety_manager_phone",
-            "address",
-            "region",
-            "park",
-            "longitude",
-            "latitude",
-            "industry",
-            "scale",
-            "employees",
-            "standardisation_level",
-            "is_key",
-            "high_risk_sector",
-            "operating_status",
-            "risk_grade",
-        ]
+        fields = ENTERPRISE_FIELDS
         widgets = {"region": FastSelect, "park": FastSelect, "industry": FastSelect}
         field_classes = {"region": RegionChoiceField, "park": PlainModelChoiceField, "industry": IndustryChoiceField}
         help_texts = {"high_risk_sector": _("留空时按所选行业自动判定")}

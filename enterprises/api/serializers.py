@@ -14,6 +14,7 @@ from enterprises.models import (
     MajorHazardInstallation,
     mask_phone,
 )
+from enterprises.services import ENTERPRISE_FIELDS
 from regulator.models import Park, Region
 
 
@@ -131,31 +132,7 @@ class EnterpriseWriteSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Enterprise
-        fields = [
-            "uscc",
-            "name",
-            "former_names",
-            "legal_representative",
-            "principal_name",
-            "principal_phone",
-            "safety_officer_name",
-            "safety_officer_phone",
-            "safety_manager_name",
-            "safety_manager_phone",
-            "address",
-            "region",
-            "park",
-            "longitude",
-            "latitude",
-            "industry",
-            "scale",
-            "employees",
-            "standardisation_level",
-            "is_key",
-            "high_risk_sector",
-            "operating_status",
-            "risk_grade",
-        ]
+        fields = ENTERPRISE_FIELDS
         extra_kwargs = {"name": {"validators": []}}
 
     def to_representation(self, instance):
