@@ -58,7 +58,7 @@ from hazards.models import (
 from regulator.audit import record_event
 from regulator.choices import REGULATOR_ROLES, EnterpriseRole, RegionLevel, Role
 from regulator.errors import DomainError, InvalidInput, TransitionNotAllowed
-from regulator.notifications import notify
+from regulator.notifications import notify, notify_many
 from regulator.realtime import groups_for_enterprise, push_on_commit
 
 logger = logging.getLogger(__name__)
@@ -999,61 +999,7 @@ def _escalation_message(user, steps: list[_PendingStep], tier: int) -> dict:
 
 
 def _notify_bulk(messages: list[dict]) -> int:
-    """Many different notifications at once, with ``regulator.notifications.notify`` semantics
-    (stored once per user and dedupe key, pushed and mailed after commit) in a few queries.
-
-    A cold escalation run notifies thousands of principals; one ``notify`` call each costs
-    thousands of round trips. Falls back to ``notify`` one by one if a concurrent writer races us.
-    """
-    from regulator.models import Notification
-    from regulator.notifications import _mail, group_for_user
-
-    messages = [m for m in messages if m["user"] is not None and m["user"].is_active]
-    if not messages:
-        return 0
-    existing = set(
-        Notification.objects.filter(
-            user_id__in={m["user"].pk for m in messages}, dedupe_key__in={m["dedupe_key"] for m in messages}
-        ).values_list("user_id", "dedupe_key")
-    )
-    fresh = [m for m in messages if (m["user"].pk, m["dedupe_key"]) not in existing]
-    notes = [
-        Notification(
-            user=m["user"],
-            title=str(m["title"])[:200],
-            body=m["body"],
-            url=m["url"],
-            level="warning",
-            dedupe_key=m["dedupe_key"],
-        )
-        for m in fresh
-    ]
-    try:
-        with transaction.atomic():
-            Notification.objects.bulk_create(notes, batch_size=1000)
-    except IntegrityError:
-        created = 0
-        for m in fresh:
-            created += len(
-                notify(
-                    users=[m["user"]],
-                    title=m["title"],
-                    body=m["body"],
-                    url=m["url"],
-                    level="warning",
-                    dedupe_key=m["dedupe_key"],
-                )
-            )
-        return created
-    for note in notes:
-        push_on_commit(
-            [group_for_user(note.user_id)],
-            "notification.created",
-            {"id": note.pk, "title": note.title, "url": note.url, "level": note.level},
-        )
-        if note.user.email:
-            transaction.on_commit(lambda u=note.user, n=note: _mail(u, n))
-    return len(notes)
+    return notify_many(messages, level="warning")
 
 
 # --- self-inspection -------------------------------------------------------------------------

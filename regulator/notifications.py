@@ -45,14 +45,68 @@ def notify(
         except IntegrityError:  # a concurrent run created it first
             continue
         created.append(note)
-        push_on_commit(
-            [group_for_user(user.pk)],
-            "notification.created",
-            {"id": note.pk, "title": note.title, "url": note.url, "level": note.level},
-        )
-        if email and user.email:
-            transaction.on_commit(lambda u=user, n=note: _mail(u, n))
+        _deliver(note, email=email)
     return created
+
+
+def _deliver(note: Notification, *, email: bool = True) -> None:
+    """Push the stored notification to the user's screens and mail it, both after commit."""
+    push_on_commit(
+        [group_for_user(note.user_id)],
+        "notification.created",
+        {"id": note.pk, "title": note.title, "url": note.url, "level": note.level},
+    )
+    if email and note.user.email:
+        transaction.on_commit(lambda u=note.user, n=note: _mail(u, n))
+
+
+def notify_many(messages: list[dict], *, level: str = "info") -> int:
+    """Many different notifications at once, with ``notify`` semantics, in a few queries.
+
+    Each message is a dict with user, title, body, url and dedupe_key. A cold escalation run
+    notifies thousands of people; one ``notify`` call each would cost thousands of round trips.
+    Falls back to ``notify`` one by one when a concurrent writer races us.
+    """
+    messages = [m for m in messages if m["user"] is not None and m["user"].is_active]
+    if not messages:
+        return 0
+    existing = set(
+        Notification.objects.filter(
+            user_id__in={m["user"].pk for m in messages}, dedupe_key__in={m["dedupe_key"] for m in messages}
+        ).values_list("user_id", "dedupe_key")
+    )
+    fresh = [m for m in messages if (m["user"].pk, m["dedupe_key"]) not in existing]
+    notes = [
+        Notification(
+            user=m["user"],
+            title=str(m["title"])[:200],
+            body=m["body"],
+            url=m["url"],
+            level=level,
+            dedupe_key=m["dedupe_key"],
+        )
+        for m in fresh
+    ]
+    try:
+        with transaction.atomic():
+            Notification.objects.bulk_create(notes, batch_size=1000)
+    except IntegrityError:
+        return sum(
+            len(
+                notify(
+                    users=[m["user"]],
+                    title=m["title"],
+                    body=m["body"],
+                    url=m["url"],
+                    level=level,
+                    dedupe_key=m["dedupe_key"],
+                )
+            )
+            for m in fresh
+        )
+    for note in notes:
+        _deliver(note)
+    return len(notes)
 
 
 def _mail(user: User, note: Notification) -> None:
