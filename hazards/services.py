@@ -959,7 +959,7 @@ def notify_pending_escalations(*, today: date | None = None, chunk: int = 20000)
                     for user in users:
                         per_user.setdefault((user.pk, tier), (user, []))[1].append(step)
             messages = [_escalation_message(user, steps, tier) for (_uid, tier), (user, steps) in per_user.items()]
-            sent += _notify_bulk(messages)
+            sent += notify_many(messages, level="warning")
             _stamp_notified([(step.pk, names.get(step.pk, [])) for step in pending], timezone.now())
         if len(pending) < chunk:
             return sent
@@ -996,10 +996,6 @@ def _escalation_message(user, steps: list[_PendingStep], tier: int) -> dict:
         "url": f"{url}?overdue=1" if url else "",
         "dedupe_key": f"hazard-esc:{tier}:{digest}",
     }
-
-
-def _notify_bulk(messages: list[dict]) -> int:
-    return notify_many(messages, level="warning")
 
 
 # --- self-inspection -------------------------------------------------------------------------
