@@ -176,6 +176,13 @@ def main() -> None:
         took = seed(args.enterprises)
         print(f"seeded {args.enterprises} enterprises in {took:.1f} s (demo seeder, bulk_create + SM4 per phone)")
     count = Enterprise.objects.count()
+    # Steady state: autovacuum has run on a live system. Right after a bulk load the visibility map
+    # is empty and every COUNT(*) of the list is a sequential scan (measured 49 ms vs 7 ms).
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in ("enterprises_enterprise", "enterprises_licence", "enterprises_majorhazardinstallation"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
     print(
         f"rows: {count} enterprises, {Licence.objects.count()} licences, "
         f"{MajorHazardInstallation.objects.count()} major hazard installations"
