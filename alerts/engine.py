@@ -137,6 +137,9 @@ class ChannelState:
         "limits_until",
         "limits_mode",
         "rate_samples",
+        "rate_smooth",
+        "rate_t",
+        "rate_since",
     )
 
     def __init__(self, config: RuleConfig, now: float | None = None):
@@ -151,6 +154,9 @@ class ChannelState:
         self.limits_until = -math.inf
         self.limits_mode: str | None = None
         self.rate_samples: deque[tuple[float, float]] = deque()
+        self.rate_smooth: float | None = None
+        self.rate_t = 0.0
+        self.rate_since = 0.0
 
     def cond(self, kind: str) -> _Cond:
         c = self.conds.get(kind)
@@ -287,14 +293,15 @@ class Engine:
         if config.rate_limit is not None:
             samples = state.rate_samples
             window = config.rate_window
+            tau = window / 4.0
             # The rate is taken from a smoothed value (time constant a quarter of the window), so
             # the noise of single samples neither raises nor flaps the condition.
-            if samples:
-                last_t, last_smooth = samples[-1]
-                alpha = 1.0 - math.exp(-(t - last_t) * 4.0 / window) if t > last_t else 0.0
-                smooth = last_smooth + alpha * (value - last_smooth)
-            else:
-                smooth = value
+            if state.rate_smooth is None:
+                state.rate_smooth, state.rate_t, state.rate_since = value, t, t
+            elif t > state.rate_t:
+                state.rate_smooth += (1.0 - math.exp((state.rate_t - t) / tau)) * (value - state.rate_smooth)
+                state.rate_t = t
+            smooth = state.rate_smooth
             while samples and t - samples[0][0] > window:
                 samples.popleft()
             # Judge only over at least half a window, so start-up noise is not amplified either.
@@ -306,7 +313,8 @@ class Engine:
                 limit = config.rate_limit * (RATE_CLEAR_FRACTION if rate_cond and rate_cond.active else 1.0)
                 if rate > limit or rate_cond is not None:
                     self._step(state, channel_id, RATE, rate > limit, t, value, config.rate_limit, changes, "")
-            samples.append((t, smooth))
+            if t - state.rate_since >= tau:  # the smoothed value has settled: a fair reference
+                samples.append((t, smooth))
         state.last_value = value
         state.last_t = t
         return changes

@@ -38,6 +38,7 @@ _PROFILES = {
     Quantity.LEVEL: (3.0, 0.01, 0.005),
     Quantity.FLOW: (20.0, 0.5, 0.1),
 }
+DRIFT_FRACTION = 0.1  # process drift per sqrt(second), relative to the measurement noise
 _FC_WRITE = {RegisterType.HOLDING: 16, RegisterType.INPUT: 4, RegisterType.COIL: 5, RegisterType.DISCRETE: 2}
 
 
@@ -53,6 +54,7 @@ class SimChannel:
     scenario_started: float = 0.0
     ramp_seconds: float = 60.0
     level: float | None = None
+    process: float | None = None  # the true (slowly drifting) process value behind the noise
 
     def step(self, dt: float, rng: random.Random, now: float) -> float | None:
         """Advance one tick; None means "serve the fault value"."""
@@ -69,7 +71,14 @@ class SimChannel:
             level = self.level if self.level is not None else self._default_limit()
             self.value = level + 0.6 * self.sigma * math.sin(now * 2.1) + rng.gauss(0, 0.3 * self.sigma)
         else:
-            self.value += self.theta * (target - self.value) * dt + self.sigma * math.sqrt(dt) * rng.gauss(0, 1)
+            # A slowly drifting process value (mean-reverting random walk) seen through white
+            # measurement noise: integrating the noise itself made temperatures wander degrees per
+            # second and raised rate-of-change alerts on every channel.
+            if self.process is None:
+                self.process = self.value
+            drift = DRIFT_FRACTION * self.sigma
+            self.process += self.theta * (target - self.process) * dt + drift * math.sqrt(dt) * rng.gauss(0, 1)
+            self.value = self.process + rng.gauss(0, self.sigma)
         low = self.spec.range_low if self.spec.range_low is not None else -math.inf
         high = self.spec.range_high if self.spec.range_high is not None else math.inf
         self.value = min(max(self.value, max(low, 0.0) if self.quantity in _NON_NEGATIVE else low), high)

@@ -70,3 +70,37 @@ async def test_chatter_hovers_around_the_limit():
     gas, _temp, readings, _ = await run_scenario("chatter", level=25.0)
     late = [r.value for r in readings if r.channel_id == gas.id and r.good][-10:]
     assert min(late) < 25.5 and max(late) > 24.5 and all(20 < v < 30 for v in late)
+
+
+def test_normal_signals_do_not_trip_rate_of_change_alerts():
+    """A quiet plant must look quiet: two minutes of 10 Hz temperature and gas raise no rate alert."""
+    import random
+
+    from alerts.engine import Engine, RuleConfig
+    from devices.choices import Quantity
+    from devices.poller.decode import ChannelSpec
+    from devices.simulator import sim_channel
+
+    rng = random.Random(3)
+    engine = Engine()
+    channels = []
+    for i, (quantity, high) in enumerate([(Quantity.TEMPERATURE, 500.0), (Quantity.COMBUSTIBLE_GAS, 100.0)]):
+        spec = ChannelSpec(
+            id=i,
+            device_id=1,
+            tag=f"T{i}",
+            unit_id=1,
+            register_type="holding",
+            address=i,
+            range_low=0.0,
+            range_high=high,
+        )
+        channels.append(sim_channel(spec, quantity, rng))
+        engine.configure(i, RuleConfig(rate_limit=10.0))
+    changes = []
+    t0 = 1_780_000_000.0
+    for step in range(1200):
+        now = t0 + step / 10
+        for i, channel in enumerate(channels):
+            changes += engine.evaluate(i, channel.step(0.1, rng, now), True, now)
+    assert changes == []
