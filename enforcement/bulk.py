@@ -69,23 +69,31 @@ def insert_new(model, values: list[dict]) -> list[int]:
     now = timezone.now()
     fields = model._meta.concrete_fields
 
-    def value_of(field, given: dict, pk):
+    # Values that are the same for every row (constant defaults, auto_now) are prepared once.
+    constant: dict[str, object] = {}
+    for field in fields:
         if field.primary_key:
-            return pk
-        if field.attname in given:
-            return given[field.attname]
+            continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            return now
-        return field.get_default()
+            constant[field.attname] = field.get_db_prep_save(now, real)
+        elif not field.has_default() or not callable(field.default) or field.default in (dict, list):
+            constant[field.attname] = field.get_db_prep_save(field.get_default(), real)
 
-    _copy(
-        model,
-        [f.column for f in fields],
-        (
-            tuple(f.get_db_prep_save(value_of(f, given, pk), real) for f in fields)
-            for given, pk in zip(values, ids, strict=True)
-        ),
-    )
+    def row_of(given: dict, pk) -> tuple:
+        out = []
+        for field in fields:
+            name = field.attname
+            if field.primary_key:
+                out.append(pk)
+            elif name in given:
+                out.append(field.get_db_prep_save(given[name], real))
+            elif name in constant:
+                out.append(constant[name])
+            else:
+                out.append(field.get_db_prep_save(field.get_default(), real))
+        return tuple(out)
+
+    _copy(model, [f.column for f in fields], (row_of(given, pk) for given, pk in zip(values, ids, strict=True)))
     return ids
 
 

@@ -17,15 +17,34 @@ Snapshot layout (lists, not dicts, to keep 100,000 targets small and fast):
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import math
 import random
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 
 from enforcement.choices import SENIOR_LEVELS
 
 SNAPSHOT_VERSION = 2  # the version of the algorithm and snapshot layout
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection while the draw builds its ~100,000 small lists.
+
+    They are all alive until the draw is written, so the repeated full collections that their
+    allocation triggers find nothing to free and cost about a quarter of the draw. Plain reference
+    counting still frees everything; the collector is switched back on (if it was on) afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def canonical_bytes(obj) -> bytes:
@@ -71,6 +90,7 @@ def _quota(stratum: dict, size: int, default_ratio: str) -> int:
     return min(size, math.ceil(ratio * size))
 
 
+@gc_paused()
 def compute_draw(seed: str, snapshot: dict) -> dict:
     rng = random.Random(int(seed, 16))
     plan = snapshot["plan"]
