@@ -51,6 +51,11 @@ class RiskGrade(models.TextChoices):
     BLUE = "blue", _("低风险（蓝）")
 
 
+class RiskMethod(models.TextChoices):
+    MODEL = "model", _("模型")
+    RULES = "rules", _("规则")
+
+
 class LicenceType(models.TextChoices):
     SAFETY_PRODUCTION = "safety_production", _("安全生产许可证")
     HAZCHEM_OPERATION = "hazchem_operation", _("危险化学品经营许可证")

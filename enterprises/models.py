@@ -23,6 +23,7 @@ from enterprises.choices import (
     MajorHazardGrade,
     OperatingStatus,
     RiskGrade,
+    RiskMethod,
     Scale,
     StandardisationLevel,
     SubstanceClass,
@@ -319,3 +320,90 @@ class EnterpriseChange(models.Model):
 
     def __str__(self):
         return f"{self.enterprise_id} {self.action} {self.at:%Y-%m-%d %H:%M}"
+
+
+class RiskModel(models.Model):
+    """A fitted, versioned risk model: the pickled pipeline, its digest and its held-out metrics.
+
+    The blob is only unpickled after its SM3 digest matches (enterprises.risk.storage).
+    """
+
+    version = models.PositiveIntegerField(_("版本"), unique=True)
+    created_at = models.DateTimeField(_("训练时间"), default=timezone.now)
+    algorithm = models.CharField(_("算法"), max_length=64)
+    feature_names = models.JSONField(_("特征"), default=list)
+    metrics = models.JSONField(_("评估指标"), default=dict, blank=True)
+    train_start = models.DateTimeField(_("训练窗口起"), null=True, blank=True)
+    train_end = models.DateTimeField(_("训练窗口止"), null=True, blank=True)
+    test_start = models.DateTimeField(_("测试窗口起"), null=True, blank=True)
+    test_end = models.DateTimeField(_("测试窗口止"), null=True, blank=True)
+    n_train = models.PositiveIntegerField(_("训练样本数"), default=0)
+    n_test = models.PositiveIntegerField(_("测试样本数"), default=0)
+    positives = models.PositiveIntegerField(_("正样本数"), default=0)
+    blob = models.BinaryField(_("模型数据"))
+    digest = models.CharField(_("SM3 摘要"), max_length=64)
+    is_active = models.BooleanField(_("启用"), default=False)
+    activated_at = models.DateTimeField(_("启用时间"), null=True, blank=True)
+    note = models.CharField(_("说明"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("风险模型")
+        verbose_name_plural = _("风险模型")
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_risk_model"
+            )
+        ]
+
+    def __str__(self):
+        return f"v{self.version} {self.algorithm}"
+
+
+class EnterpriseRisk(models.Model):
+    """The current risk profile of one enterprise (one row, overwritten by each grading run)."""
+
+    enterprise = models.OneToOneField(
+        Enterprise, verbose_name=_("企业"), on_delete=models.CASCADE, related_name="risk_profile"
+    )
+    score = models.FloatField(_("风险分值"), validators=[MinValueValidator(0), MaxValueValidator(100)])
+    probability = models.FloatField(_("事件概率"), null=True, blank=True)
+    grade = models.CharField(_("风险等级"), max_length=8, choices=RiskGrade.choices)
+    method = models.CharField(_("评估方法"), max_length=8, choices=RiskMethod.choices)
+    model = models.ForeignKey(
+        RiskModel, verbose_name=_("模型"), null=True, blank=True, on_delete=models.SET_NULL, related_name="profiles"
+    )
+    # [{"key", "label", "value", "contribution"}], largest contribution first
+    factors = models.JSONField(_("主要因素"), default=list, blank=True)
+    assessed_at = models.DateTimeField(_("评估时间"))
+
+    class Meta:
+        verbose_name = _("企业风险画像")
+        verbose_name_plural = _("企业风险画像")
+
+    def __str__(self):
+        return f"{self.enterprise_id} {self.grade} {self.score:.1f}"
+
+
+class RiskAssessment(models.Model):
+    """History of grades, one row per enterprise per grading run (trend charts)."""
+
+    enterprise = models.ForeignKey(
+        Enterprise, verbose_name=_("企业"), on_delete=models.CASCADE, related_name="risk_assessments"
+    )
+    assessed_at = models.DateTimeField(_("评估时间"))
+    grade = models.CharField(_("风险等级"), max_length=8, choices=RiskGrade.choices)
+    score = models.FloatField(_("风险分值"))
+    method = models.CharField(_("评估方法"), max_length=8, choices=RiskMethod.choices)
+
+    class Meta:
+        verbose_name = _("风险评估记录")
+        verbose_name_plural = _("风险评估记录")
+        ordering = ["-assessed_at", "id"]
+        indexes = [
+            models.Index(fields=["assessed_at"]),
+            models.Index(fields=["enterprise", "-assessed_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.enterprise_id} {self.assessed_at:%Y-%m-%d} {self.grade}"
