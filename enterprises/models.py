@@ -407,3 +407,29 @@ class RiskAssessment(models.Model):
 
     def __str__(self):
         return f"{self.enterprise_id} {self.assessed_at:%Y-%m-%d} {self.grade}"
+
+
+class RegionBoundary(models.Model):
+    """A region's outline for the risk map (GeoJSON Polygon/MultiPolygon, WGS-84), with its bbox.
+
+    Loaded by ``manage.py load_boundaries FILE.geojson`` (see enterprises/geo.py); the map draws
+    the user's jurisdiction and its children from these rows, so no online tiles are needed.
+    """
+
+    region = models.OneToOneField(
+        "regulator.Region", verbose_name=_("行政区划"), on_delete=models.CASCADE, related_name="boundary"
+    )
+    geometry = models.JSONField(_("边界(GeoJSON)"))
+    min_lon = models.FloatField(_("最小经度"))
+    min_lat = models.FloatField(_("最小纬度"))
+    max_lon = models.FloatField(_("最大经度"))
+    max_lat = models.FloatField(_("最大纬度"))
+    source = models.CharField(_("数据来源"), max_length=200, blank=True)
+    loaded_at = models.DateTimeField(_("导入时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("区划边界")
+        verbose_name_plural = _("区划边界")
+
+    def __str__(self):
+        return str(self.region)
