@@ -1,6 +1,10 @@
-"""Security headers that Django does not set itself: a strict CSP with no inline scripts."""
+"""Security headers that Django does not set itself (a strict CSP with no inline scripts), the
+per-request security policy, and the sliding session expiry behind the idle timeout."""
+
+import time
 
 from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -127,3 +131,36 @@ class SecurityPolicyMiddleware:
 
             return HttpResponseForbidden(body["detail"])
         return self.get_response(request)
+
+
+# When the session row was last written (epoch seconds), kept in the session itself.
+SESSION_TOUCHED_KEY = "_touched"
+
+
+class SlidingSessionMiddleware(SessionMiddleware):
+    """Django's SessionMiddleware with an idle timeout that does not cost a write per request.
+
+    The idle timeout (SESSION_COOKIE_AGE, 30 minutes) needs every request to push the session's
+    expiry forward. SESSION_SAVE_EVERY_REQUEST does that by writing the session row on every
+    request, although the expiry of two requests a second apart differs by a second. Here the row
+    is written only when the expiry would move by at least SESSION_REFRESH_SECONDS (60 s by
+    default), or when the session data changed anyway. The stored expiry therefore lags the last
+    request by less than that: an idle session ends between 29 and 30 minutes after the last
+    request, never later.
+    """
+
+    def process_response(self, request, response):
+        session = getattr(request, "session", None)
+        if session is not None and not session.is_empty():
+            now = int(time.time())
+            if session.modified:
+                if session.keys() - {SESSION_TOUCHED_KEY}:  # not flushed: it is saved anyway, note when
+                    session[SESSION_TOUCHED_KEY] = now
+            else:
+                refresh = getattr(settings, "SESSION_REFRESH_SECONDS", 60)
+                # Loads the session if nothing in the request did (any request with a cookie slides it).
+                touched = session.get(SESSION_TOUCHED_KEY)
+                stale = not isinstance(touched, int) or not (0 <= now - touched < refresh)
+                if stale and session.keys() - {SESSION_TOUCHED_KEY}:  # an expired session loads as {}
+                    session[SESSION_TOUCHED_KEY] = now  # marks it modified: the parent saves it
+        return super().process_response(request, response)
