@@ -7,6 +7,7 @@ bulk-created in chunks (the encrypted phone fields are sealed by ``pre_save`` in
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -14,7 +15,7 @@ from decimal import Decimal
 from django.contrib.auth.models import Permission
 from guardian.shortcuts import assign_perm
 
-from enterprises import uscc
+from enterprises import geo, uscc
 from enterprises.choices import alpha_for_people, grade_for_r
 from enterprises.importing import bulk_insert
 from enterprises.models import (
@@ -225,6 +226,12 @@ def _company_name(rng, short: str, words: list[str], seen: set[str]) -> str:
     return name
 
 
+def _coordinate(rng, value: float) -> Decimal:
+    """Draws once from ``rng`` as the old uniform-in-a-box coordinates did, so later draws stay the same."""
+    rng.random()
+    return Decimal(str(round(value, 6)))
+
+
 def _uid(rng) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
@@ -292,6 +299,12 @@ def seed(ctx) -> None:
             code=code, defaults={"name": name, "kind": kind, "region": townships[county_index][town_index]}
         )
         parks.append(park)
+    # Boundaries for the risk map; coordinates come from their own RNG (seeded from the demo seed)
+    # so that rejection sampling inside the polygons leaves the shared stream as it was.
+    geo.boundaries_load(data=geo.read_geojson(geo.DEMO_BOUNDARIES), source="demo", skip_unknown=True)
+    coord_rng = random.Random(f"{ctx.seed}-coordinates")
+    shapes = geo.demo_geometries()
+    park_centres = {park.pk: geo.random_point_in(shapes[park.region.code], coord_rng) for park in parks}
 
     # --- users ---------------------------------------------------------------------------
     city_admin = _user(
@@ -367,13 +380,17 @@ def seed(ctx) -> None:
     serial = rng.randrange(10_000_000, 20_000_000)
     for _ in range(ctx.enterprises):
         county_index = rng.choices(range(len(COUNTIES)), weights=[5, 3, 2])[0]
-        code, _name, short, _prefix, (lon0, lon1, lat0, lat1), _towns = COUNTIES[county_index]
+        code, _name, short, _prefix, _box, _towns = COUNTIES[county_index]
         _w, pool, words = rng.choices(mix, weights=weights)[0]
         industry = rng.choice(pool)
         chemical = industry.high_risk_sector in ("chemicals", "hazardous_storage")
         park = parks[county_index] if chemical and rng.random() < 0.7 else None
         region = park.region if park else rng.choice(townships[county_index])
         name = _company_name(rng, short, words, names_seen)
+        if park:  # park enterprises sit together around the park's centre
+            lon, lat = geo.random_point_in(shapes[region.code], coord_rng, near=park_centres[park.pk], radius=0.015)
+        else:
+            lon, lat = geo.random_point_in(shapes[region.code], coord_rng)
         serial += 1
         scale = rng.choices(["large", "medium", "small", "micro"], weights=[5, 20, 55, 20])[0]
         employees = {"large": (1000, 5000), "medium": (300, 1000), "small": (20, 300), "micro": (3, 20)}[scale]
@@ -394,8 +411,8 @@ def seed(ctx) -> None:
             f"{rng.choice(ROADS)}{rng.randrange(1, 900)}号",
             region=region,
             park=park,
-            longitude=Decimal(str(round(rng.uniform(lon0, lon1), 6))),
-            latitude=Decimal(str(round(rng.uniform(lat0, lat1), 6))),
+            longitude=_coordinate(rng, lon),
+            latitude=_coordinate(rng, lat),
             industry=industry,
             scale=scale,
             employees=rng.randrange(*employees),
