@@ -35,6 +35,7 @@ urlpatterns = [
     path("enforcement/", include("enforcement.urls")),
     path("devices/", include("devices.urls")),
     path("alerts/", include("alerts.urls")),
+    path("reports/", include("enterprises.report_urls")),
 ]
 
 admin.site.site_header = "安全生产信息化监管平台"

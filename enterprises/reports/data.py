@@ -1,0 +1,512 @@
+"""The content of the monthly supervision report, as plain tables the XLSX and PDF writers lay out.
+
+``build_monthly_report(region, month, user=...)`` reads everything once:
+
+- the indicators of the month and of the previous month, the distributions and one row per child
+  region, all from ``enterprises.indicators.compute`` (the dashboard's numbers, so the report and
+  the dashboard never disagree);
+- the top risks: the 20 enterprises with the highest risk score (the risk profile's score, then
+  ``Enterprise.risk_grade`` for enterprises without a profile), with the profile's top reasons;
+- the overdue items at the report's reference moment (the end of the month, or now for the
+  current month): open hazards past their effective (possibly extended) deadline, and open alerts
+  past their acknowledgement or response deadline.
+
+``user=None`` means the system (the management command, the beat task): no scoping beyond the
+region subtree. A park manager's report is limited to the park.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enterprises.choices import RiskGrade
+from enterprises.models import Enterprise
+from regulator.models import Park, Region
+from regulator.scoping import scope
+
+TOP_RISKS = 20
+TOP_REASONS = 3
+# Enough for any real county; a larger backlog is cut with a note (the dashboard lists them all).
+MAX_OVERDUE_ROWS = 2000
+
+MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+GRADE_RANK = {RiskGrade.RED: 0, RiskGrade.ORANGE: 1, RiskGrade.YELLOW: 2, RiskGrade.BLUE: 3}
+
+
+class ReportInputError(ValueError):
+    """A month or region the report cannot be made for; the message is for the user."""
+
+
+def parse_month(text: str, *, today: date | None = None) -> date:
+    """'2026-10' -> date(2026, 10, 1); refuses malformed and future months (the current one is fine)."""
+    match = MONTH_RE.match((text or "").strip())
+    if not match:
+        raise ReportInputError(_("月份格式应为 YYYY-MM，例如 2026-10"))
+    year, month = int(match.group(1)), int(match.group(2))
+    if not 1 <= month <= 12 or year < 2000:
+        raise ReportInputError(_("无效的月份：%(month)s") % {"month": text})
+    first = date(year, month, 1)
+    today = today or timezone.localdate()
+    if first > today.replace(day=1):
+        raise ReportInputError(_("不能生成未来月份的报告：%(month)s") % {"month": text})
+    return first
+
+
+def last_month(today: date | None = None) -> date:
+    today = today or timezone.localdate()
+    return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def month_end(first: date) -> date:
+    return first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+def month_label(first: date) -> str:
+    return _("%(year)d年%(month)d月") % {"year": first.year, "month": first.month}
+
+
+@dataclass
+class Column:
+    label: str
+    # text | int | float | percent (a fraction, 0.25 = 25 %) | date | datetime
+    kind: str = "text"
+    # Characters: the spreadsheet's column width; the PDF shares the page width in proportion.
+    width: float = 12
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    columns: list[Column]
+    rows: list[list] = field(default_factory=list)
+    note: str = ""
+    empty_text: str = ""
+
+
+@dataclass
+class MonthlyReport:
+    region: Region
+    park: Park | None
+    month: date
+    start: date
+    end: date
+    generated_at: datetime
+    reference_at: datetime
+    tables: list[Table]
+    indicators: dict
+
+    @property
+    def jurisdiction_label(self) -> str:
+        return f"{self.region.name}（{self.region.code}）" + (f" · {self.park.name}" if self.park else "")
+
+    @property
+    def place(self) -> str:
+        return self.park.name if self.park else self.region.name
+
+    @property
+    def month_label(self) -> str:
+        return month_label(self.month)
+
+    @property
+    def title(self) -> str:
+        return _("%(place)s安全生产监管月度报告（%(month)s）") % {"place": self.place, "month": self.month_label}
+
+    def table(self, key: str) -> Table:
+        return next(t for t in self.tables if t.key == key)
+
+    def meta_rows(self) -> list[tuple[str, str]]:
+        fmt = "%Y-%m-%d %H:%M"
+        return [
+            (_("辖区"), self.jurisdiction_label),
+            (_("报告月份"), self.month_label),
+            (_("统计区间"), f"{self.start:%Y-%m-%d} — {self.end:%Y-%m-%d}"),
+            (_("逾期事项截至"), timezone.localtime(self.reference_at).strftime(fmt)),
+            (_("生成时间"), timezone.localtime(self.generated_at).strftime(fmt)),
+        ]
+
+
+def build_monthly_report(
+    region: Region, month: date, *, user=None, park: Park | None = None, now: datetime | None = None
+) -> MonthlyReport:
+    """The whole report for ``region``'s subtree and the calendar ``month`` (its first day).
+
+    ``user`` scopes every query (None: the system); a park manager's report is limited to the park
+    (``park`` defaults to theirs).
+    """
+    now = now or timezone.now()
+    if user is not None and getattr(user, "is_park_manager", False):
+        park = park or user.park
+    start, end = month, month_end(month)
+    next_month_start = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min))
+    reference_at = min(now, next_month_start)
+
+    from enterprises.indicators import compute
+
+    indicators = compute(region, start, end, user=user)
+    enterprises = _enterprises(region, user, park)
+    tables = [
+        _summary_table(indicators),
+        _distribution_table(indicators),
+        _top_risk_table(enterprises),
+        _overdue_hazard_table(enterprises, reference_at),
+        _overdue_alert_table(enterprises, reference_at),
+        _children_table(indicators),
+    ]
+    return MonthlyReport(
+        region=region,
+        park=park,
+        month=month,
+        start=start,
+        end=end,
+        generated_at=now,
+        reference_at=reference_at,
+        tables=tables,
+        indicators=indicators,
+    )
+
+
+def _enterprises(region: Region, user, park: Park | None):
+    qs = Enterprise.objects.filter(region__path__startswith=region.path)
+    if park is not None:
+        qs = qs.filter(park=park)
+    return qs if user is None else scope(qs, user)
+
+
+# --- indicators ---------------------------------------------------------------------------------
+
+
+def _number(value):
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _indicator_kind(item: dict) -> str:
+    unit = (item.get("unit") or "").strip()
+    if unit == "%":
+        return "percent"
+    value = _number(item.get("value"))
+    return "int" if isinstance(value, int) else "float"
+
+
+def _summary_table(indicators: dict) -> Table:
+    table = Table(
+        key="summary",
+        title=_("主要指标"),
+        columns=[
+            Column(_("指标"), width=30),
+            Column(_("本月"), "float", 14),
+            Column(_("上月"), "float", 14),
+            Column(_("变化"), "float", 14),
+            Column(_("单位"), width=10),
+        ],
+        note=_("变化 = 本月 − 上月；比率的变化为百分点。"),
+    )
+    for item in indicators.get("indicators", []):
+        kind = _indicator_kind(item)
+        value, previous = _number(item.get("value")), _number(item.get("previous"))
+        change = value - previous if value is not None and previous is not None else None
+        unit = "" if kind == "percent" else item.get("unit") or ""
+        table.rows.append(
+            [
+                _Typed(item.get("label", item.get("key")), "text"),
+                *(_Typed(v, kind) for v in (value, previous, change)),
+                unit,
+            ]
+        )
+    return table
+
+
+class _Typed:
+    """A cell whose kind differs from its column's (indicator rows mix counts, rates and days)."""
+
+    __slots__ = ("value", "kind")
+
+    def __init__(self, value, kind):
+        self.value, self.kind = value, kind
+
+    def __repr__(self):
+        return f"_Typed({self.value!r}, {self.kind!r})"
+
+
+def cell_value(cell):
+    return cell.value if isinstance(cell, _Typed) else cell
+
+
+def cell_kind(cell, column: Column) -> str:
+    return cell.kind if isinstance(cell, _Typed) else column.kind
+
+
+def _distribution_labels() -> dict[str, dict]:
+    labels: dict[str, dict] = {
+        "credit_grade": {},
+        "risk_grade": {str(v): str(lbl) for v, lbl in RiskGrade.choices} | {"": _("未评级"), "none": _("未评级")},
+        "alerts_by_level": {},
+    }
+    # Other apps' labels are read lazily: the registry app does not import them at import time.
+    try:
+        from enforcement.choices import CreditGrade
+
+        labels["credit_grade"] = {str(v): str(lbl) for v, lbl in CreditGrade.choices}
+    except ImportError:  # pragma: no cover - the enforcement app is always installed here
+        pass
+    try:
+        from alerts.choices import AlertLevel
+
+        labels["alerts_by_level"] = {str(v): str(lbl) for v, lbl in AlertLevel.choices}
+    except ImportError:  # pragma: no cover
+        pass
+    labels["credit_grade"] |= {"": _("未评级"), "none": _("未评级")}
+    return labels
+
+
+def _distribution_table(indicators: dict) -> Table:
+    names = {
+        "credit_grade": _("信用等级"),
+        "risk_grade": _("风险等级"),
+        "alerts_by_level": _("报警级别"),
+    }
+    labels = _distribution_labels()
+    table = Table(
+        key="distributions",
+        title=_("等级分布"),
+        columns=[
+            Column(_("分类"), width=14),
+            Column(_("等级"), width=24),
+            Column(_("数量"), "int", 10),
+            Column(_("占比"), "percent", 10),
+        ],
+        note=_("信用等级、风险等级为月末企业数；报警级别为本月报警数。"),
+    )
+    distributions = indicators.get("distributions") or {}
+    ordered = [k for k in names if k in distributions] + [k for k in distributions if k not in names]
+    for key in ordered:
+        counts = distributions[key] or {}
+        total = sum(v for v in counts.values() if _number(v) is not None)
+        for grade, count in counts.items():
+            label = labels.get(key, {}).get(str(grade), str(grade))
+            share = count / total if total else None
+            table.rows.append([str(names.get(key, key)), label, count, share])
+    return table
+
+
+def _children_table(indicators: dict) -> Table:
+    items = {i["key"]: i for i in indicators.get("indicators", [])}
+    children = indicators.get("children") or []
+    keys: list[str] = []
+    for child in children:
+        for key in child.get("indicators", {}):
+            if key not in keys:
+                keys.append(key)
+    # Follow the summary's order; keys only the children have go last.
+    keys.sort(key=lambda k: list(items).index(k) if k in items else len(items))
+    columns = [Column(_("区划"), width=16), Column(_("代码"), width=12)]
+    for key in keys:
+        item = items.get(key, {"label": key, "unit": ""})
+        kind = _indicator_kind(item) if key in items else "float"
+        unit = item.get("unit") or ""
+        label = f"{item.get('label', key)}" + (f"（{unit}）" if unit and kind != "percent" else "")
+        columns.append(Column(label, kind, max(10, min(len(label) * 2, 18))))
+    table = Table(
+        key="children",
+        title=_("下级区划"),
+        columns=columns,
+        empty_text=_("本辖区没有下级区划。"),
+    )
+    for child in children:
+        region = child.get("region") or {}
+        values = child.get("indicators") or {}
+        table.rows.append([region.get("name", ""), region.get("code", ""), *(_number(values.get(k)) for k in keys)])
+    return table
+
+
+# --- top risks ----------------------------------------------------------------------------------
+
+
+def _has_risk_profile() -> bool:
+    return any(getattr(f, "related_name", None) == "risk_profile" for f in Enterprise._meta.related_objects)
+
+
+def format_contribution(value) -> str:
+    if not isinstance(value, int | float):
+        return ""
+    return f"{value:+.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:+d}"
+
+
+def top_reasons(factors, limit: int = TOP_REASONS) -> str:
+    """The factors that push the score up most, e.g. '逾期隐患 3 项（+12）；重大危险源一级（+10）'."""
+    rows = [f for f in factors or [] if isinstance(f, dict) and _number(f.get("contribution")) is not None]
+    rows = [f for f in rows if f["contribution"] > 0]
+    rows.sort(key=lambda f: -f["contribution"])
+    parts = []
+    for factor in rows[:limit]:
+        label = factor.get("label") or factor.get("key", "")
+        value = factor.get("value")
+        shown = f"{label}：{value}" if value not in (None, "", True, False) else str(label)
+        parts.append(f"{shown}（{format_contribution(factor['contribution'])}）")
+    return "；".join(parts)
+
+
+def _top_risk_table(enterprises) -> Table:
+    table = Table(
+        key="top_risks",
+        title=_("重点风险企业"),
+        columns=[
+            Column(_("排名"), "int", 6),
+            Column(_("企业名称"), width=30),
+            Column(_("统一社会信用代码"), width=21),
+            Column(_("所在区划"), width=12),
+            Column(_("所在园区"), width=18),
+            Column(_("风险等级"), width=14),
+            Column(_("风险分值"), "float", 9),
+            Column(_("主要风险因素"), width=48),
+        ],
+        note=_("按风险分值从高到低的前 %(n)d 家企业（无风险画像的企业按风险等级排在其后）。") % {"n": TOP_RISKS},
+        empty_text=_("本辖区没有企业。"),
+    )
+    grade_rank = Case(
+        *(When(risk_grade=grade, then=Value(rank)) for grade, rank in GRADE_RANK.items()),
+        default=Value(len(GRADE_RANK)),
+        output_field=IntegerField(),
+    )
+    qs = enterprises.select_related("region", "park").annotate(grade_rank=grade_rank)
+    if _has_risk_profile():
+        qs = qs.select_related("risk_profile").order_by(
+            F("risk_profile__score").desc(nulls_last=True), "grade_rank", "name", "id"
+        )
+    else:
+        qs = qs.order_by("grade_rank", "name", "id")
+    for rank, ent in enumerate(qs[:TOP_RISKS], start=1):
+        profile = getattr(ent, "risk_profile", None) if _has_risk_profile() else None
+        grade = (profile.grade if profile else "") or ent.risk_grade
+        table.rows.append(
+            [
+                rank,
+                ent.name,
+                ent.uscc,
+                ent.region.name,
+                ent.park.name if ent.park_id else "",
+                str(RiskGrade(grade).label) if grade in RiskGrade.values else _("未评级"),
+                round(float(profile.score), 1) if profile and profile.score is not None else None,
+                top_reasons(profile.factors) if profile else "",
+            ]
+        )
+    return table
+
+
+# --- overdue items ------------------------------------------------------------------------------
+
+
+def _overdue_hazard_table(enterprises, reference_at: datetime) -> Table:
+    from hazards.choices import OVERDUE_STATES
+    from hazards.models import Hazard
+
+    ref_date = timezone.localtime(reference_at).date()
+    table = Table(
+        key="overdue_hazards",
+        title=_("逾期隐患"),
+        columns=[
+            Column(_("企业名称"), width=28),
+            Column(_("隐患编号"), width=14),
+            Column(_("隐患描述"), width=40),
+            Column(_("隐患等级"), width=16),
+            Column(_("整改期限"), "date", 12),
+            Column(_("逾期天数"), "int", 9),
+            Column(_("挂牌督办"), width=20),
+            Column(_("整改责任人"), width=12),
+        ],
+        note=_("统计时点仍未整改完毕、且已超过有效整改期限（含批准的延期）的隐患；逾期天数计至 %(date)s。")
+        % {"date": f"{ref_date:%Y-%m-%d}"},
+        empty_text=_("没有逾期隐患。"),
+    )
+    qs = (
+        Hazard.objects.filter(enterprise__in=enterprises.values("pk"))
+        .filter(status__in=OVERDUE_STATES, due_date__lt=ref_date, reported_at__lt=reference_at)
+        .select_related("enterprise")
+        .order_by("due_date", "-listed", "id")
+    )
+    total = qs.count()
+    for hazard in qs[:MAX_OVERDUE_ROWS]:
+        if hazard.listed:
+            listed = _("是") + (
+                f"（{_('督办期限')} {hazard.supervision_due:%Y-%m-%d}）" if hazard.supervision_due else ""
+            )
+        else:
+            listed = _("否")
+        table.rows.append(
+            [
+                hazard.enterprise.name,
+                hazard.code,
+                hazard.description,
+                hazard.grade_label,
+                hazard.due_date,
+                (ref_date - hazard.due_date).days,
+                listed,
+                hazard.responsible_person,
+            ]
+        )
+    _note_cut(table, total)
+    return table
+
+
+def _overdue_alert_table(enterprises, reference_at: datetime) -> Table:
+    from alerts.choices import ANNUNCIATED_STATES, REQUIRED_RESPONSE, UNACKED_STATES, AlertLevel, ResponseKind
+    from alerts.models import Alert
+
+    table = Table(
+        key="overdue_alerts",
+        title=_("超时未处置报警"),
+        columns=[
+            Column(_("企业名称"), width=28),
+            Column(_("报警内容"), width=36),
+            Column(_("级别"), width=14),
+            Column(_("报警时间"), "datetime", 17),
+            Column(_("超时事项"), width=22),
+            Column(_("期限"), "datetime", 17),
+            Column(_("超时(小时)"), "float", 10),
+        ],
+        note=_("统计时点仍处于报警状态、且超过确认期限未确认或超过响应期限未响应的报警。"),
+        empty_text=_("没有超时未处置的报警。"),
+    )
+    responding_levels = [level for level, kind in REQUIRED_RESPONSE.items() if kind]
+    unacked = Q(state__in=UNACKED_STATES, ack_due_at__lte=reference_at)
+    unresponded = Q(level__in=responding_levels, responded_at__isnull=True, response_due_at__lte=reference_at)
+    qs = (
+        Alert.objects.filter(enterprise__in=enterprises.values("pk"))
+        .filter(state__in=ANNUNCIATED_STATES, raised_at__lt=reference_at)
+        .filter(unacked | unresponded)
+        .select_related("enterprise")
+        .order_by("raised_at", "id")
+    )
+    total = qs.count()
+    for alert in qs[:MAX_OVERDUE_ROWS]:
+        if alert.state in UNACKED_STATES and alert.ack_due_at <= reference_at:
+            what, due = _("超时未确认"), alert.ack_due_at
+        else:
+            kind = REQUIRED_RESPONSE.get(alert.level)
+            what = _("超时未响应（%(kind)s）") % {"kind": ResponseKind(kind).label}
+            due = alert.response_due_at
+        table.rows.append(
+            [
+                alert.enterprise.name,
+                alert.message,
+                str(AlertLevel(alert.level).label),
+                alert.raised_at,
+                what,
+                due,
+                round((reference_at - due).total_seconds() / 3600, 1),
+            ]
+        )
+    _note_cut(table, total)
+    return table
+
+
+def _note_cut(table: Table, total: int) -> None:
+    if total > len(table.rows):
+        table.note += " " + _("共 %(total)d 条，仅列出前 %(shown)d 条。") % {"total": total, "shown": len(table.rows)}
