@@ -122,7 +122,7 @@ def feature_code(feature: dict, code_property: str | None = None) -> str | None:
 def parse_feature_collection(data, *, code_property: str | None = None) -> list[tuple[str, dict]]:
     """[(region code, geometry)] from a GeoJSON FeatureCollection, or GeoJSONError saying what is wrong."""
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-        raise GeoJSONError("not a GeoJSON FeatureCollection (top-level \"type\" must be \"FeatureCollection\")")
+        raise GeoJSONError('not a GeoJSON FeatureCollection (top-level "type" must be "FeatureCollection")')
     features = data.get("features")
     if not isinstance(features, list) or not features:
         raise GeoJSONError("the FeatureCollection has no features")
