@@ -10,6 +10,7 @@ NAV_ITEMS = [
     ("enforcement:plans", _("执法检查"), lambda u: u.is_regulator),
     ("devices:list", _("监测设备"), lambda u: not u.is_mlps_admin),
     ("alerts:board", _("报警看板"), lambda u: not u.is_mlps_admin),
+    ("riskmap:index", _("风险地图"), lambda u: u.is_superuser or u.is_regulator or u.is_park_manager),
     ("reports:monthly", _("月度报告"), lambda u: u.is_regulator or u.is_park_manager),
     ("security:audit", _("审计日志"), lambda u: u.role == "auditor"),
     ("security:locks", _("登录锁定"), lambda u: u.role == "security_admin"),

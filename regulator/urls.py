@@ -35,6 +35,7 @@ urlpatterns = [
     path("enforcement/", include("enforcement.urls")),
     path("devices/", include("devices.urls")),
     path("alerts/", include("alerts.urls")),
+    path("map/", include("enterprises.map_urls")),
     path("reports/", include("enterprises.report_urls")),
 ]
 
