@@ -8,10 +8,12 @@ class AlertsConfig(AppConfig):
 
     def ready(self):
         from alerts.dossier import alert_summary
+        from alerts.indicators import register_indicators
         from alerts.runtime import reading_sink, status_sink
         from devices.hooks import register_reading_sink, register_status_sink
         from enterprises.dossier import DossierSection, register
 
+        register_indicators()
         register_reading_sink(reading_sink)
         register_status_sink(status_sink)
         register(

@@ -8,6 +8,7 @@ class DevicesConfig(AppConfig):
 
     def ready(self):
         from devices.dossier import devices_summary
+        from devices.indicators import register_indicators
         from enterprises.dossier import DossierSection, register
 
         register(
@@ -19,3 +20,4 @@ class DevicesConfig(AppConfig):
                 build=devices_summary,
             )
         )
+        register_indicators()

@@ -10,3 +10,7 @@ class EnforcementConfig(AppConfig):
         from enforcement.dossier import register_sections
 
         register_sections()
+
+        from enforcement.indicators import register_indicators
+
+        register_indicators()

@@ -10,3 +10,7 @@ class EnterprisesConfig(AppConfig):
         from enterprises.dossier_sections import register_sections
 
         register_sections()
+
+        from enterprises.indicators import register_enterprise_indicators
+
+        register_enterprise_indicators()

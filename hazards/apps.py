@@ -8,7 +8,9 @@ class HazardsConfig(AppConfig):
 
     def ready(self):
         from enterprises.dossier import DossierSection, register
+        from hazards.indicators import register_indicators
 
+        register_indicators()
         register(
             DossierSection(
                 key="hazards",
