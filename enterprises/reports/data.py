@@ -133,24 +133,51 @@ class MonthlyReport:
         ]
 
 
-def build_monthly_report(
-    region: Region, month: date, *, user=None, park: Park | None = None, now: datetime | None = None
-) -> MonthlyReport:
+class SystemUser:
+    """The system as a user of ``enterprises.indicators.compute``: sees every enterprise of the region
+    (the management command and the beat task; the region subtree is the only limit)."""
+
+    pk = id = None
+    is_authenticated = is_active = is_superuser = True
+    is_regulator = is_park_manager = is_enterprise_user = is_mlps_admin = False
+    jurisdiction_id = park_id = None
+    username = "system"
+
+
+SYSTEM = SystemUser()
+
+# The drill-down columns: the key indicators (the summary sheet has them all), in this order.
+CHILD_INDICATORS = (
+    "enterprises_total",
+    "enterprises_connected",
+    "device_online_rate",
+    "hazards_found",
+    "major_hazards_found",
+    "rectification_rate",
+    "on_time_rate",
+    "listed_major_hazards",
+    "inspections_done",
+    "inspection_completion_rate",
+    "alerts_total",
+    "ack_in_time_rate",
+)
+
+
+def build_monthly_report(region: Region, month: date, *, user=None, now: datetime | None = None) -> MonthlyReport:
     """The whole report for ``region``'s subtree and the calendar ``month`` (its first day).
 
-    ``user`` scopes every query (None: the system); a park manager's report is limited to the park
-    (``park`` defaults to theirs).
+    ``user`` scopes every query (None: the system); a park manager's report is limited to their park.
+    Raises ``PermissionDenied`` for a user who may not see the region (see ``indicators.compute``).
     """
     now = now or timezone.now()
-    if user is not None and getattr(user, "is_park_manager", False):
-        park = park or user.park
+    park = user.park if user is not None and user.is_park_manager and not user.is_superuser else None
     start, end = month, month_end(month)
     next_month_start = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min))
     reference_at = min(now, next_month_start)
 
     from enterprises.indicators import compute
 
-    indicators = compute(region, start, end, user=user)
+    indicators = compute(region, start, end, user=user or SYSTEM, today=timezone.localdate(now))
     enterprises = _enterprises(region, user, park)
     tables = [
         _summary_table(indicators),
@@ -188,39 +215,9 @@ def _number(value):
 
 
 def _indicator_kind(item: dict) -> str:
-    unit = (item.get("unit") or "").strip()
-    if unit == "%":
-        return "percent"
-    value = _number(item.get("value"))
-    return "int" if isinstance(value, int) else "float"
-
-
-def _summary_table(indicators: dict) -> Table:
-    table = Table(
-        key="summary",
-        title=_("主要指标"),
-        columns=[
-            Column(_("指标"), width=30),
-            Column(_("本月"), "float", 14),
-            Column(_("上月"), "float", 14),
-            Column(_("变化"), "float", 14),
-            Column(_("单位"), width=10),
-        ],
-        note=_("变化 = 本月 − 上月；比率的变化为百分点。"),
-    )
-    for item in indicators.get("indicators", []):
-        kind = _indicator_kind(item)
-        value, previous = _number(item.get("value")), _number(item.get("previous"))
-        change = value - previous if value is not None and previous is not None else None
-        unit = "" if kind == "percent" else item.get("unit") or ""
-        table.rows.append(
-            [
-                _Typed(item.get("label", item.get("key")), "text"),
-                *(_Typed(v, kind) for v in (value, previous, change)),
-                unit,
-            ]
-        )
-    return table
+    """Counts are whole numbers; rates ("%", already x100), days and minutes have decimals."""
+    values = [item.get(k) for k in ("value", "previous", "change")]
+    return "float" if any(isinstance(v, float) for v in values) else "int"
 
 
 class _Typed:
@@ -243,26 +240,49 @@ def cell_kind(cell, column: Column) -> str:
     return cell.kind if isinstance(cell, _Typed) else column.kind
 
 
+def _summary_table(indicators: dict) -> Table:
+    table = Table(
+        key="summary",
+        title=_("主要指标"),
+        columns=[
+            Column(_("指标"), width=24),
+            Column(_("本月"), "float", 12),
+            Column(_("上月"), "float", 12),
+            Column(_("变化"), "float", 12),
+            Column(_("单位"), width=8),
+            Column(_("口径说明"), width=44),
+        ],
+        note=_("变化 = 本月 − 上月，比率的变化为百分点；实时指标（如设备在线率）只有当月报告有值。"),
+    )
+    for item in indicators.get("indicators", []):
+        kind = _indicator_kind(item)
+        value, previous, change = (_number(item.get(k)) for k in ("value", "previous", "change"))
+        table.rows.append(
+            [
+                item.get("label") or item.get("key"),
+                _Typed(value, kind),
+                _Typed(previous, kind),
+                _Typed(change, kind),
+                item.get("unit") or "",
+                item.get("help") or "",
+            ]
+        )
+    return table
+
+
 def _distribution_labels() -> dict[str, dict]:
+    unrated = {"": _("未评级"), "none": _("未评级"), "None": _("未评级")}
     labels: dict[str, dict] = {
-        "credit_grade": {},
-        "risk_grade": {str(v): str(lbl) for v, lbl in RiskGrade.choices} | {"": _("未评级"), "none": _("未评级")},
+        "credit_grade": dict(unrated),
+        "risk_grade": {str(v): str(lbl) for v, lbl in RiskGrade.choices} | unrated,
         "alerts_by_level": {},
     }
     # Other apps' labels are read lazily: the registry app does not import them at import time.
-    try:
-        from enforcement.choices import CreditGrade
+    from alerts.choices import AlertLevel
+    from enforcement.choices import CreditGrade
 
-        labels["credit_grade"] = {str(v): str(lbl) for v, lbl in CreditGrade.choices}
-    except ImportError:  # pragma: no cover - the enforcement app is always installed here
-        pass
-    try:
-        from alerts.choices import AlertLevel
-
-        labels["alerts_by_level"] = {str(v): str(lbl) for v, lbl in AlertLevel.choices}
-    except ImportError:  # pragma: no cover
-        pass
-    labels["credit_grade"] |= {"": _("未评级"), "none": _("未评级")}
+    labels["credit_grade"] |= {str(v): str(lbl) for v, lbl in CreditGrade.choices}
+    labels["alerts_by_level"] = {str(v): str(lbl) for v, lbl in AlertLevel.choices}
     return labels
 
 
@@ -277,12 +297,12 @@ def _distribution_table(indicators: dict) -> Table:
         key="distributions",
         title=_("等级分布"),
         columns=[
-            Column(_("分类"), width=14),
-            Column(_("等级"), width=24),
+            Column(_("分类"), width=12),
+            Column(_("等级"), width=22),
             Column(_("数量"), "int", 10),
             Column(_("占比"), "percent", 10),
         ],
-        note=_("信用等级、风险等级为月末企业数；报警级别为本月报警数。"),
+        note=_("信用等级、风险等级为当前企业数；报警级别为本月报警次数。"),
     )
     distributions = indicators.get("distributions") or {}
     ordered = [k for k in names if k in distributions] + [k for k in distributions if k not in names]
@@ -291,38 +311,44 @@ def _distribution_table(indicators: dict) -> Table:
         total = sum(v for v in counts.values() if _number(v) is not None)
         for grade, count in counts.items():
             label = labels.get(key, {}).get(str(grade), str(grade))
-            share = count / total if total else None
-            table.rows.append([str(names.get(key, key)), label, count, share])
+            table.rows.append([str(names.get(key, key)), label, count, count / total if total else None])
     return table
 
 
 def _children_table(indicators: dict) -> Table:
     items = {i["key"]: i for i in indicators.get("indicators", [])}
+    labels = indicators.get("labels") or {}
+    keys = [k for k in CHILD_INDICATORS if k in items] or list(items)[: len(CHILD_INDICATORS)]
     children = indicators.get("children") or []
-    keys: list[str] = []
-    for child in children:
-        for key in child.get("indicators", {}):
-            if key not in keys:
-                keys.append(key)
-    # Follow the summary's order; keys only the children have go last.
-    keys.sort(key=lambda k: list(items).index(k) if k in items else len(items))
-    columns = [Column(_("区划"), width=16), Column(_("代码"), width=12)]
+    by_enterprise = indicators.get("children_kind") == "enterprise"
+    if by_enterprise:
+        columns = [Column(_("企业名称"), width=24), Column(_("统一社会信用代码"), width=20)]
+        ids = [c["enterprise"]["id"] for c in children if c.get("kind") == "enterprise"]
+        uscc = dict(Enterprise.objects.filter(pk__in=ids).values_list("pk", "uscc"))
+    else:
+        columns = [Column(_("区划"), width=14), Column(_("代码"), width=11)]
+        uscc = {}
     for key in keys:
-        item = items.get(key, {"label": key, "unit": ""})
-        kind = _indicator_kind(item) if key in items else "float"
+        item = items[key]
         unit = item.get("unit") or ""
-        label = f"{item.get('label', key)}" + (f"（{unit}）" if unit and kind != "percent" else "")
-        columns.append(Column(label, kind, max(10, min(len(label) * 2, 18))))
+        label = str(labels.get(key) or item.get("label") or key) + (f"（{unit}）" if unit else "")
+        columns.append(Column(label, _indicator_kind(item), 9))
     table = Table(
         key="children",
-        title=_("下级区划"),
+        title=_("企业指标") if by_enterprise else _("下级区划"),
         columns=columns,
-        empty_text=_("本辖区没有下级区划。"),
+        note=_("本月数值；“本级”为直接登记在本区划的企业。") if not by_enterprise else _("本月数值，每家企业一行。"),
+        empty_text=_("没有下级区划或企业。"),
     )
     for child in children:
-        region = child.get("region") or {}
         values = child.get("indicators") or {}
-        table.rows.append([region.get("name", ""), region.get("code", ""), *(_number(values.get(k)) for k in keys)])
+        if child.get("kind") == "enterprise":
+            ent = child.get("enterprise") or {}
+            head = [ent.get("name", ""), uscc.get(ent.get("id"), "")]
+        else:
+            region = child.get("region") or {}
+            head = [region.get("name", ""), region.get("code", "")]
+        table.rows.append([*head, *(_number(values.get(k)) for k in keys)])
     return table
 
 
@@ -348,7 +374,7 @@ def top_reasons(factors, limit: int = TOP_REASONS) -> str:
     for factor in rows[:limit]:
         label = factor.get("label") or factor.get("key", "")
         value = factor.get("value")
-        shown = f"{label}：{value}" if value not in (None, "", True, False) else str(label)
+        shown = str(label) if value is None or value == "" or isinstance(value, bool) else f"{label}：{value}"
         parts.append(f"{shown}（{format_contribution(factor['contribution'])}）")
     return "；".join(parts)
 

@@ -16,7 +16,7 @@ from enterprises.reports.data import MonthlyReport, Table, cell_kind, cell_value
 FONT = "STSong-Light"
 # Above this many columns (or this much designed width) a table gets a landscape page.
 LANDSCAPE_COLUMNS = 8
-LANDSCAPE_WIDTH = 110
+LANDSCAPE_WIDTH = 115
 
 
 @lru_cache(maxsize=1)

@@ -90,24 +90,21 @@ def _write_table(ws, table: Table, heading: str, meta: list[tuple[str, str]]) ->
     from openpyxl.utils import get_column_letter
 
     ncols = max(len(table.columns), 2)
-    ws.append([heading])
-    ws.cell(row=1, column=1).font = Font(bold=True, size=14)
-    if ncols > 1:
-        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=ncols)
+    row = 1
+    ws.cell(row=row, column=1, value=heading).font = Font(bold=True, size=14)
+    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncols)
     for label, value in meta:
-        ws.append([label, value])
-        ws.cell(row=ws.max_row, column=1).font = Font(bold=True)
+        row += 1
+        ws.cell(row=row, column=1, value=label).font = Font(bold=True)
+        ws.cell(row=row, column=2, value=value)
     if table.note:
-        ws.append([table.note])
-        ws.cell(row=ws.max_row, column=1).font = Font(italic=True, color="555555")
-    ws.append([])
-
-    header_row = ws.max_row + 1
-    ws.append([c.label for c in table.columns])
+        row += 1
+        ws.cell(row=row, column=1, value=table.note).font = Font(italic=True, color="555555")
+    header_row = row + 2  # one blank row before the table
     thin = Side(style="thin", color="999999")
     fill = PatternFill("solid", fgColor="DDE6F0")
-    for col in range(1, len(table.columns) + 1):
-        cell = ws.cell(row=header_row, column=col)
+    for col, column in enumerate(table.columns, start=1):
+        cell = ws.cell(row=header_row, column=col, value=column.label)
         cell.font = Font(bold=True)
         cell.fill = fill
         cell.border = Border(bottom=thin)
@@ -115,25 +112,24 @@ def _write_table(ws, table: Table, heading: str, meta: list[tuple[str, str]]) ->
     ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
 
     widths = [display_width(c.label) + 2 for c in table.columns]
-    for row in table.rows:
-        ws.append([_excel_value(cell_value(cell)) for cell in row])
-        r = ws.max_row
-        for i, (cell, column) in enumerate(zip(row, table.columns, strict=False)):
+    wrap = Alignment(wrap_text=True, vertical="top")
+    row = header_row
+    for values in table.rows:
+        row += 1
+        for i, (cell, column) in enumerate(zip(values, table.columns, strict=False)):
             kind = cell_kind(cell, column)
-            target = ws.cell(row=r, column=i + 1)
+            target = ws.cell(row=row, column=i + 1, value=_excel_value(cell_value(cell)))
             if kind in NUMBER_FORMATS:
                 target.number_format = NUMBER_FORMATS[kind]
             if kind == "text" and column.width >= 30:
-                target.alignment = Alignment(wrap_text=True, vertical="top")
+                target.alignment = wrap
             widths[i] = max(widths[i], display_width(_text_of(cell_value(cell))) + 2)
-    if not table.rows and table.empty_text:
-        ws.append([table.empty_text])
     if table.rows:
-        ws.auto_filter.ref = f"A{header_row}:{get_column_letter(len(table.columns))}{ws.max_row}"
+        ws.auto_filter.ref = f"A{header_row}:{get_column_letter(len(table.columns))}{row}"
+    elif table.empty_text:
+        ws.cell(row=row + 1, column=1, value=table.empty_text)
     for i, column in enumerate(table.columns):
         ws.column_dimensions[get_column_letter(i + 1)].width = _width(column, widths[i])
-    if len(table.columns) == 1:
-        ws.column_dimensions["B"].width = 40
 
 
 def _width(column: Column, measured: int) -> float:
