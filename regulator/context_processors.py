@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 # (url name, label, predicate on the user); apps add their pages here as they grow.
 NAV_ITEMS = [
+    ("dashboard:index", _("监管驾驶舱"), lambda u: u.is_superuser or u.is_regulator or u.is_park_manager),
     ("enterprises:list", _("企业档案"), lambda u: not u.is_mlps_admin),
     ("hazards:list", _("隐患治理"), lambda u: not u.is_mlps_admin),
     ("enforcement:plans", _("执法检查"), lambda u: u.is_regulator),

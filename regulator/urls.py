@@ -3,6 +3,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from enterprises.dashboard_views import DashboardAPIView
 from regulator import views
 
 
@@ -17,6 +18,7 @@ api_v1 = [
     path("", include("enforcement.api.urls")),
     path("", include("devices.api.urls")),
     path("", include("alerts.api.urls")),
+    path("dashboard/", DashboardAPIView.as_view(), name="dashboard-api"),
 ]
 
 urlpatterns = [
@@ -37,6 +39,7 @@ urlpatterns = [
     path("alerts/", include("alerts.urls")),
     path("map/", include("enterprises.map_urls")),
     path("reports/", include("enterprises.report_urls")),
+    path("dashboard/", include("enterprises.dashboard_urls")),
 ]
 
 admin.site.site_header = "安全生产信息化监管平台"

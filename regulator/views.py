@@ -10,6 +10,8 @@ def home(request):
     targets = ["security:audit"] if user.role == "auditor" else []
     if user.role in ("system_admin", "security_admin"):
         targets.append("admin:index")
+    if (user.is_regulator and user.jurisdiction_id) or (user.is_park_manager and user.park_id):
+        targets.append("dashboard:index")  # the regulator's home: the jurisdiction at a glance
     targets += ["enterprises:list"]
     for name in targets:
         try:
