@@ -199,12 +199,18 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TIMEZONE = "Asia/Shanghai"
+# Task modules outside <app>.tasks, which autodiscovery does not import.
+CELERY_IMPORTS = ("enterprises.reports.tasks",)
 # The beat schedule lives in code; each task is a thin wrapper around a service.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "escalate-overdue-hazards": {"task": "hazards.tasks.escalate_overdue", "schedule": 300.0},
     "escalate-alerts": {"task": "alerts.tasks.escalate_alerts", "schedule": 60.0},
     "score-credit-nightly": {"task": "enforcement.tasks.score_credit", "schedule": crontab(hour=2, minute=0)},
     "prune-readings-nightly": {"task": "devices.tasks.prune_readings", "schedule": crontab(hour=3, minute=0)},
+    "archive-monthly-reports": {
+        "task": "enterprises.reports.tasks.archive_monthly_reports",
+        "schedule": crontab(day_of_month=1, hour=4, minute=0),
+    },
 }
 
 # --- Auth ------------------------------------------------------------------------------------
