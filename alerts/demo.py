@@ -1,5 +1,6 @@
 """Demo alerts: default rules per quantity (with a summer schedule for combustible gas), level-1 linkage
-to each gateway's shut-off valve, and a month of historic alerts in every lifecycle state."""
+to each gateway's shut-off valve, a month of historic alerts in every lifecycle state, and 18 months
+of closed alerts driven by each enterprise's latent risk propensity."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from datetime import time, timedelta
 
 from alerts.choices import AlertState, LinkageStatus, ResponseKind
 from devices.choices import Quantity, RegisterType
+
+MONTHLY_ALERTS = 1.0  # historic alerts per monitored enterprise-month at risk intensity 1
+LEVEL1_SHARE = 0.05  # share of level-1 alerts at risk intensity 1
 
 # quantity: (name, limits, deadband, on/off delay, rate, stale, levels hh/h/l/ll)
 DEFAULT_RULES = {
@@ -188,6 +192,8 @@ def seed(ctx) -> None:
         alert.save()
         counts["normal"] = counts.get("normal", 0) + 1
 
+    counts["history"] = _history(ctx, channels, rules, enterprise_users)
+
     # One state each for the board, on distinct channels (one open alert per channel and kind).
     open_states = [
         (AlertState.ACTIVE_UNACK, "high", 2, timedelta(minutes=4)),
@@ -264,3 +270,85 @@ def _action_for(state: str) -> str:
         AlertState.SUPPRESSED: "suppress",
         AlertState.OUT_OF_SERVICE: "remove_from_service",
     }[state]
+
+
+def _history(ctx, channels, rules, enterprise_users) -> int:
+    """18 months of closed alerts per monitored enterprise, as many (and as serious, and as slowly
+    acknowledged) as its latent risk propensity made likely (enterprises/risk/demo.py)."""
+    from alerts.models import Alert, AlertTransition
+    from alerts.services import ack_deadline, format_message, response_deadline
+    from enterprises.risk.demo import HISTORY_DAYS, intensity, poisson
+
+    rng, now = ctx.rng, ctx.now
+    by_enterprise: dict[int, list] = {}
+    for ch in channels:
+        by_enterprise.setdefault(ch.device.enterprise_id, []).append(ch)
+    alerts = []
+    for enterprise_id, chs in sorted(by_enterprise.items()):
+        for month in range(1, HISTORY_DAYS // 30):
+            k = intensity(ctx, enterprise_id, month * 30 + 15)
+            for _ in range(poisson(rng, MONTHLY_ALERTS * k)):
+                ch = rng.choice(chs)
+                raised = now - timedelta(days=month * 30 + rng.uniform(0, 30))
+                if rng.random() < min(0.5, LEVEL1_SHARE * k):
+                    kind, level = "high_high", 1
+                else:
+                    kind = rng.choice(["high", "high", "stale", "sensor_fault"])
+                    level = 2 if kind == "high" else 3
+                rule = rules.get(ch.quantity)
+                limit = rule.limit_for(kind) if rule else None
+                value = round(limit + rng.uniform(0.5, 8), 1) if limit is not None else None
+                due = ack_deadline(level, raised)
+                late = rng.random() < min(0.8, 0.1 * k)
+                in_time = raised + (due - raised) * rng.random()
+                acked = due + timedelta(seconds=rng.randint(30, 3600)) if late else in_time
+                cleared = raised + timedelta(seconds=rng.randint(60, 3600))
+                alerts.append(
+                    Alert(
+                        enterprise_id=enterprise_id,
+                        device=ch.device,
+                        channel=ch,
+                        rule=rule,
+                        kind=kind,
+                        level=level,
+                        state=AlertState.NORMAL,
+                        condition_active=False,
+                        message=format_message(
+                            kind, tag=ch.tag, name=ch.name, value=value, limit=limit, unit=ch.unit, detail="sentinel"
+                        ),
+                        value=value,
+                        limit=limit,
+                        unit=ch.unit,
+                        raised_at=raised,
+                        cleared_at=cleared,
+                        acknowledged_at=acked,
+                        acknowledged_by=rng.choice(enterprise_users) if enterprise_users else None,
+                        closed_at=max(cleared, acked),
+                        ack_due_at=due,
+                        response_due_at=response_deadline(level, raised),
+                        linkage_status=LinkageStatus.CONFIRMED if level == 1 else LinkageStatus.NONE,
+                    )
+                )
+    Alert.objects.bulk_create(alerts, batch_size=1000)
+    if any(a.pk is None for a in alerts):  # SQLite before RETURNING: fetch the ids back in order
+        ids = list(Alert.objects.order_by("-id").values_list("id", flat=True)[: len(alerts)])[::-1]
+        for alert, pk in zip(alerts, ids, strict=True):
+            alert.pk = pk
+    transitions = []
+    for a in alerts:
+        transitions.append(AlertTransition(alert=a, at=a.raised_at, action="raise", to_state=AlertState.ACTIVE_UNACK))
+        transitions.append(
+            AlertTransition(
+                alert=a,
+                at=a.acknowledged_at,
+                action="acknowledge",
+                from_state="active_unack",
+                to_state="active_ack",
+                user=a.acknowledged_by,
+            )
+        )
+        transitions.append(
+            AlertTransition(alert=a, at=a.closed_at, action="return", from_state="active_ack", to_state="normal")
+        )
+    AlertTransition.objects.bulk_create(transitions, batch_size=2000)
+    return len(alerts)

@@ -1,6 +1,7 @@
 """Demo devices: Modbus TCP gateways on 127.0.0.1:15020+ for chemical park enterprises (served by
 ``manage.py simulate_devices``), one RTU bus (disabled: needs the simulator's pty), one HTTP-push
-device with an ingest token, and a day of 1-minute aggregates so the trend charts are not empty."""
+device with an ingest token, a day of 1-minute aggregates so the trend charts are not empty, and
+18 months of gateway online/offline history."""
 
 from __future__ import annotations
 
@@ -179,6 +180,7 @@ def seed(ctx) -> None:
                 )
             )
     ReadingAggregate.objects.bulk_create(rows, batch_size=2000)
+    _status_history(ctx, list(Device.objects.filter(enterprise__in=chosen, protocol=Protocol.TCP).order_by("id")))
     ctx.shared["devices"] = list(Device.objects.filter(enterprise__in=chosen).order_by("id"))
     ctx.log(
         f"devices: {Device.objects.count()} devices ({port - BASE_PORT} TCP gateways on 127.0.0.1:{BASE_PORT}-"
@@ -190,3 +192,35 @@ def _data_dir():
     from django.conf import settings
 
     return settings.DATA_DIR
+
+
+def _status_history(ctx, devices) -> None:
+    """The gateways were installed 18 months ago and went offline now and then: more often, and for
+    longer, when their enterprise's latent risk propensity was high (enterprises/risk/demo.py)."""
+    from devices.models import Device, DeviceStatusChange
+    from enterprises.risk.demo import HISTORY_DAYS, intensity, poisson
+
+    rng, now = ctx.rng, ctx.now
+    installed = now - timedelta(days=HISTORY_DAYS + 30)
+    Device.objects.filter(pk__in=[d.pk for d in devices]).update(created_at=installed)
+    changes = []
+    for device in devices:
+        changes.append(
+            DeviceStatusChange(device=device, at=installed, old=DeviceStatus.UNKNOWN, new=DeviceStatus.ONLINE)
+        )
+        for month in range(HISTORY_DAYS // 30, 0, -1):
+            k = intensity(ctx, device.enterprise_id, month * 30 + 15)
+            for _ in range(poisson(rng, 0.3 * k)):
+                down = now - timedelta(days=month * 30 - rng.uniform(0, 28))
+                up = min(down + timedelta(hours=rng.uniform(0.5, 48) * k), now - timedelta(minutes=5))
+                changes.append(
+                    DeviceStatusChange(
+                        device=device, at=down, old=DeviceStatus.ONLINE, new=DeviceStatus.OFFLINE, reason="通信超时"
+                    )
+                )
+                changes.append(
+                    DeviceStatusChange(
+                        device=device, at=up, old=DeviceStatus.OFFLINE, new=DeviceStatus.ONLINE, reason="通信恢复"
+                    )
+                )
+    DeviceStatusChange.objects.bulk_create(changes, batch_size=2000)

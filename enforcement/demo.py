@@ -1,5 +1,6 @@
-"""Demo data of enforcement: the inspector pool, a year of past inspections, a drawn plan with
-completed inspections and documents, credit events, a year of credit history, one listed enterprise.
+"""Demo data of enforcement: the inspector pool, 18 months of past inspections (outcomes driven by
+each enterprise's latent risk propensity), a drawn plan with completed inspections and documents,
+credit events, 18 months of credit history, one listed enterprise.
 
 Deterministic: randomness from ``ctx.rng`` only, dates from ``ctx.now``; the draw's seed comes from
 ``ctx.rng`` too (production draws use ``secrets``).
@@ -7,6 +8,7 @@ Deterministic: randomness from ``ctx.rng`` only, dates from ``ctx.now``; the dra
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import timedelta
 
@@ -23,6 +25,7 @@ from enforcement.models import (
     InspectionPlan,
     InspectorProfile,
 )
+from enterprises.risk.demo import HISTORY_DAYS, intensity
 
 LEVELS = [
     CertificationLevel.SENIOR,
@@ -118,18 +121,22 @@ def seed(ctx) -> None:
                     defaults={"reason": rng.choice(CONFLICT_REASONS), "declared_at": ctx.now - timedelta(days=200)},
                 )
 
-    # --- a year of past inspections in every county (so not everyone is due) -------------------
+    # --- 18 months of past inspections in every county (so not everyone is due) -------------------
     county = counties[0]
     history_events = []
     for county_obj in counties:
         enterprises = list(Enterprise.objects.filter(region__path__startswith=county_obj.path).order_by("id"))
         profiles = pools[county_obj.pk]
         for ent in enterprises:
-            visits = {"red": 5, "orange": 2, "blue": 1 if rng.random() < 0.5 else 0}.get(ent.risk_grade, 1)
+            visits = {"red": 8, "orange": 3, "blue": 1 if rng.random() < 0.5 else 0}.get(ent.risk_grade, 2)
             for _ in range(visits):
-                day = today - timedelta(days=rng.randrange(20, 330))
+                days_ago = rng.randrange(1, HISTORY_DAYS)
+                day = today - timedelta(days=days_ago)
+                # Outcomes follow the enterprise's latent propensity on that day (enterprises/risk/demo.py).
+                k = intensity(ctx, ent.pk, days_ago)
                 outcome = rng.choices(
-                    [Outcome.NO_PROBLEM, Outcome.RECTIFICATION, Outcome.PENALTY, Outcome.SUSPENSION], [55, 35, 8, 2]
+                    [Outcome.NO_PROBLEM, Outcome.RECTIFICATION, Outcome.PENALTY, Outcome.SUSPENSION],
+                    [55, 30 * math.sqrt(k), 5 * k, 1.2 * k],
                 )[0]
                 seniors = [p for p in profiles if p.certification_level != CertificationLevel.JUNIOR]
                 lead = rng.choice(seniors)
@@ -167,7 +174,9 @@ def seed(ctx) -> None:
                     )
         # accidents and monitoring anomalies, rare
         for ent in enterprises:
-            roll = rng.random()
+            days_ago = rng.randrange(10, HISTORY_DAYS)
+            k = intensity(ctx, ent.pk, days_ago)
+            roll = rng.random() / k
             kind = None
             if roll < 0.02:
                 kind = CreditEventKind.ACCIDENT_GENERAL
@@ -180,15 +189,15 @@ def seed(ctx) -> None:
                     CreditEvent(
                         enterprise=ent,
                         kind=kind,
-                        occurred_on=today - timedelta(days=rng.randrange(10, 340)),
+                        occurred_on=today - timedelta(days=days_ago),
                         description=str(kind.label),
                         source_key=f"demo:{kind}:{ent.pk}",
                     )
                 )
     CreditEvent.objects.bulk_create(history_events)
 
-    # --- credit history: month by month over the past year ------------------------------------
-    for months_back in range(12, 0, -1):
+    # --- credit history: month by month over the demo history ---------------------------------
+    for months_back in range(HISTORY_DAYS // 30, 0, -1):
         services.credit_recompute(today=today - timedelta(days=30 * months_back))
     enterprises = list(Enterprise.objects.filter(region__path__startswith=county.path).order_by("id"))
     head = next((h for h in heads if h.jurisdiction_id == county.pk), None)

@@ -1,5 +1,6 @@
-"""Demo data of the hazard closed loop: twelve-plus months of hazards in every state (some
-overdue, some major under listed supervision), chemical-industry checklists and their runs.
+"""Demo data of the hazard closed loop: 18 months of hazards in every state (some overdue, some
+major under listed supervision), drawn month by month from each enterprise's latent risk
+propensity (enterprises/risk/demo.py), chemical-industry checklists and their runs.
 
 History is written directly with back-dated timestamps (the services stamp "now"); everything is
 drawn from ``ctx.rng`` and ``ctx.now`` so a seed always gives the same data.
@@ -14,6 +15,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from enterprises.models import Enterprise, Industry
+from enterprises.risk.demo import HISTORY_DAYS, intensity, poisson
 from hazards.choices import CheckResult, HazardStatus, RunStatus
 from hazards.models import (
     ChecklistAnswer,
@@ -46,6 +48,8 @@ DEFECTS = [
     ("environment", "装置区照明不足", "装置区"),
 ]
 MEASURES = ["更换并重新检定", "立即清理并设置警示标识", "停用整改后恢复", "修订制度并组织培训", "委托专业单位维修"]
+MONTHLY_HAZARDS = 0.25  # hazards per enterprise-month at intensity 1
+MAJOR_SHARE = 0.035  # share of major hazards at intensity 1
 SOURCES = ["self_check"] * 6 + ["inspection"] * 3 + ["spot_check", "third_party", "device_alert", "public_report"]
 
 CHECKLISTS = [
@@ -112,16 +116,19 @@ def seed(ctx) -> None:
 
     hazards, steps_for = [], []
     for ent in enterprises:
-        if ent.pk in login_ids:
-            count = 18
-        elif rng.random() < 0.45:
-            count = rng.randrange(1, 6)
-        else:
+        # Month by month, as many hazards as the enterprise's latent propensity then makes likely.
+        ages = []
+        for month in range(HISTORY_DAYS // 30):
+            count = poisson(rng, MONTHLY_HAZARDS * intensity(ctx, ent.pk, month * 30 + 15))
+            ages.extend(month * 30 + rng.randrange(0, 30) for _ in range(count))
+        if ent.pk in login_ids:  # the demo logins get a rich history whatever their propensity
+            ages.extend(rng.randrange(0, 420) for _ in range(max(0, 18 - len(ages))))
+        if not ages:
             continue
         staff = users_by_ent.get(ent.pk, {})
         inspectors = _inspectors_for(ent, by_region)
-        for _ in range(count):
-            hazard, steps = _hazard(rng, now, today, ent, staff, inspectors)
+        for age in sorted(ages, reverse=True):
+            hazard, steps = _hazard(rng, now, today, ent, staff, inspectors, age, intensity(ctx, ent.pk, age))
             hazards.append(hazard)
             steps_for.append(steps)
     for start in range(0, len(hazards), 1000):
@@ -171,13 +178,16 @@ def _inspectors_for(ent, by_region):
     ]
 
 
-def _hazard(rng, now, today, ent, staff, inspectors):
-    """One hazard with a coherent back-dated history; returns (hazard, timeline steps)."""
+def _hazard(rng, now, today, ent, staff, inspectors, age_days, k=1.0):
+    """One hazard with a coherent back-dated history; returns (hazard, timeline steps).
+
+    ``k`` is the enterprise's risk intensity at the time (enterprises/risk/demo.py): riskier
+    enterprises find more major hazards, finish late more often and leave more hazards open.
+    """
     category, text, place = rng.choice(DEFECTS)
     source = rng.choice(SOURCES)
-    age_days = rng.randrange(0, 420)
     reported_at = now - timedelta(days=age_days, hours=rng.randrange(0, 10), minutes=rng.randrange(0, 60))
-    major = rng.random() < 0.08
+    major = rng.random() < min(0.3, MAJOR_SHARE * k)
     inspector = rng.choice(inspectors) if inspectors else None
     officer = staff.get(EnterpriseRole.SAFETY_OFFICER)
     manager = staff.get(EnterpriseRole.SAFETY_MANAGER)
@@ -203,7 +213,8 @@ def _hazard(rng, now, today, ent, staff, inspectors):
     # Older hazards have mostly gone through the loop; recent ones are spread over the states.
     r = rng.random()
     if age_days > 90:
-        target = "closed" if r < 0.86 else ("dismissed" if r < 0.9 else "rectifying")
+        closed_share = max(0.8, 0.93 - 0.02 * k)
+        target = "closed" if r < closed_share else ("dismissed" if r < closed_share + 0.04 else "rectifying")
     elif age_days > 20:
         target = ["closed", "submitted", "rectifying", "rectifying", "confirmed", "dismissed"][int(r * 6)]
     else:
@@ -263,7 +274,7 @@ def _hazard(rng, now, today, ent, staff, inspectors):
             h.due_date = new_due
     if target == "rectifying":
         return h, steps
-    late = rng.random() < 0.15
+    late = rng.random() < min(0.7, 0.1 * k)
     done_day = (
         h.due_date + timedelta(days=rng.randrange(1, 10))
         if late

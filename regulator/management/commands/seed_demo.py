@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-# Order matters: later apps build on earlier ones' data.
-DEMO_APPS = ["enterprises", "enforcement", "hazards", "devices", "alerts"]
+# Order matters: later apps build on earlier ones' data. enterprises.risk trains and grades on it all.
+DEMO_APPS = ["enterprises", "enforcement", "hazards", "devices", "alerts", "enterprises.risk"]
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Risk grading: features, rule-based grade, the learned model, and the grading run."""
