@@ -207,6 +207,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "escalate-alerts": {"task": "alerts.tasks.escalate_alerts", "schedule": 60.0},
     "score-credit-nightly": {"task": "enforcement.tasks.score_credit", "schedule": crontab(hour=2, minute=0)},
     "prune-readings-nightly": {"task": "devices.tasks.prune_readings", "schedule": crontab(hour=3, minute=0)},
+    # Risk: grade daily after the credit scores (02:00); retrain weekly, Monday 01:00, before grading.
+    "grade-risk-nightly": {"task": "enterprises.tasks.grade_risk", "schedule": crontab(hour=2, minute=30)},
+    "train-risk-model-weekly": {
+        "task": "enterprises.tasks.train_risk_model",
+        "schedule": crontab(hour=1, minute=0, day_of_week="mon"),
+    },
     "archive-monthly-reports": {
         "task": "enterprises.reports.tasks.archive_monthly_reports",
         "schedule": crontab(day_of_month=1, hour=4, minute=0),
