@@ -40,6 +40,7 @@ class MonthlyReportForm(forms.Form):
         self.fields["region"].choices = [
             (r.code, "\u3000" * (r.level - top_level) + f"{r.name}（{r.code}）") for r in self.regions
         ]
+        self.fields["month"].widget.attrs["max"] = f"{timezone.localdate():%Y-%m}"
         if not self.is_bound:
             self.initial.setdefault("month", f"{last_month(timezone.localdate()):%Y-%m}")
             if self.regions:

@@ -425,3 +425,22 @@ def test_page_in_english(client, world, history, month):
     client.cookies["django_language"] = "en"
     response = client.get(URL, {"month": f"{month:%Y-%m}", "region": "320581", "format": "xlsx"})
     assert response.status_code == 200
+
+
+def test_query_count_does_not_grow_with_rows(world, history, month):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            report = build_monthly_report(world.regions["city"], month)
+            render(report, "xlsx")
+            render(report, "pdf")
+        return len(ctx.captured_queries)
+
+    before = queries()
+    for i in range(15):
+        ent = f.enterprise(world.regions["township"], name=f"常熟新增企业{i}", risk_grade="orange")
+        hazard(ent, reported=month, due=month + timedelta(days=1))
+        alert(ent, raised=at(month + timedelta(days=2)))
+    assert queries() == before
