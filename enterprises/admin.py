@@ -14,6 +14,7 @@ from enterprises.models import (
     Industry,
     Licence,
     MajorHazardInstallation,
+    RiskModel,
 )
 from regulator.admin_scoping import ScopedAdminMixin
 
@@ -187,3 +188,76 @@ class EnterpriseChangeAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(RiskModel)
+class RiskModelAdmin(admin.ModelAdmin):
+    """Read-only: models come from ``train_risk_model``; the only write is activating one."""
+
+    list_display = [
+        "version",
+        "algorithm",
+        "created_at",
+        "is_active",
+        "auc",
+        "rules_auc",
+        "n_train",
+        "n_test",
+        "positives",
+    ]
+    list_filter = ["is_active", "algorithm"]
+    exclude = ["blob"]
+    readonly_fields = [
+        "version",
+        "created_at",
+        "algorithm",
+        "feature_names",
+        "metrics",
+        "train_start",
+        "train_end",
+        "test_start",
+        "test_end",
+        "n_train",
+        "n_test",
+        "positives",
+        "digest",
+        "is_active",
+        "activated_at",
+        "note",
+    ]
+    actions = ["activate"]
+
+    @admin.display(description=_("AUC"))
+    def auc(self, obj):
+        value = (obj.metrics or {}).get("auc")
+        return f"{value:.3f}" if value is not None else "—"
+
+    @admin.display(description=_("规则 AUC"))
+    def rules_auc(self, obj):
+        value = ((obj.metrics or {}).get("rules") or {}).get("auc")
+        return f"{value:.3f}" if value is not None else "—"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("启用所选模型（仅限一个）"), permissions=["view"])
+    def activate(self, request, queryset):
+        from enterprises.risk.training import RiskModelIntegrityError, activate_model, load_pipeline
+
+        if queryset.count() != 1:
+            self.message_user(request, _("请只选择一个模型"), messages.ERROR)
+            return
+        model = queryset.get()
+        try:
+            load_pipeline(model)  # never activate a blob whose digest does not verify
+        except RiskModelIntegrityError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        if not request.user.is_superuser:
+            self.message_user(request, _("只有超级管理员可以启用模型"), messages.ERROR)
+            return
+        activate_model(model)
+        self.message_user(request, _("模型 v%(version)s 已启用") % {"version": model.version}, messages.SUCCESS)

@@ -166,6 +166,59 @@ def build_timeline(enterprise, user) -> dict:
     }
 
 
+RISK_HISTORY_LIMIT = 12
+
+
+def build_risk(enterprise, user) -> dict:
+    """The current risk profile with its reasons, and the latest assessments (two queries)."""
+    from enterprises.choices import RiskGrade
+    from enterprises.models import EnterpriseRisk, RiskAssessment
+    from enterprises.risk.factors import feature_label
+
+    profile = EnterpriseRisk.objects.select_related("model").filter(enterprise=enterprise).first()
+    history = RiskAssessment.objects.filter(enterprise=enterprise).order_by("-assessed_at", "-id")[:RISK_HISTORY_LIMIT]
+    items = [
+        {
+            "assessed_at": a.assessed_at.isoformat(),
+            "grade": a.grade,
+            "grade_display": str(RiskGrade(a.grade).label) if a.grade in RiskGrade.values else a.grade,
+            "score": a.score,
+            "method": a.method,
+        }
+        for a in history
+    ]
+    if profile is None:
+        return {"assessed": False, "history": items}
+    model = profile.model
+    by_model = profile.method == "model"
+    return {
+        "assessed": True,
+        "grade": profile.grade,
+        "grade_display": str(profile.get_grade_display()),
+        "score": round(profile.score, 1),
+        "probability": round(profile.probability, 4) if profile.probability is not None else None,
+        "method": profile.method,
+        "method_display": (
+            str(_("模型 v%(version)s") % {"version": model.version}) if by_model and model else str(_("规则"))
+        ),
+        "model_version": model.version if by_model and model else None,
+        "assessed_at": profile.assessed_at.isoformat(),
+        "assessed_at_display": timezone.localtime(profile.assessed_at).strftime("%Y-%m-%d %H:%M"),
+        "contribution_unit": str(_("对数几率") if by_model else _("分")),
+        "factors": [
+            {
+                "key": f.get("key"),
+                "label": feature_label(f.get("key", "")),
+                "value": f.get("value"),
+                "contribution": f.get("contribution"),
+                "direction": "up" if (f.get("contribution") or 0) > 0 else "down",
+            }
+            for f in profile.factors or []
+        ],
+        "history": items,
+    }
+
+
 def register_sections() -> None:
     register(
         DossierSection(
@@ -188,6 +241,11 @@ def register_sections() -> None:
             order=25,
             template="enterprises/dossier/major_hazards.html",
             build=build_major_hazards,
+        )
+    )
+    register(
+        DossierSection(
+            key="risk", title=_("风险画像"), order=15, template="enterprises/dossier/risk.html", build=build_risk
         )
     )
     register(
