@@ -365,6 +365,13 @@ def format_contribution(value) -> str:
     return f"{value:+.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:+d}"
 
 
+def _plain(value) -> str:
+    """1.0 -> '1', 0.256 -> '0.26': factor values as a person writes them."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
 def top_reasons(factors, limit: int = TOP_REASONS) -> str:
     """The factors that push the score up most, e.g. '逾期隐患 3 项（+12）；重大危险源一级（+10）'."""
     rows = [f for f in factors or [] if isinstance(f, dict) and _number(f.get("contribution")) is not None]
@@ -374,7 +381,7 @@ def top_reasons(factors, limit: int = TOP_REASONS) -> str:
     for factor in rows[:limit]:
         label = factor.get("label") or factor.get("key", "")
         value = factor.get("value")
-        shown = str(label) if value is None or value == "" or isinstance(value, bool) else f"{label}：{value}"
+        shown = str(label) if value is None or value == "" or isinstance(value, bool) else f"{label}：{_plain(value)}"
         parts.append(f"{shown}（{format_contribution(factor['contribution'])}）")
     return "；".join(parts)
 

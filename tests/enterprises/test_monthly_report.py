@@ -13,7 +13,15 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from alerts.models import Alert
-from enterprises.reports.data import ReportInputError, build_monthly_report, last_month, month_end, parse_month
+from enterprises.choices import RiskGrade
+from enterprises.reports.data import (
+    ReportInputError,
+    build_monthly_report,
+    last_month,
+    month_end,
+    parse_month,
+    top_reasons,
+)
 from enterprises.reports.files import render
 from hazards.models import Hazard
 from regulator.models import AuditEntry
@@ -421,10 +429,20 @@ def test_city_admin_sees_both_counties(client, world, history, month):
 
 
 def test_page_in_english(client, world, history, month):
+    from django.conf import settings
+    from django.utils import translation
+
     client.force_login(world.inspector)
     client.cookies["django_language"] = "en"
-    response = client.get(URL, {"month": f"{month:%Y-%m}", "region": "320581", "format": "xlsx"})
-    assert response.status_code == 200
+    try:
+        response = client.get(URL, {"month": f"{month:%Y-%m}", "region": "320581", "format": "xlsx"})
+        assert response.status_code == 200
+        wb = workbook(b"".join(response.streaming_content))
+        # Labels that come from the models' choices follow the user's language.
+        _header, rows = table_rows(wb.worksheets[2])
+        assert rows[0][5] == "Major risk (red)"
+    finally:
+        translation.activate(settings.LANGUAGE_CODE)
 
 
 def test_query_count_does_not_grow_with_rows(world, history, month):
@@ -444,3 +462,20 @@ def test_query_count_does_not_grow_with_rows(world, history, month):
         hazard(ent, reported=month, due=month + timedelta(days=1))
         alert(ent, raised=at(month + timedelta(days=2)))
     assert queries() == before
+
+
+def test_top_risks_after_real_grading_follow_the_profiles(world, history, month):
+    from enterprises.models import EnterpriseRisk
+    from enterprises.risk.grading import grade_enterprises
+
+    grade_enterprises()
+    profiles = {p.enterprise.name: p for p in EnterpriseRisk.objects.select_related("enterprise")}
+    report = build_monthly_report(world.regions["county"], month)
+    _header, rows = table_rows(workbook(render(report, "xlsx"))["重点风险企业"])
+    assert {r[1] for r in rows} == {"常熟甲化工有限公司", "常熟乙机械有限公司"}
+    assert [r[6] for r in rows] == sorted((round(profiles[r[1]].score, 1) for r in rows), reverse=True)
+    top = profiles[rows[0][1]]
+    assert rows[0][5] == str(RiskGrade(top.grade).label)
+    assert rows[0][7] == top_reasons(top.factors)
+    # 常熟甲 has an overdue major hazard and an unacknowledged alert: it has reasons to show.
+    assert rows[[r[1] for r in rows].index("常熟甲化工有限公司")][7]
