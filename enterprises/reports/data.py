@@ -33,7 +33,7 @@ from regulator.scoping import scope
 
 TOP_RISKS = 20
 TOP_REASONS = 3
-# Enough for any real county; a larger backlog is cut with a note (the dashboard lists them all).
+# Enough for any real county; a larger backlog is cut with a note (the hazard and alert lists have them all).
 MAX_OVERDUE_ROWS = 2000
 
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
@@ -437,7 +437,13 @@ def _top_risk_table(enterprises) -> Table:
 
 
 def _overdue_hazard_table(enterprises, reference_at: datetime) -> Table:
-    from hazards.choices import OVERDUE_STATES
+    """Hazards open at ``reference_at`` and past their effective deadline by then.
+
+    "Open at the reference" is read from the milestones, so a past month's report still lists a
+    hazard that was overdue when the month closed and was rectified later (its current state is
+    shown): open now, or submitted for verification / closed only after the reference.
+    """
+    from hazards.choices import OVERDUE_STATES, HazardStatus
     from hazards.models import Hazard
 
     ref_date = timezone.localtime(reference_at).date()
@@ -447,20 +453,30 @@ def _overdue_hazard_table(enterprises, reference_at: datetime) -> Table:
         columns=[
             Column(_("企业名称"), width=28),
             Column(_("隐患编号"), width=14),
-            Column(_("隐患描述"), width=40),
+            Column(_("隐患描述"), width=36),
             Column(_("隐患等级"), width=16),
             Column(_("整改期限"), "date", 12),
             Column(_("逾期天数"), "int", 9),
             Column(_("挂牌督办"), width=20),
             Column(_("整改责任人"), width=12),
+            Column(_("当前状态"), width=16),
         ],
-        note=_("统计时点仍未整改完毕、且已超过有效整改期限（含批准的延期）的隐患；逾期天数计至 %(date)s。")
+        note=_(
+            "截至 %(date)s 仍未整改完毕（未提交验收）、且已超过有效整改期限（含批准的延期）的隐患；"
+            "逾期天数计至 %(date)s。之后已整改的隐患仍列出，并注明当前状态。"
+        )
         % {"date": f"{ref_date:%Y-%m-%d}"},
         empty_text=_("没有逾期隐患。"),
     )
+    finished = (HazardStatus.SUBMITTED, HazardStatus.CLOSED)
+    open_at_reference = (
+        Q(status__in=OVERDUE_STATES)
+        | Q(status__in=finished, submitted_at__gte=reference_at)
+        | Q(status=HazardStatus.CLOSED, submitted_at__isnull=True, closed_at__gte=reference_at)
+    )
     qs = (
         Hazard.objects.filter(enterprise__in=enterprises.values("pk"))
-        .filter(status__in=OVERDUE_STATES, due_date__lt=ref_date, reported_at__lt=reference_at)
+        .filter(open_at_reference, due_date__lt=ref_date, reported_at__lt=reference_at)
         .select_related("enterprise")
         .order_by("due_date", "-listed", "id")
     )
@@ -472,6 +488,9 @@ def _overdue_hazard_table(enterprises, reference_at: datetime) -> Table:
             )
         else:
             listed = _("否")
+        state = str(hazard.get_status_display())
+        if hazard.status == HazardStatus.CLOSED and hazard.closed_at:
+            state += f"（{timezone.localtime(hazard.closed_at):%Y-%m-%d}）"
         table.rows.append(
             [
                 hazard.enterprise.name,
@@ -482,6 +501,7 @@ def _overdue_hazard_table(enterprises, reference_at: datetime) -> Table:
                 (ref_date - hazard.due_date).days,
                 listed,
                 hazard.responsible_person,
+                state,
             ]
         )
     _note_cut(table, total)
@@ -489,6 +509,8 @@ def _overdue_hazard_table(enterprises, reference_at: datetime) -> Table:
 
 
 def _overdue_alert_table(enterprises, reference_at: datetime) -> Table:
+    """Alerts that at ``reference_at`` were past their acknowledgement deadline unacknowledged, or past
+    their response deadline without the required response; handled later ones are still listed."""
     from alerts.choices import ANNUNCIATED_STATES, REQUIRED_RESPONSE, UNACKED_STATES, AlertLevel, ResponseKind
     from alerts.models import Alert
 
@@ -496,30 +518,39 @@ def _overdue_alert_table(enterprises, reference_at: datetime) -> Table:
         key="overdue_alerts",
         title=_("超时未处置报警"),
         columns=[
-            Column(_("企业名称"), width=28),
-            Column(_("报警内容"), width=36),
+            Column(_("企业名称"), width=26),
+            Column(_("报警内容"), width=32),
             Column(_("级别"), width=14),
             Column(_("报警时间"), "datetime", 17),
             Column(_("超时事项"), width=22),
             Column(_("期限"), "datetime", 17),
             Column(_("超时(小时)"), "float", 10),
+            Column(_("当前状态"), width=14),
         ],
-        note=_("统计时点仍处于报警状态、且超过确认期限未确认或超过响应期限未响应的报警。"),
+        note=_(
+            "截至统计时点已超过确认期限仍未确认、或超过响应期限仍未响应的报警；超时时长计至统计时点。"
+            "之后已处置的报警仍列出，并注明当前状态。"
+        ),
         empty_text=_("没有超时未处置的报警。"),
     )
     responding_levels = [level for level, kind in REQUIRED_RESPONSE.items() if kind]
-    unacked = Q(state__in=UNACKED_STATES, ack_due_at__lte=reference_at)
-    unresponded = Q(level__in=responding_levels, responded_at__isnull=True, response_due_at__lte=reference_at)
+    # Unacknowledged at the reference: still unacknowledged (and annunciating), or acknowledged later.
+    unacked = Q(ack_due_at__lte=reference_at) & (Q(state__in=UNACKED_STATES) | Q(acknowledged_at__gte=reference_at))
+    unresponded = Q(level__in=responding_levels, response_due_at__lte=reference_at) & (
+        Q(responded_at__isnull=True, state__in=ANNUNCIATED_STATES) | Q(responded_at__gte=reference_at)
+    )
     qs = (
         Alert.objects.filter(enterprise__in=enterprises.values("pk"))
-        .filter(state__in=ANNUNCIATED_STATES, raised_at__lt=reference_at)
-        .filter(unacked | unresponded)
+        .filter(unacked | unresponded, raised_at__lt=reference_at)
         .select_related("enterprise")
         .order_by("raised_at", "id")
     )
     total = qs.count()
     for alert in qs[:MAX_OVERDUE_ROWS]:
-        if alert.state in UNACKED_STATES and alert.ack_due_at <= reference_at:
+        was_unacked = alert.ack_due_at <= reference_at and (
+            alert.state in UNACKED_STATES or (alert.acknowledged_at and alert.acknowledged_at >= reference_at)
+        )
+        if was_unacked:
             what, due = _("超时未确认"), alert.ack_due_at
         else:
             kind = REQUIRED_RESPONSE.get(alert.level)
@@ -534,6 +565,7 @@ def _overdue_alert_table(enterprises, reference_at: datetime) -> Table:
                 what,
                 due,
                 round((reference_at - due).total_seconds() / 3600, 1),
+                str(alert.get_state_display()),
             ]
         )
     _note_cut(table, total)

@@ -219,7 +219,17 @@ def test_top_risks_use_the_risk_profile_score_and_reasons(world, history, month)
 def test_overdue_hazard_with_days_overdue_counted_to_the_month_end(world, history, month):
     report = build_monthly_report(world.regions["county"], month)
     header, rows = table_rows(workbook(render(report, "xlsx"))["逾期隐患"])
-    assert header == ["企业名称", "隐患编号", "隐患描述", "隐患等级", "整改期限", "逾期天数", "挂牌督办", "整改责任人"]
+    assert header == [
+        "企业名称",
+        "隐患编号",
+        "隐患描述",
+        "隐患等级",
+        "整改期限",
+        "逾期天数",
+        "挂牌督办",
+        "整改责任人",
+        "当前状态",
+    ]
     assert len(rows) == 1  # not the one with a later deadline, not the closed ones, not the other county's
     row = rows[0]
     next_month = month_end(month) + timedelta(days=1)
@@ -231,6 +241,24 @@ def test_overdue_hazard_with_days_overdue_counted_to_the_month_end(world, histor
     assert row[5] == (next_month - (month + timedelta(days=5))).days
     assert row[6].startswith("是")
     assert row[7] == "王工"
+    assert row[8] == "整改中"
+
+
+def test_past_month_lists_hazards_rectified_after_it_closed(world, month):
+    next_month = month_end(month) + timedelta(days=1)
+    later = at(next_month, 9)
+    due = month + timedelta(days=3)
+    late = hazard(world.here, reported=month, due=due, status="closed", submitted_at=later, closed_at=later)
+    waiting = hazard(world.here, reported=month, due=due, status="submitted", submitted_at=later, description="b")
+    hazard(world.here, reported=month, due=due, status="closed", submitted_at=at(due), closed_at=at(due))
+    hazard(world.here, reported=month, due=due, status="submitted", submitted_at=at(due))  # waits for us
+    hazard(world.here, reported=month, due=due, status="dismissed")
+    report = build_monthly_report(world.regions["county"], month)
+    rows = report.table("overdue_hazards").rows
+    assert [r[1] for r in rows] == [late.code, waiting.code]
+    assert rows[0][5] == (next_month - due).days
+    assert rows[0][8] == f"已销号（{next_month:%Y-%m-%d}）"
+    assert rows[1][8] == "待验收"
 
 
 def test_overdue_hazard_with_an_extension_is_not_listed(world, history, month):
@@ -256,6 +284,27 @@ def test_unacknowledged_alert_past_its_deadline_is_listed(world, history, month)
     assert [r[1] for r in rows] == ["罐区可燃气体高高报"]
     assert rows[0][0] == "常熟甲化工有限公司"
     assert rows[0][4] == "超时未确认"
+    assert rows[0][7] == "报警未确认"
+
+
+def test_past_month_lists_alerts_acknowledged_after_it_closed(world, month):
+    next_month_start = at(month_end(month) + timedelta(days=1), 0)
+    raised = at(month + timedelta(days=27))
+    alert(
+        world.here,
+        raised=raised,
+        level=4,  # no response required: only the acknowledgement counts
+        state="normal",
+        acknowledged_at=next_month_start + timedelta(hours=2),
+        message="月末后才确认",
+    )
+    alert(world.here, raised=raised, level=4, state="normal", acknowledged_at=raised, message="及时确认")
+    report = build_monthly_report(world.regions["county"], month)
+    rows = report.table("overdue_alerts").rows
+    assert [r[1] for r in rows] == ["月末后才确认"]
+    assert rows[0][4] == "超时未确认"
+    assert rows[0][6] == round((next_month_start - raised - timedelta(minutes=10)).total_seconds() / 3600, 1)
+    assert rows[0][7] == "已恢复"
 
 
 def test_children_rows_per_child_region(world, history, month):
