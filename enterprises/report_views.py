@@ -31,7 +31,15 @@ def monthly_report(request):
     regions = report_regions(user)
     fmt = request.GET.get("format")
     if fmt is None:
-        form = MonthlyReportForm(regions=regions)
+        # Links from the dashboard carry its region and month: start from them when they make sense.
+        initial = {}
+        if regions.filter(code=request.GET.get("region", "")).exists():
+            initial["region"] = request.GET["region"]
+        try:
+            initial["month"] = f"{parse_month(request.GET.get('month', '')):%Y-%m}"
+        except ReportInputError:
+            pass
+        form = MonthlyReportForm(regions=regions, initial=initial)
         return render(request, "enterprises/monthly_report.html", _context(form, user, regions))
 
     code = (request.GET.get("region") or "").strip()

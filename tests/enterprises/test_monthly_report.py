@@ -528,3 +528,14 @@ def test_top_risks_after_real_grading_follow_the_profiles(world, history, month)
     assert rows[0][7] == top_reasons(top.factors)
     # 常熟甲 has an overdue major hazard and an unacknowledged alert: it has reasons to show.
     assert rows[[r[1] for r in rows].index("常熟甲化工有限公司")][7]
+
+
+def test_page_starts_from_the_dashboards_region_and_month(client, world):
+    client.force_login(world.inspector)
+    html = client.get(URL, {"region": "320581001", "month": "2025-03"}).content.decode()
+    assert 'value="2025-03"' in html
+    assert '<option value="320581001" selected>' in html
+    # Out of the jurisdiction or nonsense: ignored, the defaults stay.
+    html = client.get(URL, {"region": "320582", "month": "2999-01"}).content.decode()
+    assert 'value="2999-01"' not in html
+    assert '<option value="320581" selected>' in html
