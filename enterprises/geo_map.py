@@ -23,7 +23,7 @@ from regulator.models import Region
 
 # Worst first; "none" = not graded yet. A cluster takes the colour of its worst member.
 GRADES = ["red", "orange", "yellow", "blue", "none"]
-GRID_COLUMNS = 32  # about this many cells across the view's longer side
+GRID_COLUMNS = 12  # 12-24 cells across the view: cells of 50+ px on a screen, so bubbles seldom overlap
 POINTS_LIMIT = 1500  # up to this many enterprises in view: plain points, no clusters
 MIN_CELL = 2.0**-12  # ~25 m: beyond this, whatever still shares a cell is shown as points
 
@@ -114,7 +114,7 @@ def map_points(qs: QuerySet[Enterprise], bbox: tuple[float, float, float, float]
         return result
     result["clustered"] = True
     singles = []
-    for c in cells:
+    for c in merge_close(cells, cell / 2):
         if c["n"] == 1:
             singles.append(c["first"])
             continue
@@ -131,6 +131,38 @@ def map_points(qs: QuerySet[Enterprise], bbox: tuple[float, float, float, float]
     if singles:
         result["points"] = _point_rows(Enterprise.objects.filter(pk__in=singles))
     return result
+
+
+def merge_close(cells: list[dict], radius: float) -> list[dict]:
+    """Merge grid cells whose centroids lie within ``radius`` of a bigger one's.
+
+    Members of neighbouring cells can sit on either side of a cell border; without this their
+    two bubbles would overlap on screen. Biggest first, a spatial hash keeps it linear.
+    """
+    kept: list[dict] = []
+    buckets: dict[tuple[int, int], list[dict]] = {}
+    for c in sorted(cells, key=lambda c: -c["n"]):
+        bx, by = math.floor(c["lon"] / radius), math.floor(c["lat"] / radius)
+        near = None
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for k in buckets.get((bx + dx, by + dy), ()):
+                    if (k["lon"] - c["lon"]) ** 2 + (k["lat"] - c["lat"]) ** 2 <= radius**2:
+                        near = k
+                        break
+        if near is None:
+            c = dict(c)
+            kept.append(c)
+            buckets.setdefault((bx, by), []).append(c)
+            continue
+        n = near["n"] + c["n"]  # the centroid stays where the bucket put it (close enough at this size)
+        near["lon"] = (near["lon"] * near["n"] + c["lon"] * c["n"]) / n
+        near["lat"] = (near["lat"] * near["n"] + c["lat"] * c["n"]) / n
+        near["n"] = n
+        near["first"] = min(near["first"], c["first"])
+        for g in GRADES:
+            near[f"n_{g}"] += c[f"n_{g}"]
+    return kept
 
 
 # --- regions and their boundaries -----------------------------------------------------------

@@ -119,7 +119,7 @@
           return { value: [p.lon, p.lat], itemStyle: { color: COLORS[p.grade] }, symbol: p.key ? "diamond" : "circle" };
         }) },
         { id: "clusters", data: clusters.map(function (c) {
-          return { value: [c.lon, c.lat, c.count], symbolSize: 22 + 26 * Math.sqrt(c.count / max),
+          return { value: [c.lon, c.lat, c.count], symbolSize: 20 + 22 * Math.sqrt(c.count / max),
             itemStyle: { color: COLORS[c.grade] } };
         }) }
       ] });

@@ -74,7 +74,7 @@ def test_clusters_add_up_and_take_their_worst_grade(client, world, mapped, monke
     monkeypatch.setattr(geo_map, "POINTS_LIMIT", 3)
     data = _get(client, world.inspector, POINTS, bbox=CHANGSHU_BBOX).json()
     assert data["clustered"] is True
-    assert data["cell"] == 2.0**-6  # 0.6° span / 32 columns -> the power of two below
+    assert data["cell"] == 2.0**-5  # 0.6° span / 12 columns = 0.05 -> the power of two below
     assert sum(c["count"] for c in data["clusters"]) + len(data["points"]) == data["total"] == 11
     by_size = {c["count"]: c for c in data["clusters"]}
     a, b = by_size[4], by_size[5]
@@ -226,3 +226,30 @@ def test_enterprise_user_has_no_nav_entry(client, world):
 def test_drilled_page_shows_breadcrumbs(client, world, mapped):
     html = _get(client, world.city_admin, PAGE, region="320581").content.decode()
     assert 'data-region="320500"' in html and 'data-region="320581"' in html
+
+
+def test_groups_split_by_a_cell_border_become_one_cluster(client, world, monkeypatch):
+    monkeypatch.setattr(geo_map, "POINTS_LIMIT", 3)
+    border = 3862 * 2.0**-5  # 120.6875: a cell border at this view's cell size (2**-5)
+    grades = ["blue", "blue", "orange", "blue", "", "blue"]
+    for i, grade in enumerate(grades):
+        lon = border - 0.0005 if i < 3 else border + 0.0005
+        _at(f.enterprise(world.regions["township"]), lon, 31.60, grade)
+    data = _get(client, world.inspector, POINTS, bbox=CHANGSHU_BBOX).json()
+    assert data["points"] == [] and len(data["clusters"]) == 1
+    (only,) = data["clusters"]
+    assert only["count"] == 6 and only["grade"] == "orange" and only["grades"]["none"] == 1
+    assert abs(only["lon"] - border) < 1e-6
+
+
+def test_merge_close_keeps_every_member():
+    cells = [
+        {"n": n, "lon": lon, "lat": 0.0, "first": i, **{f"n_{g}": 0 for g in geo_map.GRADES}}
+        for i, (n, lon) in enumerate([(5, 0.0), (1, 0.3), (2, 0.6), (4, 2.0)])
+    ]
+    for c in cells:
+        c["n_blue"] = c["n"]
+    merged = geo_map.merge_close(cells, 0.5)
+    # 0.6 is beyond the radius of 0.0, so both stay; the loner at 0.3 joins one of them; 2.0 stays alone.
+    assert len(merged) == 3 and 4 in [c["n"] for c in merged]
+    assert sum(c["n"] for c in merged) == sum(c["n_blue"] for c in merged) == 12
