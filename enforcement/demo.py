@@ -25,7 +25,7 @@ from enforcement.models import (
     InspectionPlan,
     InspectorProfile,
 )
-from enterprises.risk.demo import HISTORY_DAYS, intensity
+from enterprises.risk.demo import HISTORY_DAYS, intensity, poisson
 
 LEVELS = [
     CertificationLevel.SENIOR,
@@ -128,7 +128,9 @@ def seed(ctx) -> None:
         enterprises = list(Enterprise.objects.filter(region__path__startswith=county_obj.path).order_by("id"))
         profiles = pools[county_obj.pk]
         for ent in enterprises:
-            visits = {"red": 8, "orange": 3, "blue": 1 if rng.random() < 0.5 else 0}.get(ent.risk_grade, 2)
+            # Risk-based targeting: the registered grade, and more visits where trouble shows.
+            visits = {"red": 6, "orange": 2, "blue": 0}.get(ent.risk_grade, 1)
+            visits += poisson(rng, 1.5 * intensity(ctx, ent.pk, HISTORY_DAYS // 2))
             for _ in range(visits):
                 days_ago = rng.randrange(1, HISTORY_DAYS)
                 day = today - timedelta(days=days_ago)

@@ -48,7 +48,7 @@ DEFECTS = [
     ("environment", "装置区照明不足", "装置区"),
 ]
 MEASURES = ["更换并重新检定", "立即清理并设置警示标识", "停用整改后恢复", "修订制度并组织培训", "委托专业单位维修"]
-MONTHLY_HAZARDS = 0.25  # hazards per enterprise-month at intensity 1
+MONTHLY_HAZARDS = 0.35  # hazards per enterprise-month at intensity 1
 MAJOR_SHARE = 0.035  # share of major hazards at intensity 1
 SOURCES = ["self_check"] * 6 + ["inspection"] * 3 + ["spot_check", "third_party", "device_alert", "public_report"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 HISTORY_DAYS = 540  # about 18 months of behaviour
+SPELL = 1.4  # added to the propensity during an enterprise's bad spell
 
 
 def latent(ctx) -> dict[int, tuple[float, int, int]]:
@@ -30,12 +31,12 @@ def latent(ctx) -> dict[int, tuple[float, int, int]]:
     )
     result = {}
     for pk, sector, standard, scale, mh, best in rows:
-        base = rng.gauss(0.0, 0.6)
-        base += 0.5 if sector else 0.0
-        base += 0.4 if not standard else (-0.2 if standard == "1" else 0.0)
-        base += 0.3 if scale == "micro" else 0.0
-        base += 0.5 if mh else 0.0
-        base += 0.3 if best == 1 else 0.0
+        base = rng.gauss(0.0, 0.7)
+        base += 0.3 if sector else 0.0
+        base += 0.2 if not standard else (-0.2 if standard == "1" else 0.0)
+        base += 0.2 if scale == "micro" else 0.0
+        base += 0.3 if mh else 0.0
+        base += 0.2 if best == 1 else 0.0
         length = rng.randrange(60, 200)
         start = rng.randrange(0, HISTORY_DAYS)
         result[pk] = (base - 1.0, start, length)
@@ -46,7 +47,7 @@ def latent(ctx) -> dict[int, tuple[float, int, int]]:
 def propensity(ctx, enterprise_id: int, days_ago: float) -> float:
     base, start, length = latent(ctx).get(enterprise_id, (0.0, -1, 0))
     in_spell = start - length < days_ago <= start
-    return base + (1.0 if in_spell else 0.0)
+    return base + (SPELL if in_spell else 0.0)
 
 
 def intensity(ctx, enterprise_id: int, days_ago: float, strength: float = 1.0) -> float:

@@ -14,6 +14,7 @@ FEATURES: dict[str, str] = {
     "is_key": _("重点企业"),
     "no_standardisation": _("安全生产标准化未达标"),
     "hazards_found": _("近180天发现隐患数"),
+    "hazards_found_recent": _("近30天发现隐患数"),
     "major_hazards_found": _("近180天重大隐患数"),
     "hazards_open": _("未整改隐患数"),
     "hazards_overdue": _("逾期未整改隐患数"),

@@ -21,6 +21,7 @@ from django.utils import timezone
 from enterprises.risk.factors import FEATURE_NAMES, FEATURES, feature_label  # noqa: F401 (re-exported)
 
 WINDOW_DAYS = 180  # behaviour window before as_of
+RECENT_DAYS = 30  # a recent trend next to the long window
 LABEL_DAYS = 90  # a serious event within this many days after as_of is a positive label
 TIMELINESS_HOURS = 24  # a channel is "timely" when it delivered data in the last day before as_of
 
@@ -290,6 +291,7 @@ def features_at(ev: Events, as_of: datetime) -> pd.DataFrame:
     in_window = reported_before & (h["reported"] >= t0)
     open_ = reported_before & (h["closed"] >= t) & (h["dismissed"] >= t)
     out["hazards_found"] = _count(h["ent"], in_window, n)
+    out["hazards_found_recent"] = _count(h["ent"], reported_before & (h["reported"] >= t - RECENT_DAYS * NS_PER_DAY), n)
     out["major_hazards_found"] = _count(h["ent"], in_window & h["major"], n)
     out["hazards_open"] = _count(h["ent"], open_, n)
     out["hazards_overdue"] = _count(h["ent"], open_ & (h["due"] < day), n)

@@ -13,33 +13,32 @@ import pandas as pd
 from enterprises.choices import RiskGrade
 from enterprises.risk.features import feature_label
 
-# feature: (points per unit, maximum points)
+# feature: (points per unit, maximum points). Modelled on the usual "inherent risk x dynamic
+# modifiers" scoring of the grading guidelines: the inherent part (sector, major hazard
+# installations, standardisation, scale) can give about 60 points, behaviour the rest.
 RULES: dict[str, tuple[float, float]] = {
     # inherent risk
-    "high_risk_sector": (8, 8),
-    "chemicals": (4, 4),
-    "major_hazard_level": (4, 16),  # grade 1 installation = 4 units
-    "major_hazard_count": (2, 6),
-    "no_standardisation": (4, 4),
-    "scale": (1, 3),
+    "high_risk_sector": (15, 15),
+    "chemicals": (5, 5),
+    "major_hazard_level": (5, 20),  # grade 1 installation = 4 units
+    "major_hazard_count": (3, 9),
+    "no_standardisation": (6, 6),
+    "scale": (2, 6),
     # hazards
-    "hazards_open": (1.5, 9),
-    "hazards_overdue": (4, 16),
-    "major_hazards_open": (10, 20),
-    "major_hazards_found": (6, 12),
-    "hazards_closed_late": (2, 6),
+    "hazards_open": (1, 5),
+    "hazards_overdue": (4, 12),
+    "major_hazards_open": (8, 16),
     # alerts and their handling
     "alerts_level1": (8, 16),
-    "alerts_level2": (2, 8),
-    "alerts_late_ack": (2, 8),
+    "alerts_late_ack": (2, 6),
     # credit and enforcement
-    "credit_grade": (5, 15),  # A 0, B 5, C 10, D 15
+    "credit_grade": (4, 12),  # A 0, B 4, C 8, D 12
     "penalties": (8, 16),
-    "rectification_orders": (3, 9),
+    "rectification_orders": (2, 6),
     "accidents": (15, 30),
     # monitoring
-    "device_offline_rate": (10, 10),
-    "data_untimely_rate": (6, 6),
+    "device_offline_rate": (5, 5),
+    "data_untimely_rate": (4, 4),
 }
 
 # Score thresholds of the rule grade (score >= threshold).

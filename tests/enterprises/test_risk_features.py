@@ -140,6 +140,7 @@ def test_features_have_exact_values_from_behaviour_before_as_of(history):
         "is_key": 1,
         "no_standardisation": 1,
         "hazards_found": 3,  # 10, 20 and 30 days before; not the 200-day-old one, not tomorrow's
+        "hazards_found_recent": 3,  # the 30-day window includes its first instant
         "major_hazards_found": 1,
         "hazards_open": 2,  # the dismissed one is not open, the major one closes only after as_of
         "hazards_overdue": 1,
