@@ -25,6 +25,8 @@ from tests.alerts.e2e_support import session_key
 from tests.alerts.test_browser import Page, chromium  # noqa: F401 - the browser fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# Null-safe: right after a navigation the new document may not have the element yet.
+READY = "(e => !!e && e.dataset.state === 'ready')(document.getElementById('risk-map'))"
 
 
 @pytest.fixture
@@ -102,7 +104,7 @@ def test_map_renders_clusters_zooms_and_drills_without_errors(server, chromium, 
             await page.call("Network.setCookie", name="sessionid", value=key, url=base, httpOnly=True)
             await page.call("Page.navigate", url=f"{base}/map/")
             await page.until(
-                "document.getElementById('risk-map') && document.getElementById('risk-map').dataset.state === 'ready'",
+                READY,
                 timeout=30,
             )
             state = await page.js(
@@ -135,7 +137,7 @@ def test_map_renders_clusters_zooms_and_drills_without_errors(server, chromium, 
             await page.js("document.getElementById('risk-map').dataset.state = 'clicked'")
             for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
                 await page.call("Input.dispatchMouseEvent", type=kind, x=xy[0], y=xy[1], button="left", clickCount=1)
-            await page.until("document.getElementById('risk-map').dataset.state === 'ready'", timeout=20)
+            await page.until(READY, timeout=20)
             zoom = await page.js(
                 "echarts.getInstanceByDom(document.getElementById('risk-map')).getOption().geo[0].zoom"
             )
@@ -143,7 +145,7 @@ def test_map_renders_clusters_zooms_and_drills_without_errors(server, chromium, 
 
             # Drill into 常熟市 by clicking inside its outline (at a point with no marker on it).
             await page.call("Page.navigate", url=f"{base}/map/")
-            await page.until("document.getElementById('risk-map').dataset.state === 'ready'", timeout=30)
+            await page.until(READY, timeout=30)
             xy = await page.js(
                 "(() => { const el = document.getElementById('risk-map'); const c = echarts.getInstanceByDom(el);"
                 f" const p = c.convertToPixel({{geoIndex: 0}}, [{spot[0]}, {spot[1]}]);"
@@ -152,9 +154,30 @@ def test_map_renders_clusters_zooms_and_drills_without_errors(server, chromium, 
             for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
                 await page.call("Input.dispatchMouseEvent", type=kind, x=xy[0], y=xy[1], button="left", clickCount=1)
             await page.until("location.search.includes('region=320581')", timeout=20)
-            await page.until("document.getElementById('risk-map').dataset.state === 'ready'", timeout=30)
+            await page.until(READY, timeout=30)
             crumbs = await page.js("document.getElementById('rm-crumbs').textContent")
             assert "常熟市" in crumbs
+
+            # Only the red ones (16, under the limit): plain points; clicking one opens its dossier.
+            await page.call("Page.navigate", url=f"{base}/map/?grade=red")
+            await page.until(READY, timeout=30)
+            assert await page.js("+document.getElementById('risk-map').dataset.clusters") == 0
+            assert await page.js("+document.getElementById('risk-map').dataset.points") == 16
+            xy = await page.js(
+                "(() => { const el = document.getElementById('risk-map'); const c = echarts.getInstanceByDom(el);"
+                " const data = c.getOption().series.find(s => s.id === 'points').data;"
+                " const p = c.convertToPixel({seriesId: 'points'}, data[0].value);"
+                " const r = el.getBoundingClientRect(); return [p[0] + r.left, p[1] + r.top]; })()"
+            )
+            await page.call("Input.dispatchMouseEvent", type="mouseMoved", x=xy[0], y=xy[1])
+            tip = await page.until(
+                "[...document.querySelectorAll('#risk-map div')].map(d => d.textContent)"
+                ".find(t => t.includes('地图测试企业'))"
+            )
+            assert "重大风险（红）" in tip and "有机化学原料制造" in tip
+            for kind in ("mousePressed", "mouseReleased"):
+                await page.call("Input.dispatchMouseEvent", type=kind, x=xy[0], y=xy[1], button="left", clickCount=1)
+            await page.until("/^\\/enterprises\\/\\d+\\/$/.test(location.pathname)", timeout=20)
             assert not _errors(page), _errors(page)
             csp = [c for c in page.console if "Content Security Policy" in c]
             assert not csp, csp
