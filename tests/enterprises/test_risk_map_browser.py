@@ -67,6 +67,17 @@ def _populate(world, n=80):
     Enterprise.objects.bulk_create(rows)
 
 
+def _drop_boundaries() -> None:
+    from django.db import connection
+
+    from enterprises.models import RegionBoundary
+
+    try:
+        RegionBoundary.objects.all().delete()
+    finally:
+        connection.close()
+
+
 def _errors(page: Page) -> list[str]:
     bad = []
     for entry in page.console:
@@ -178,6 +189,14 @@ def test_map_renders_clusters_zooms_and_drills_without_errors(server, chromium, 
             for kind in ("mousePressed", "mouseReleased"):
                 await page.call("Input.dispatchMouseEvent", type=kind, x=xy[0], y=xy[1], button="left", clickCount=1)
             await page.until("/^\\/enterprises\\/\\d+\\/$/.test(location.pathname)", timeout=20)
+
+            # No boundaries loaded at all: the enterprises are still shown, framed by their extent.
+            await asyncio.to_thread(_drop_boundaries)
+            await page.call("Page.navigate", url=f"{base}/map/")
+            await page.until(READY, timeout=30)
+            assert await page.js("+document.getElementById('risk-map').dataset.total") == 80
+            note = await page.js("document.getElementById('rm-error').textContent")
+            assert "load_boundaries" in note
             assert not _errors(page), _errors(page)
             csp = [c for c in page.console if "Content Security Policy" in c]
             assert not csp, csp
