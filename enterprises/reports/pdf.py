@@ -17,6 +17,10 @@ FONT = "STSong-Light"
 # Above this many columns (or this much designed width) a table gets a landscape page.
 LANDSCAPE_COLUMNS = 8
 LANDSCAPE_WIDTH = 115
+# A PDF is read, not filtered: longer lists are cut here with a note (the XLSX has every row).
+PDF_MAX_ROWS = 500
+NUMERIC_KINDS = ("int", "float", "percent")
+PLAIN_KINDS = (*NUMERIC_KINDS, "date", "datetime")
 
 
 @lru_cache(maxsize=1)
@@ -111,17 +115,25 @@ def _table_flowable(table: Table, avail_width: float):
     widths = [avail_width * max(c.width, 4) / total for c in table.columns]
     header = [_p(c.label, "head") for c in table.columns]
     body = []
-    for row in table.rows:
+    # Numbers and dates are short plain strings (far cheaper to lay out than paragraphs); text wraps.
+    plain = [c.kind in PLAIN_KINDS for c in table.columns]
+    for row in table.rows[:PDF_MAX_ROWS]:
         cells = []
-        for cell, column in zip(row, table.columns, strict=False):
+        for cell, column, is_plain in zip(row, table.columns, plain, strict=False):
             kind = cell_kind(cell, column)
-            style = "num" if kind in ("int", "float", "percent") else "cell"
-            cells.append(_p(format_cell(cell_value(cell), kind), style))
+            text = format_cell(cell_value(cell), kind)
+            cells.append(text if is_plain else _p(text, "num" if kind in NUMERIC_KINDS else "cell"))
         body.append(cells)
+    numeric_columns = [
+        ("ALIGN", (i, 1), (i, -1), "RIGHT") for i, c in enumerate(table.columns) if c.kind in NUMERIC_KINDS
+    ]
     flow = LongTable([header, *body], colWidths=widths, repeatRows=1, splitByRow=1)
     flow.setStyle(
         TableStyle(
             [
+                ("FONTNAME", (0, 0), (-1, -1), FONT),
+                ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+                ("LEADING", (0, 0), (-1, -1), 11),
                 ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#888888")),
                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDE6F0")),
                 ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
@@ -129,7 +141,8 @@ def _table_flowable(table: Table, avail_width: float):
                 ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
                 ("LEFTPADDING", (0, 0), (-1, -1), 3),
                 ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-                *[("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F5F7FA")])],
+                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F5F7FA")]),
+                *numeric_columns,
             ]
         )
     )
@@ -178,8 +191,11 @@ def write_pdf(report: MonthlyReport) -> bytes:
             story += [NextPageTemplate(wanted), PageBreak()]
             orientation = wanted
         story.append(_p(_heading(number, table.title), "h2"))
-        if table.note:
-            story.append(_p(table.note, "note"))
+        note = table.note
+        if len(table.rows) > PDF_MAX_ROWS:
+            note += " " + _("PDF 仅列出前 %(n)d 条，完整清单见 Excel 版。") % {"n": PDF_MAX_ROWS}
+        if note:
+            story.append(_p(note, "note"))
         if table.rows:
             story.append(_table_flowable(table, landscape_width if wanted == "landscape" else portrait_width))
         else:
