@@ -24,7 +24,8 @@ from regulator.models import Region
 # Worst first; "none" = not graded yet. A cluster takes the colour of its worst member.
 GRADES = ["red", "orange", "yellow", "blue", "none"]
 GRID_COLUMNS = 12  # 12-24 cells across the view: cells of 50+ px on a screen, so bubbles seldom overlap
-POINTS_LIMIT = 1500  # up to this many enterprises in view: plain points, no clusters
+POINTS_LIMIT = 1500  # up to this many in view: fetched, and only places with CLUSTER_MIN+ are clustered
+CLUSTER_MIN = 5  # (beyond the limit every cell of two or more is a cluster)
 MIN_CELL = 2.0**-12  # ~25 m: beyond this, whatever still shares a cell is shown as points
 
 
@@ -108,16 +109,23 @@ def map_points(qs: QuerySet[Enterprise], bbox: tuple[float, float, float, float]
     grades = {g: sum(c[f"n_{g}"] for c in cells) for g in GRADES}
     total = sum(c["n"] for c in cells)
     result = {"bbox": list(bbox), "cell": cell, "total": total, "grades": grades, "clusters": [], "points": []}
-    if total <= POINTS_LIMIT or cell <= MIN_CELL:
+    if cell <= MIN_CELL:  # street level: whatever is left is shown as it is
         result["clustered"] = False
         result["points"] = _point_rows(qs)
         return result
-    result["clustered"] = True
-    singles = []
-    for c in merge_close(cells, cell / 2):
-        if c["n"] == 1:
-            singles.append(c["first"])
-            continue
+    if total <= POINTS_LIMIT:
+        # Few enough to fetch: only the dense places become clusters, the rest stay points.
+        rows = _point_rows(qs)
+        merged = merge_close(_cells_of(rows, cell), cell / 2)
+        dense = [c for c in merged if c["n"] >= CLUSTER_MIN]
+        result["points"] = [p for c in merged if c["n"] < CLUSTER_MIN for p in c["members"]]
+    else:
+        merged = merge_close(cells, cell / 2)
+        dense = [c for c in merged if c["n"] > 1]
+        singles = [c["first"] for c in merged if c["n"] == 1]
+        if singles:
+            result["points"] = _point_rows(Enterprise.objects.filter(pk__in=singles))
+    for c in dense:
         counts = {g: c[f"n_{g}"] for g in GRADES}
         result["clusters"].append(
             {
@@ -128,9 +136,26 @@ def map_points(qs: QuerySet[Enterprise], bbox: tuple[float, float, float, float]
                 "grades": counts,
             }
         )
-    if singles:
-        result["points"] = _point_rows(Enterprise.objects.filter(pk__in=singles))
+    result["clustered"] = bool(result["clusters"])
     return result
+
+
+def _cells_of(rows: list[dict], cell: float) -> list[dict]:
+    """The database's grid (same floor(lon / cell)) over fetched points, members kept."""
+    cells: dict[tuple[int, int], dict] = {}
+    for p in rows:
+        key = (math.floor(p["lon"] / cell), math.floor(p["lat"] / cell))
+        c = cells.get(key)
+        if c is None:
+            c = cells[key] = {"n": 0, "lon": 0.0, "lat": 0.0, "first": p["id"], "members": []}
+            c.update({f"n_{g}": 0 for g in GRADES})
+        c["lon"] = (c["lon"] * c["n"] + p["lon"]) / (c["n"] + 1)
+        c["lat"] = (c["lat"] * c["n"] + p["lat"]) / (c["n"] + 1)
+        c["n"] += 1
+        c["first"] = min(c["first"], p["id"])
+        c[f"n_{p['grade']}"] += 1
+        c["members"].append(p)
+    return list(cells.values())
 
 
 def merge_close(cells: list[dict], radius: float) -> list[dict]:
@@ -160,6 +185,8 @@ def merge_close(cells: list[dict], radius: float) -> list[dict]:
         near["lat"] = (near["lat"] * near["n"] + c["lat"] * c["n"]) / n
         near["n"] = n
         near["first"] = min(near["first"], c["first"])
+        if "members" in near:
+            near["members"] = near["members"] + c["members"]
         for g in GRADES:
             near[f"n_{g}"] += c[f"n_{g}"]
     return kept

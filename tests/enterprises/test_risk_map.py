@@ -57,7 +57,6 @@ def _get(client, user, url, **params):
 
 def test_points_in_view_carry_the_tooltip_fields_and_link_to_the_dossier(client, world, mapped):
     data = _get(client, world.inspector, POINTS, bbox=CHANGSHU_BBOX).json()
-    assert data["clustered"] is False
     names = {p["name"] for p in data["points"]}
     assert "常熟甲化工有限公司" in names and "常熟乙机械有限公司" in names
     assert "张家港丙化工有限公司" not in names  # the next county is out of the inspector's scope
@@ -66,8 +65,21 @@ def test_points_in_view_carry_the_tooltip_fields_and_link_to_the_dossier(client,
     assert here["industry"] == "有机化学原料制造" and here["grade_label"] == "重大风险（红）"
     assert here["url"] == reverse("enterprises:detail", args=[world.here.pk])
     assert (here["lon"], here["lat"]) == (120.8, 31.7)
-    assert data["total"] == 11 == len(data["points"])
+    assert data["total"] == 11
     assert data["grades"] == {"red": 2, "orange": 0, "yellow": 2, "blue": 5, "none": 2}
+
+
+def test_few_enterprises_cluster_only_where_dense(client, world, mapped):
+    """Under the fetch limit, a place with CLUSTER_MIN (5) or more is a cluster; sparser ones stay points."""
+    data = _get(client, world.inspector, POINTS, bbox=CHANGSHU_BBOX).json()
+    assert data["clustered"] is True
+    assert [c["count"] for c in data["clusters"]] == [5]  # group B; group A has 4
+    assert data["clusters"][0]["grade"] == "yellow"
+    group_a = {e.pk for e in mapped["group_a"]}
+    assert {p["id"] for p in data["points"]} == group_a | {world.here.pk, world.here_no_park.pk}
+    # Zoomed in to street level, group B is points again.
+    data = _get(client, world.inspector, POINTS, bbox="120.89995,31.74995,120.90055,31.75005").json()
+    assert data["clustered"] is False and len(data["points"]) == 5
 
 
 def test_clusters_add_up_and_take_their_worst_grade(client, world, mapped, monkeypatch):

@@ -169,7 +169,8 @@ def test_map_renders_clusters_zooms_and_drills_without_errors(server, chromium, 
             crumbs = await page.js("document.getElementById('rm-crumbs').textContent")
             assert "常熟市" in crumbs
 
-            # Only the red ones (16, under the limit): plain points; clicking one opens its dossier.
+            # Only the red ones (16, under the limit, none clustered): points; clicking one opens its dossier.
+            monkeypatch.setattr(geo_map, "CLUSTER_MIN", 1000)
             await page.call("Page.navigate", url=f"{base}/map/?grade=red")
             await page.until(READY, timeout=30)
             assert await page.js("+document.getElementById('risk-map').dataset.clusters") == 0
