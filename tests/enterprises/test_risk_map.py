@@ -265,3 +265,11 @@ def test_merge_close_keeps_every_member():
     # 0.6 is beyond the radius of 0.0, so both stay; the loner at 0.3 joins one of them; 2.0 stays alone.
     assert len(merged) == 3 and 4 in [c["n"] for c in merged]
     assert sum(c["n"] for c in merged) == sum(c["n_blue"] for c in merged) == 12
+
+
+def test_superuser_opens_on_the_widest_boundary_and_sees_everything(client, world, mapped):
+    root = f.user("root", "inspector", is_superuser=True)
+    data = _get(client, root, BOUNDARIES).json()
+    assert data["region"]["code"] == "320500"
+    data = _get(client, root, POINTS).json()  # no bbox: the city's outline frames the query
+    assert data["total"] == 12
