@@ -539,3 +539,27 @@ def test_page_starts_from_the_dashboards_region_and_month(client, world):
     html = client.get(URL, {"region": "320582", "month": "2999-01"}).content.decode()
     assert 'value="2999-01"' not in html
     assert '<option value="320581" selected>' in html
+
+
+def test_long_lists_are_cut_in_the_pdf_but_complete_in_the_xlsx(world, month, monkeypatch):
+    from enterprises.reports import pdf
+
+    monkeypatch.setattr(pdf, "PDF_MAX_ROWS", 30)
+    Hazard.objects.bulk_create(
+        Hazard(
+            enterprise=world.here,
+            description=f"批量隐患{i:03d}",
+            source="inspection",
+            status="rectifying",
+            reported_at=at(month),
+            found_at=at(month),
+            due_date=month + timedelta(days=1),
+        )
+        for i in range(40)
+    )
+    report = build_monthly_report(world.regions["county"], month)
+    text = pdf_text(render(report, "pdf"))
+    assert "PDF 仅列出前 30 条，完整清单见 Excel 版。" in text.replace("\n", "")
+    assert "批量隐患029" in text and "批量隐患030" not in text
+    _header, rows = table_rows(workbook(render(report, "xlsx"))["逾期隐患"])
+    assert len(rows) == 40
