@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 from django.db import transaction
 from django.utils import timezone
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from enterprises.risk import rules
 from enterprises.risk.features import FEATURE_NAMES, LABEL, LABEL_DAYS, WINDOW_DAYS, extract_snapshots, month_starts
 
-ALGORITHM = "logistic_regression"
+ALGORITHM = "nonneg_logistic_regression"
 TEST_SNAPSHOTS = 3  # the latest label-complete month starts
 MAX_TRAIN_SNAPSHOTS = 24
 # "Enough history": below these the rules grade and no model is trained.
@@ -90,8 +91,51 @@ def load_pipeline(risk_model):
     return pickle.loads(blob)  # noqa: S301 (verified digest of a blob this application wrote)
 
 
+class NonNegativeLogisticRegression(ClassifierMixin, BaseEstimator):
+    """L2 logistic regression whose coefficients are all >= 0.
+
+    Every feature is oriented so that more means riskier; correlated counts (alert levels,
+    installations and substances) otherwise get offsetting signs, and a dossier that says "more
+    level-1 alerts lowered the risk" is wrong to a regulator. Features that come out negative are
+    dropped (coefficient 0) and the rest refitted until every coefficient is non-negative.
+    """
+
+    def __init__(self, C: float = 0.05, max_iter: int = 2000):
+        self.C = C
+        self.max_iter = max_iter
+
+    def fit(self, X, y):
+        from sklearn.linear_model import LogisticRegression
+
+        X = np.asarray(X, dtype=float)
+        keep = np.ones(X.shape[1], dtype=bool)
+        while True:
+            lr = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(X[:, keep], y)
+            coef = lr.coef_[0]
+            if (coef >= 0).all() or keep.sum() <= 1:
+                break
+            keep[np.flatnonzero(keep)[coef < 0]] = False
+        self.coef_ = np.zeros((1, X.shape[1]))
+        self.coef_[0, keep] = np.maximum(coef, 0)
+        self.intercept_ = lr.intercept_
+        self.classes_ = lr.classes_
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def decision_function(self, X):
+        return np.asarray(X, dtype=float) @ self.coef_[0] + self.intercept_[0]
+
+    def predict_proba(self, X):
+        from scipy.special import expit
+
+        p = expit(self.decision_function(X))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
 def build_pipeline():
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -99,7 +143,7 @@ def build_pipeline():
         [
             ("log", FunctionTransformer(np.log1p, feature_names_out="one-to-one")),
             ("scale", StandardScaler()),
-            ("lr", LogisticRegression(C=0.05, max_iter=2000)),  # strong L2: few positives, correlated counts
+            ("lr", NonNegativeLogisticRegression(C=0.05)),  # strong L2: few positives, correlated counts
         ]
     )
 
