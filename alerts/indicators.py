@@ -27,11 +27,6 @@ def alert_measures(ctx) -> None:
         reviewed=Count("pk", filter=Q(false_alarm__isnull=False)),
         false_alarms=Count("pk", filter=Q(false_alarm=True)),
     )
-    totals = dict.fromkeys(LEVELS, 0)
-    for values in ctx.measures.get("cur", {}).values():
-        for level in LEVELS:
-            totals[level] += int(values.get(f"alerts_l{level}", 0))
-    ctx.distribution("alerts_by_level", {str(level): n for level, n in totals.items()})
 
 
 INDICATORS = [
@@ -77,4 +72,13 @@ INDICATORS = [
 
 
 def register_indicators() -> None:
-    register(IndicatorGroup(key="alerts", label=_("监测预警"), order=50, indicators=INDICATORS, measure=alert_measures))
+    register(
+        IndicatorGroup(
+            key="alerts",
+            label=_("监测预警"),
+            order=50,
+            indicators=INDICATORS,
+            measure=alert_measures,
+            distributions={"alerts_by_level": {str(level): f"alerts_l{level}" for level in LEVELS}},
+        )
+    )

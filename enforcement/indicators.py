@@ -26,14 +26,9 @@ def enforcement_measures(ctx) -> None:
         "",
         credit_low=Count("pk", filter=Q(credit__grade__in=(CreditGrade.C, CreditGrade.D))),
         credit_scored=Count("credit__pk"),
+        **{f"credit_{grade}": Count("pk", filter=Q(credit__grade=grade)) for grade in CreditGrade.values},
+        credit_none=Count("pk", filter=Q(credit__isnull=True)),
     )
-    counts = dict(
-        Enterprise.objects.filter(ctx.enterprise_q()).values_list("credit__grade").annotate(n=Count("pk")).order_by()
-    )
-    ctx.queries += 1
-    dist = {grade: counts.get(grade, 0) for grade in CreditGrade.values}
-    dist["none"] = counts.get(None, 0)
-    ctx.distribution("credit_grade", dist)
 
 
 INDICATORS = [
@@ -65,7 +60,11 @@ INDICATORS = [
         "credit_low_share",
         _("C/D级信用企业占比"),
         "%",
-        _("当前信用等级为C级或D级的企业数 ÷ 已评定信用等级的企业数 × 100%。实时数据。"),
+        _(
+            "信用等级为C级或D级的企业数 ÷ 已评定信用等级的企业数 × 100%。"
+            "采样值：每15分钟记录一次，统计期数值为期内各次采样分子之和 ÷ 分母之和（时间平均）；"
+            "所选周期无快照时为当前实时值。"
+        ),
         "credit_low",
         "credit_scored",
         scale=100,
@@ -78,6 +77,11 @@ INDICATORS = [
 def register_indicators() -> None:
     register(
         IndicatorGroup(
-            key="enforcement", label=_("执法检查"), order=40, indicators=INDICATORS, measure=enforcement_measures
+            key="enforcement",
+            label=_("执法检查"),
+            order=40,
+            indicators=INDICATORS,
+            measure=enforcement_measures,
+            distributions={"credit_grade": {key: f"credit_{key}" for key in (*CreditGrade.values, "none")}},
         )
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -10,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -27,6 +29,12 @@ def _url_or_empty(name: str) -> str:
         return reverse(name)
     except NoReverseMatch:
         return ""
+
+
+def _local_time(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return f"{timezone.localtime(datetime.fromisoformat(iso)):%Y-%m-%d %H:%M}"
 
 
 def _region_options(regions) -> list[dict]:
@@ -106,6 +114,7 @@ def dashboard(request):
             "breadcrumbs": breadcrumbs(request.user, region),
             "regions": _region_options(region_choices(request.user, region)),
             "period_qs": urlencode(period_query),
+            "snapshot_at": _local_time(data["period"]["snapshot_at"]),
             "report_url": report_url,
             "riskmap_url": riskmap_url,
             "chart_data": {

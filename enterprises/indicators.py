@@ -19,7 +19,7 @@ helpers, with a handful of aggregated queries whose number does not depend on th
   and each trend month end, in one query;
 - ``ctx.now(qs, unit_prefix, **aggregates)``: live state (device status): only for a period that
   contains today, without previous period or trend;
-- ``ctx.distribution(name, {key: count})``.
+- ``IndicatorGroup.distributions``: {name: {key: measure}} (grade and level counts).
 
 Each :class:`Indicator` is then ``scale * numerator / denominator`` (or ``scale * numerator``) of
 those measures, summed over whatever units form a row: the whole jurisdiction, a child region, an
@@ -91,6 +91,8 @@ class IndicatorGroup:
     order: int
     indicators: list[Indicator]
     measure: Callable[[Context], None]
+    # name -> {key: measure}: flows are summed over the period, live measures taken as last sampled.
+    distributions: dict = field(default_factory=dict)
 
 
 _GROUPS: dict[str, IndicatorGroup] = {}
@@ -178,66 +180,73 @@ class Bucket:
 
 # --- the computation context -----------------------------------------------------------------------
 
+UNIT_REGION = "region"  # measures grouped by the enterprise's region
+UNIT_ENTERPRISE = "enterprise"  # by enterprise (the lowest drill-down level)
+UNIT_REGION_PARK = "region_park"  # by (region, park): what snapshots store
+
+
+def is_whole_month(b: Bucket) -> bool:
+    return b.start.day == 1 and (b.end + timedelta(days=1)).day == 1 and b.start.month == b.end.month
+
 
 @dataclass
 class Context:
-    """What a group's ``measure`` works with: the scope, the periods, and where to put its sums."""
+    """What a group's ``measure`` works with: the scope, the buckets (periods), and where to put its sums.
 
-    region: object
-    user: object
-    start: date
-    end: date
+    ``unit_buckets`` keep one value per unit (region, enterprise or region+park); ``total_buckets`` (calendar
+    months, for trends) only the total. ``region_ids`` None and ``user`` None mean every enterprise (the
+    snapshot builder)."""
+
     today: date
-    # "region": measures are grouped by the enterprise's region; "enterprise": by enterprise.
-    unit: str = "region"
+    unit_buckets: list
+    total_buckets: list = field(default_factory=list)
+    user: object = None
+    unit: str = UNIT_REGION
     park_id: int | None = None
     region_ids: list[int] | None = None
+    # Whether ctx.now() records the live state (into buckets that contain today).
+    sampling: bool = True
     measures: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(float))))
-    distributions: dict = field(default_factory=dict)
+    kinds: dict = field(default_factory=dict)
     queries: int = 0
-
-    def __post_init__(self):
-        self.cur = Bucket("cur", self.start, self.end)
-        self.prev = Bucket("prev", *previous_period(self.start, self.end))
-        last = month_start(self.end)
-        self.months = [
-            Bucket(
-                f"{m:%Y-%m}",
-                m,
-                add_months(m, 1) - timedelta(days=1),
-            )
-            for m in (add_months(last, -i) for i in range(TREND_MONTHS - 1, -1, -1))
-        ]
-        self.live = self.start <= self.today <= self.end
 
     # scope
 
     def enterprise_q(self, prefix: str = "") -> Q:
         """Enterprises (reached through ``prefix``) in the chosen region subtree and the user's scope."""
-        q = Q(**{f"{prefix}region_id__in": self.region_ids})
+        q = Q() if self.region_ids is None else Q(**{f"{prefix}region_id__in": self.region_ids})
         if self.park_id:
             q &= Q(**{f"{prefix}park_id": self.park_id})
-        if self.user.is_regulator and not self.user.is_superuser:
+        if self.user is None or (self.user.is_regulator and not self.user.is_superuser):
             # compute() checked the region is in the jurisdiction, so its subtree is the whole scope.
             return q
         scope = enterprise_scope_q(self.user, prefix)
         return q if scope is None else q & scope
 
-    def unit_field(self, prefix: str = "") -> str:
-        return f"{prefix}id" if self.unit == "enterprise" else f"{prefix}region_id"
+    def unit_fields(self, prefix: str = "") -> list[str]:
+        if self.unit == UNIT_ENTERPRISE:
+            return [f"{prefix}id"]
+        if self.unit == UNIT_REGION_PARK:
+            return [f"{prefix}region_id", f"{prefix}park_id"]
+        return [f"{prefix}region_id"]
+
+    def _unit_of(self, row: dict, fields: list[str]):
+        values = tuple(row.pop(f) for f in fields)
+        return values if len(values) > 1 else values[0]
 
     # measure helpers
 
-    def _add(self, bucket: str, unit, values: dict) -> None:
+    def _add(self, bucket: str, unit, values: dict, kind: str) -> None:
         target = self.measures[bucket][unit]
         for name, value in values.items():
+            self.kinds[name] = kind
             target[name] += float(value or 0)
 
     def flow(self, qs, date_field: str, prefix: str, **aggregates) -> None:
-        """Sum ``aggregates`` over rows whose ``date_field`` falls in the period, the previous period and
-        each trend month. ``aggregates`` are Count/Sum expressions; two queries whatever the data size."""
+        """Sum ``aggregates`` over rows whose ``date_field`` falls in each bucket. Two queries at most
+        (per unit, and by month for the trend), whatever the data size."""
         qs = qs.filter(self.enterprise_q(prefix))
-        unit = self.unit_field(prefix)
+        fields = self.unit_fields(prefix)
         is_date = qs.model._meta.get_field(date_field).get_internal_type() == "DateField"
 
         def lo(b):
@@ -246,77 +255,100 @@ class Context:
         def hi(b):
             return b.end + timedelta(days=1) if is_date else b.end_dt
 
-        def in_bucket(b):
-            return Q(**{f"{date_field}__gte": lo(b), f"{date_field}__lt": hi(b)})
+        def in_range(first, last):
+            return Q(**{f"{date_field}__gte": lo(first), f"{date_field}__lt": hi(last)})
 
-        per_bucket = {}
-        for b in (self.cur, self.prev):
-            for name, agg in aggregates.items():
-                per_bucket[f"{b.name}__{name}"] = _with_filter(agg, in_bucket(b))
-        first = min(self.prev.start, self.cur.start)
-        rows = (
-            qs.filter(**{f"{date_field}__gte": lo(Bucket("", first, first)), f"{date_field}__lt": hi(self.cur)})
-            .values(unit)
-            .annotate(**per_bucket)
-            .order_by()
-        )
-        for row in rows:
-            u = row.pop(unit)
-            for key, value in row.items():
-                b, name = key.split("__", 1)
-                self._add(b, u, {name: value})
-        self.queries += 1
-        months = (
-            qs.filter(in_bucket(Bucket("", self.months[0].start, self.months[-1].end)))
-            .annotate(_month=TruncMonth(date_field))
-            .values("_month")
-            .annotate(**aggregates)
-            .order_by()
-        )
-        for row in months:
-            m = row.pop("_month")
-            self._add(f"{m:%Y-%m}", None, row)
-        self.queries += 1
+        units = self.unit_buckets
+        if units and all(is_whole_month(b) for b in units):
+            # Calendar months (the snapshot builder): one scan grouped by unit and month.
+            by_month = {b.start: b.name for b in units}
+            rows = (
+                qs.filter(in_range(min(units, key=lambda b: b.start), max(units, key=lambda b: b.end)))
+                .annotate(_month=TruncMonth(date_field))
+                .values(*fields, "_month")
+                .annotate(**aggregates)
+                .order_by()
+            )
+            for row in rows:
+                month = row.pop("_month")
+                name = by_month.get(month.date() if isinstance(month, datetime) else month)
+                unit = self._unit_of(row, fields)
+                if name is not None:
+                    self._add(name, unit, row, "flow")
+            self.queries += 1
+        elif units:
+            per_bucket = {}
+            for i, b in enumerate(units):
+                for name, agg in aggregates.items():
+                    per_bucket[f"b{i}__{name}"] = _with_filter(agg, in_range(b, b))
+            first = min(units, key=lambda b: b.start)
+            last = max(units, key=lambda b: b.end)
+            rows = qs.filter(in_range(first, last)).values(*fields).annotate(**per_bucket).order_by()
+            for row in rows:
+                unit = self._unit_of(row, fields)
+                for key, value in row.items():
+                    i, name = key.split("__", 1)
+                    self._add(units[int(i[1:])].name, unit, {name: value}, "flow")
+            self.queries += 1
+        if self.total_buckets:
+            months = self.total_buckets
+            rows = (
+                qs.filter(in_range(months[0], months[-1]))
+                .annotate(_month=TruncMonth(date_field))
+                .values("_month")
+                .annotate(**aggregates)
+                .order_by()
+            )
+            for row in rows:
+                self._add(f"{row.pop('_month'):%Y-%m}", None, row, "flow")
+            self.queries += 1
 
     def stock(
         self, qs, prefix: str, born: str, died: str | None = None, *, count: str = "pk", distinct=False, **conditions
     ) -> None:
-        """Count rows that exist at the end of the period, of the previous period and of each trend month:
-        ``born`` before that instant and (``died`` empty or not before it). ``conditions``: name -> Q, each
-        counted separately (``Q()`` for all); ``count``/``distinct`` count distinct values of a field
-        instead of rows (an enterprise with three devices is one connected enterprise). One query."""
+        """Count rows that exist at the end of each bucket: ``born`` before that instant and (``died`` empty
+        or not before it). ``conditions``: name -> Q, each counted separately (``Q()`` for all);
+        ``count``/``distinct`` count distinct values of a field instead of rows (an enterprise with three
+        devices is one connected enterprise). One query."""
         qs = qs.filter(self.enterprise_q(prefix))
-        unit = self.unit_field(prefix)
+        fields = self.unit_fields(prefix)
+        buckets = [*self.unit_buckets, *self.total_buckets]
         annotations = {}
-        buckets = [self.cur, self.prev, *self.months]
         for i, b in enumerate(buckets):
             alive = Q(**{f"{born}__lt": b.end_dt})
             if died:
                 alive &= Q(**{f"{died}__isnull": True}) | Q(**{f"{died}__gte": b.end_dt})
             for name, cond in conditions.items():
                 annotations[f"b{i}__{name}"] = Count(count, filter=alive & cond, distinct=distinct)
-        for row in qs.values(unit).annotate(**annotations).order_by():
-            u = row.pop(unit)
+        per_unit = len(self.unit_buckets)
+        for row in qs.values(*fields).annotate(**annotations).order_by():
+            unit = self._unit_of(row, fields)
             for key, value in row.items():
                 i, name = key.split("__", 1)
-                b = buckets[int(i[1:])]
-                # Trend points are totals; only the period buckets keep the per-unit split.
-                self._add(b.name, u if b.name in ("cur", "prev") else None, {name: value})
+                i = int(i[1:])
+                self._add(buckets[i].name, unit if i < per_unit else None, {name: value}, "stock")
         self.queries += 1
 
     def now(self, qs, prefix: str, **aggregates) -> None:
-        """Live measures (current state) for the period, only when the period contains today."""
-        if not self.live:
+        """The live state (device status, current grades), recorded into the buckets that contain today.
+        Snapshots add each such sample to their month, so a past period gets the average over its samples."""
+        if not self.sampling:
+            return
+        targets = [b for b in self.unit_buckets if b.start <= self.today <= b.end]
+        totals = [b for b in self.total_buckets if b.start <= self.today <= b.end]
+        if not targets and not totals:
+            for name in aggregates:
+                self.kinds[name] = "sample"
             return
         qs = qs.filter(self.enterprise_q(prefix))
-        unit = self.unit_field(prefix)
-        for row in qs.values(unit).annotate(**aggregates).order_by():
-            u = row.pop(unit)
-            self._add("cur", u, row)
+        fields = self.unit_fields(prefix)
+        for row in qs.values(*fields).annotate(**aggregates).order_by():
+            unit = self._unit_of(row, fields)
+            for b in targets:
+                self._add(b.name, unit, dict(row), "sample")
+            for b in totals:
+                self._add(b.name, None, dict(row), "sample")
         self.queries += 1
-
-    def distribution(self, name: str, counts: dict) -> None:
-        self.distributions[name] = counts
 
 
 def _with_filter(aggregate, condition: Q):
@@ -364,24 +396,41 @@ def region_json(region) -> dict:
     return {"code": region.code, "name": region.name, "level": int(region.level)}
 
 
-def compute(region, start: date, end: date, *, user, today: date | None = None) -> dict:
+def month_buckets(first: date, last: date) -> list[Bucket]:
+    """Calendar months from the month of ``first`` to the month of ``last``."""
+    out, m = [], month_start(first)
+    while m <= last:
+        out.append(Bucket(f"{m:%Y-%m}", m, add_months(m, 1) - timedelta(days=1)))
+        m = add_months(m, 1)
+    return out
+
+
+def compute(region, start: date, end: date, *, user, today: date | None = None, mode: str = "auto") -> dict:
     """Every registered indicator for ``region``'s subtree (limited to what ``user`` may see) over the
     period ``start``..``end`` (both dates inclusive, local time Asia/Shanghai).
 
     Raises ``PermissionDenied`` if the user may not see dashboards (enterprise users, MLPS admins) or
     the region is outside their jurisdiction, ``ValueError`` if ``end < start``. A park manager sees
-    their park's enterprises only, whatever region is asked for in their park's region.
+    their park's enterprises only.
+
+    ``mode``: "snapshot" reads the monthly snapshots (``IndicatorSnapshot``: month, quarter, year and any
+    period of whole months whose months all have snapshots); "live" computes from the events; "auto"
+    (default) uses snapshots when they cover the period, the previous period and the trend, else live.
+    Both give the same numbers for flows and stocks; live figures (device online rate, data timeliness,
+    C/D credit and red/orange risk shares) are averages over the snapshot samples in snapshot mode, and
+    the current state (for a period that contains today, else None) in live mode.
 
     Returns JSON-serialisable data::
 
         {
           "region": {"code", "name", "level"},
-          "period": {"start": "YYYY-MM-DD", "end": "YYYY-MM-DD",
-                     "previous_start", "previous_end", "live": bool},
+          "period": {"start": "YYYY-MM-DD", "end": "YYYY-MM-DD", "previous_start", "previous_end",
+                     "live": bool (the period contains today), "mode": "snapshot" | "live",
+                     "snapshot_at": ISO datetime of the newest snapshot used, or None},
           "indicators": [{"key", "group", "label", "value", "unit", "previous", "display",
                           "previous_display", "change", "help", "live"}, ...],
-          "distributions": {"credit_grade": {grade: count}, "risk_grade": {grade: count},
-                            "alerts_by_level": {level: count}},
+          "distributions": {"credit_grade": {"A".."D", "none": count}, "risk_grade": {"red", "orange",
+                            "yellow", "blue", "none": count}, "alerts_by_level": {"1".."4": count}},
           "trend": {key: [{"period": "YYYY-MM", "value": x}, ... 12 months ending with end's month]},
           "children": [{"kind": "region", "region": {"code", "name", "level"}, "indicators": {key: value}}
                        | {"kind": "enterprise", "enterprise": {"id", "name"}, "indicators": {key: value}}],
@@ -390,19 +439,20 @@ def compute(region, start: date, end: date, *, user, today: date | None = None) 
         }
 
     - ``value`` is a number (int, or float rounded to the indicator's digits) or None when undefined
-      (a ratio with an empty denominator, or a live figure for a period that does not contain today);
+      (a ratio with an empty denominator, e.g. no hazard closed, or no live sample in the period);
     - ``previous`` is the same indicator over the previous period: the previous calendar month, quarter
-      or year when the period is exactly one, otherwise the same number of days just before; None for
-      live figures;
+      or year when the period is exactly one, otherwise the same number of days just before;
     - ``change`` is ``value - previous`` (percentage points for rates) or None;
     - ``display`` is ``value`` formatted with its unit ("85.0%", "12 项", "—" for None);
-    - ``help`` is the indicator's definition (how the number is computed);
+    - ``help`` is the indicator's definition (how the number is computed); ``live`` marks live figures;
     - ``trend`` holds one point per calendar month for the 12 months ending with the month of ``end``
-      (the current month so far, for the current month); live figures have no trend;
+      (the current month so far, for the current month);
+    - distributions: alerts by level over the period; credit and risk grades as last sampled in the
+      period (snapshot mode) or now (live mode);
     - ``children``: one row per child region of ``region`` (plus one "本级" row, code = region's code,
       for enterprises registered directly at ``region``), or, when ``region`` has no child regions or the
-      user is a park manager, one row per enterprise (at most 500, by number of enterprises' hazards).
-      Drill-down values are for the period only.
+      user is a park manager, one row per enterprise (at most 500, by name). Values for the period only;
+      enterprise rows are always computed live.
     """
     from regulator.models import Region
 
@@ -416,19 +466,34 @@ def compute(region, start: date, end: date, *, user, today: date | None = None) 
     )
     child_regions = [r for r in subtree if r[0] != region.pk and r[1].count("/") == region.path.count("/") + 1]
     park_id = user.park_id if (user.is_park_manager and not user.is_superuser) else None
-    unit = "enterprise" if park_id or not child_regions else "region"
-    ctx = Context(
-        region=region,
-        user=user,
-        start=start,
-        end=end,
-        today=today,
-        unit=unit,
-        park_id=park_id,
-        region_ids=[r[0] for r in subtree],
-    )
-    for group in groups():
-        group.measure(ctx)
+    unit = UNIT_ENTERPRISE if park_id or not child_regions else UNIT_REGION
+    cur = Bucket("cur", start, end)
+    prev = Bucket("prev", *previous_period(start, end))
+    trend = month_buckets(add_months(month_start(end), -(TREND_MONTHS - 1)), end)
+    region_ids = [r[0] for r in subtree]
+    snapshot_at = None
+    used = "live"
+    if mode in ("auto", "snapshot"):
+        from enterprises.indicator_snapshots import read_snapshots
+
+        snap = read_snapshots(cur, prev, trend, region_ids=region_ids, park_id=park_id, today=today)
+        if snap is None and mode == "snapshot":
+            raise ValueError("no snapshots for this period")
+        if snap is not None:
+            ctx, snapshot_at = snap
+            used = "snapshot"
+    if used == "live":
+        ctx = Context(
+            today=today,
+            unit_buckets=[cur, prev],
+            total_buckets=trend,
+            user=user,
+            unit=UNIT_REGION,
+            park_id=park_id,
+            region_ids=region_ids,
+        )
+        for group in groups():
+            group.measure(ctx)
     all_indicators = indicators()
 
     def totals(bucket: str) -> dict:
@@ -438,13 +503,11 @@ def compute(region, start: date, end: date, *, user, today: date | None = None) 
                 summed[name] += v
         return summed
 
-    cur, prev = totals("cur"), totals("prev")
+    cur_totals, prev_totals = totals("cur"), totals("prev")
     rows = []
     for ind in all_indicators:
-        value = ind.value(cur)
-        previous = None if ind.live else ind.value(prev)
-        if ind.live and not ctx.live:
-            value = None
+        value = ind.value(cur_totals)
+        previous = ind.value(prev_totals)
         change = None
         if value is not None and previous is not None:
             change = round(value - previous, ind.digits) if ind.digits else value - previous
@@ -463,49 +526,68 @@ def compute(region, start: date, end: date, *, user, today: date | None = None) 
                 "live": ind.live,
             }
         )
-    trend = {}
-    for ind in all_indicators:
-        if ind.live:
-            continue
-        trend[ind.key] = [{"period": m.name, "value": ind.value(totals(m.name))} for m in ctx.months]
-
-    children = _children(ctx, region, subtree, child_regions, all_indicators)
+    trend_out = {
+        ind.key: [{"period": m.name, "value": ind.value(totals(m.name))} for m in trend] for ind in all_indicators
+    }
+    last = totals("cur_last") if used == "snapshot" else cur_totals
+    distributions = {
+        name: {
+            key: int(round((last if ctx.kinds.get(m) == "sample" else cur_totals).get(m, 0))) for key, m in spec.items()
+        }
+        for group in groups()
+        for name, spec in group.distributions.items()
+    }
+    if unit == UNIT_ENTERPRISE:
+        children = _enterprise_children(user, park_id, region_ids, cur, today, all_indicators)
+    else:
+        children = _region_children(ctx, region, subtree, child_regions, all_indicators)
     return {
         "region": region_json(region),
         "period": {
             "start": start.isoformat(),
             "end": end.isoformat(),
-            "previous_start": ctx.prev.start.isoformat(),
-            "previous_end": ctx.prev.end.isoformat(),
-            "live": ctx.live,
+            "previous_start": prev.start.isoformat(),
+            "previous_end": prev.end.isoformat(),
+            "live": start <= today <= end,
+            "mode": used,
+            "snapshot_at": snapshot_at.isoformat() if snapshot_at else None,
         },
         "indicators": rows,
-        "distributions": ctx.distributions,
-        "trend": trend,
+        "distributions": distributions,
+        "trend": trend_out,
         "children": children,
         "children_kind": unit,
         "labels": {ind.key: str(ind.label) for ind in all_indicators},
     }
 
 
-def _children(ctx: Context, region, subtree, child_regions, all_indicators) -> list[dict]:
-    per_unit = ctx.measures.get("cur", {})
-    if ctx.unit == "enterprise":
-        from enterprises.models import Enterprise
+def _enterprise_children(user, park_id, region_ids, cur: Bucket, today, all_indicators) -> list[dict]:
+    """One row per enterprise, computed live for the period only (a township or a park: few rows)."""
+    from enterprises.models import Enterprise
 
-        units = [u for u in per_unit if u is not None]
-        names = dict(Enterprise.objects.filter(pk__in=units[: MAX_ENTERPRISE_ROWS * 4]).values_list("pk", "name"))
-        ranked = sorted(units, key=lambda u: (-per_unit[u].get("enterprises_total", 0), names.get(u, "")))
-        ranked = [u for u in ranked if u in names][:MAX_ENTERPRISE_ROWS]
-        ranked.sort(key=lambda u: names[u])
-        return [
-            {
-                "kind": "enterprise",
-                "enterprise": {"id": u, "name": names[u]},
-                "indicators": {ind.key: _live_value(ctx, ind, per_unit[u]) for ind in all_indicators},
-            }
-            for u in ranked
-        ]
+    ctx = Context(
+        today=today, unit_buckets=[cur], user=user, unit=UNIT_ENTERPRISE, park_id=park_id, region_ids=region_ids
+    )
+    for group in groups():
+        group.measure(ctx)
+    per_unit = ctx.measures.get("cur", {})
+    names = dict(
+        Enterprise.objects.filter(ctx.enterprise_q())
+        .order_by("name", "id")
+        .values_list("pk", "name")[:MAX_ENTERPRISE_ROWS]
+    )
+    return [
+        {
+            "kind": "enterprise",
+            "enterprise": {"id": pk, "name": name},
+            "indicators": {ind.key: ind.value(per_unit.get(pk, {})) for ind in all_indicators},
+        }
+        for pk, name in names.items()
+    ]
+
+
+def _region_children(ctx: Context, region, subtree, child_regions, all_indicators) -> list[dict]:
+    per_unit = ctx.measures.get("cur", {})
     path_of = {r[0]: r[1] for r in subtree}
     rows: dict = {}
     order = []
@@ -529,27 +611,17 @@ def _children(ctx: Context, region, subtree, child_regions, all_indicators) -> l
         measures = rows[child[0]]
         if child[0] == region.pk and not measures.get("enterprises_total"):
             continue  # no enterprises registered directly at this level
+        name = child[3] if child[0] != region.pk else _("本级")
         result.append(
             {
                 "kind": "region",
-                "region": {
-                    "code": child[2],
-                    "name": child[3] if child[0] != region.pk else _("本级"),
-                    "level": child[4],
-                },
-                "indicators": {ind.key: _live_value(ctx, ind, measures) for ind in all_indicators},
+                "region": {"code": child[2], "name": name, "level": int(child[4])},
+                "indicators": {ind.key: ind.value(measures) for ind in all_indicators},
             }
         )
     return result
 
 
-def _live_value(ctx: Context, ind: Indicator, measures: dict):
-    if ind.live and not ctx.live:
-        return None
-    return ind.value(measures)
-
-
-# Group labels used by the page (the app groups register their own indicators).
 GROUP_LABELS = {
     "enterprises": gettext_lazy("企业与风险"),
     "devices": gettext_lazy("监测接入"),
@@ -579,14 +651,9 @@ def enterprise_measures(ctx: Context) -> None:
         "",
         high_risk=Count("pk", filter=Q(risk_grade__in=("red", "orange"))),
         graded=Count("pk", filter=Q(risk_grade__in=RISK_GRADES)),
+        **{f"risk_{grade}": Count("pk", filter=Q(risk_grade=grade)) for grade in RISK_GRADES},
+        risk_none=Count("pk", filter=~Q(risk_grade__in=RISK_GRADES)),
     )
-    counts = dict(
-        Enterprise.objects.filter(ctx.enterprise_q()).values_list("risk_grade").annotate(n=Count("pk")).order_by()
-    )
-    ctx.queries += 1
-    dist = {grade: counts.get(grade, 0) for grade in RISK_GRADES}
-    dist["none"] = sum(n for g, n in counts.items() if g not in RISK_GRADES)
-    ctx.distribution("risk_grade", dist)
 
 
 def register_enterprise_indicators() -> None:
@@ -596,6 +663,7 @@ def register_enterprise_indicators() -> None:
             label=gettext_lazy("企业与风险"),
             order=10,
             measure=enterprise_measures,
+            distributions={"risk_grade": {grade: f"risk_{grade}" for grade in (*RISK_GRADES, "none")}},
             indicators=[
                 Indicator(
                     "enterprises_total",
@@ -616,7 +684,9 @@ def register_enterprise_indicators() -> None:
                     gettext_lazy("红橙风险企业占比"),
                     "%",
                     gettext_lazy(
-                        "当前风险等级为重大（红）或较大（橙）的企业数 ÷ 已评定风险等级的企业数 × 100%。实时数据。"
+                        "风险等级为重大（红）或较大（橙）的企业数 ÷ 已评定风险等级的企业数 × 100%。"
+                        "采样值：每15分钟记录一次，统计期数值为期内各次采样分子之和 ÷ 分母之和（时间平均）；"
+                        "所选周期无快照时为当前实时值。"
                     ),
                     "high_risk",
                     "graded",

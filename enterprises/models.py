@@ -433,3 +433,41 @@ class RegionBoundary(models.Model):
 
     def __str__(self):
         return str(self.region)
+
+
+class IndicatorSnapshot(models.Model):
+    """The dashboard's additive measures for one calendar month, one region and one park (or none), so
+    month/quarter/year dashboards read ~1,000 small rows per month instead of scanning every event.
+
+    ``values``: {"flow": {measure: n}, "stock": {measure: n at month end}, "sample": {measure: sum over
+    samples}, "last": {measure: latest sample}}; see ``enterprises/indicators.py`` and
+    ``enterprises/indicator_snapshots.py`` (filled by the ``snapshot_indicators`` command / beat task).
+    """
+
+    month = models.DateField(_("月份"))
+    region = models.ForeignKey("regulator.Region", on_delete=models.CASCADE, related_name="+")
+    park = models.ForeignKey("regulator.Park", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    values = models.JSONField(_("指标量"), default=dict)
+
+    class Meta:
+        verbose_name = _("指标月快照")
+        verbose_name_plural = _("指标月快照")
+        constraints = [
+            models.UniqueConstraint(fields=["month", "region", "park"], name="indicator_snapshot_unique"),
+            models.UniqueConstraint(
+                fields=["month", "region"], condition=models.Q(park__isnull=True), name="indicator_snapshot_unique_np"
+            ),
+        ]
+
+
+class IndicatorSnapshotMonth(models.Model):
+    """Which months have snapshots, when they were computed and how many live samples they hold."""
+
+    month = models.DateField(_("月份"), unique=True)
+    computed_at = models.DateTimeField(_("计算时间"))
+    samples = models.PositiveIntegerField(_("采样次数"), default=0)
+
+    class Meta:
+        verbose_name = _("指标快照月份")
+        verbose_name_plural = _("指标快照月份")
+        ordering = ["-month"]

@@ -15,15 +15,15 @@ NOT_DISMISSED = ~Q(status=HazardStatus.DISMISSED)
 
 def hazard_measures(ctx) -> None:
     qs = Hazard.objects.all()
-    # Found in the period (not dismissed), and of those how many were closed by the period's end.
+    # Found in the period (not dismissed), and of those how many are closed (销号) by now.
     ctx.flow(
         qs.filter(NOT_DISMISSED),
         "reported_at",
         "enterprise__",
         found=Count("pk"),
         found_major=Count("pk", filter=Q(grade=HazardGrade.MAJOR)),
+        found_closed=Count("pk", filter=Q(status=HazardStatus.CLOSED)),
     )
-    _closed_by_bucket_end(ctx, qs)
     # Closed (销号) in the period: on time, and the days it took.
     ctx.flow(
         qs.filter(status=HazardStatus.CLOSED),
@@ -42,29 +42,6 @@ def hazard_measures(ctx) -> None:
         died="closed_at",
         listed_open=Q(),
     )
-
-
-def _closed_by_bucket_end(ctx, qs) -> None:
-    """Hazards found in a bucket that were closed before that bucket's end (the rectification rate's
-    numerator). Counted per bucket with a closing bound, so it is a flow with an extra condition."""
-    from enterprises.indicators import _with_filter
-
-    scoped = qs.filter(NOT_DISMISSED, status=HazardStatus.CLOSED).filter(ctx.enterprise_q("enterprise__"))
-    unit = ctx.unit_field("enterprise__")
-    annotations = {}
-    buckets = [ctx.cur, ctx.prev, *ctx.months]
-    for i, b in enumerate(buckets):
-        cond = Q(reported_at__gte=b.start_dt, reported_at__lt=b.end_dt, closed_at__lt=b.end_dt)
-        annotations[f"b{i}"] = _with_filter(Count("pk"), cond)
-    first = min(b.start_dt for b in buckets)
-    last = max(b.end_dt for b in buckets)
-    rows = scoped.filter(reported_at__gte=first, reported_at__lt=last).values(unit).annotate(**annotations).order_by()
-    for row in rows:
-        u = row.pop(unit)
-        for key, value in row.items():
-            b = buckets[int(key[1:])]
-            ctx._add(b.name, u if b.name in ("cur", "prev") else None, {"found_closed": value})
-    ctx.queries += 1
 
 
 INDICATORS = [
@@ -93,7 +70,7 @@ INDICATORS = [
         "rectification_rate",
         _("隐患整改率"),
         "%",
-        _("统计期内发现的隐患中，在统计期末前已验收销号的数量 ÷ 统计期内发现的隐患数 × 100%。"),
+        _("统计期内发现的隐患中，截至统计时已验收销号的数量 ÷ 统计期内发现的隐患数 × 100%（不含驳回的）。"),
         "found_closed",
         "found",
         scale=100,

@@ -200,7 +200,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TIMEZONE = "Asia/Shanghai"
 # Task modules outside <app>.tasks, which autodiscovery does not import.
-CELERY_IMPORTS = ("enterprises.reports.tasks",)
+CELERY_IMPORTS = ("enterprises.reports.tasks", "enterprises.indicator_snapshots")
 # The beat schedule lives in code; each task is a thin wrapper around a service.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "escalate-overdue-hazards": {"task": "hazards.tasks.escalate_overdue", "schedule": 300.0},
@@ -212,6 +212,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "train-risk-model-weekly": {
         "task": "enterprises.tasks.train_risk_model",
         "schedule": crontab(hour=1, minute=0, day_of_week="mon"),
+    },
+    # Dashboard snapshots: the current month with a live sample every 15 minutes; the last 13 months
+    # nightly after credit and risk grading (late closures, alert reviews).
+    "snapshot-indicators-current": {
+        "task": "enterprises.snapshot_indicators",
+        "schedule": 900.0,
+        "kwargs": {"months": 1, "sample": True},
+    },
+    "snapshot-indicators-nightly": {
+        "task": "enterprises.snapshot_indicators",
+        "schedule": crontab(hour=3, minute=30),
+        "kwargs": {"months": 13, "sample": False},
     },
     "archive-monthly-reports": {
         "task": "enterprises.reports.tasks.archive_monthly_reports",

@@ -39,10 +39,10 @@ def test_hazard_indicators_for_the_period_and_the_previous_one(oct_county):
     assert (ind["hazards_closed"]["value"], ind["hazards_closed"]["previous"]) == (3, 1)
     assert ind["on_time_rate"]["value"] == 66.7 and ind["on_time_rate"]["previous"] == 100.0
     assert ind["on_time_rate"]["display"] == "66.7%"
-    # Of the 4 found in October, h1 and h5 were closed by October's end (h7 only in November).
-    assert ind["rectification_rate"]["value"] == 50.0
-    # September: h4, h6 found; only h6 closed by 30 September.
-    assert ind["rectification_rate"]["previous"] == 50.0
+    # Of the 4 found in October, h1, h5 and h7 (in November) are closed by now.
+    assert ind["rectification_rate"]["value"] == 75.0
+    # September: h4, h6 found, both closed since.
+    assert ind["rectification_rate"]["previous"] == 100.0
     # (10 + 23 + 18) / 3 days; September: h6 took 5 days.
     assert ind["avg_rectification_days"]["value"] == 17.0
     assert ind["avg_rectification_days"]["previous"] == 5.0
@@ -108,7 +108,9 @@ def test_trend_points_are_calendar_months(oct_county):
     assert listed["2026-10"] == 1 and listed["2026-09"] == 0
     connected = {p["period"]: p["value"] for p in oct_county["trend"]["enterprises_connected"]}
     assert connected["2026-05"] == 0 and connected["2026-06"] == 1
-    assert "device_online_rate" not in oct_county["trend"]
+    # Live figures in live mode: only the month containing "today" has a sample.
+    online = {p["period"]: p["value"] for p in oct_county["trend"]["device_online_rate"]}
+    assert online["2026-10"] == 50.0 and online["2026-09"] is None
 
 
 def test_drill_down_rows_split_the_totals(oct_county):

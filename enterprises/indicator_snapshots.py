@@ -1,0 +1,170 @@
+"""Monthly snapshots of the dashboard's measures (``IndicatorSnapshot``), so a month, quarter or year
+dashboard of a province reads a few thousand small rows instead of scanning a year of events.
+
+- ``build_snapshots(months, sample=...)`` recomputes whole months from the events, per region and park,
+  with the same measure functions the live dashboard uses (so both give the same numbers), and can add
+  one sample of the live state (device status, current grades) to the current month;
+- ``read_snapshots(...)`` assembles a dashboard's buckets from them, or None when they do not cover it.
+
+Kept fresh by the ``snapshot_indicators`` command and two beat tasks: every 15 minutes the current month
+with a live sample; nightly the current and the 12 previous months (late closures and alert reviews).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from enterprises.indicators import (
+    UNIT_REGION,
+    UNIT_REGION_PARK,
+    Bucket,
+    Context,
+    add_months,
+    groups,
+    month_buckets,
+    month_start,
+)
+
+KINDS = ("flow", "stock", "sample")
+
+
+def build_snapshots(months: list[date], *, sample: bool = False, today: date | None = None) -> dict:
+    """Recompute the snapshots of ``months`` (first days); ``sample`` adds the live state as one sample to
+    the month containing today. Returns {"months": n, "rows": n, "queries": n}."""
+    from enterprises.models import IndicatorSnapshot, IndicatorSnapshotMonth
+
+    today = today or timezone.localdate()
+    buckets = [Bucket(f"{m:%Y-%m}", m, add_months(m, 1) - timedelta(days=1)) for m in sorted(set(months))]
+    ctx = Context(today=today, unit_buckets=buckets, unit=UNIT_REGION_PARK, sampling=sample)
+    for group in groups():
+        group.measure(ctx)
+    now = timezone.now()
+    written = 0
+    with transaction.atomic():
+        firsts = [b.start for b in buckets]
+        existing = {
+            (row.month, row.region_id, row.park_id): row
+            for row in IndicatorSnapshot.objects.select_for_update().filter(month__in=firsts)
+        }
+        to_create, to_update = [], []
+        for b in buckets:
+            fresh = ctx.measures.get(b.name, {})
+            keys = set(fresh) | {(r, p) for (m, r, p) in existing if m == b.start}
+            for unit in keys:
+                region_id, park_id = unit
+                values = {"flow": {}, "stock": {}, "sample": {}, "last": {}}
+                row = existing.get((b.start, region_id, park_id))
+                if row is not None:  # samples accumulate; flows and stocks are recomputed
+                    values["sample"] = dict(row.values.get("sample", {}))
+                    values["last"] = dict(row.values.get("last", {}))
+                for name, value in fresh.get(unit, {}).items():
+                    kind = ctx.kinds[name]
+                    if kind == "sample":
+                        values["sample"][name] = values["sample"].get(name, 0) + value
+                        values["last"][name] = value
+                    else:
+                        values[kind][name] = value
+                if row is None:
+                    to_create.append(
+                        IndicatorSnapshot(month=b.start, region_id=region_id, park_id=park_id, values=values)
+                    )
+                else:
+                    row.values = values
+                    to_update.append(row)
+        IndicatorSnapshot.objects.bulk_create(to_create, batch_size=1000)
+        IndicatorSnapshot.objects.bulk_update(to_update, ["values"], batch_size=1000)
+        written = len(to_create) + len(to_update)
+        for b in buckets:
+            sampled = sample and b.start <= today <= b.end
+            marker, created = IndicatorSnapshotMonth.objects.select_for_update().get_or_create(
+                month=b.start, defaults={"computed_at": now, "samples": int(sampled)}
+            )
+            if not created:
+                marker.computed_at = now
+                marker.samples += int(sampled)
+                marker.save(update_fields=["computed_at", "samples"])
+    return {"months": len(buckets), "rows": written, "queries": ctx.queries}
+
+
+def recent_months(count: int, today: date | None = None) -> list[date]:
+    """The current month and the ``count - 1`` before it (first days)."""
+    first = month_start(today or timezone.localdate())
+    return [add_months(first, -i) for i in range(count)]
+
+
+def _whole_months(b: Bucket) -> bool:
+    return b.start.day == 1 and (b.end + timedelta(days=1)).day == 1
+
+
+def read_snapshots(cur: Bucket, prev: Bucket, trend: list[Bucket], *, region_ids, park_id, today: date):
+    """A Context filled from snapshots for the buckets (unit: region), and the newest snapshot time used;
+    None when a bucket is not whole months or a month up to today has no snapshot."""
+    from enterprises.models import IndicatorSnapshot, IndicatorSnapshotMonth
+
+    if not (_whole_months(cur) and _whole_months(prev)):
+        return None
+    cur_months = [b.start for b in month_buckets(cur.start, cur.end)]
+    prev_months = [b.start for b in month_buckets(prev.start, prev.end)]
+    needed = set(cur_months) | set(prev_months) | {b.start for b in trend}
+    past = {m for m in needed if m <= today}
+    markers = dict(IndicatorSnapshotMonth.objects.filter(month__in=past).values_list("month", "computed_at"))
+    if set(markers) != past:
+        return None
+    qs = IndicatorSnapshot.objects.filter(month__in=past, region_id__in=region_ids)
+    if park_id:
+        qs = qs.filter(park_id=park_id)
+    # month -> region -> kind -> measure -> value (parks of a region summed)
+    data: dict = defaultdict(lambda: defaultdict(lambda: {k: defaultdict(float) for k in (*KINDS, "last")}))
+    kinds: dict = {}
+    for month, region_id, values in qs.values_list("month", "region_id", "values").iterator(chunk_size=5000):
+        target = data[month][region_id]
+        for kind in (*KINDS, "last"):
+            for name, value in values.get(kind, {}).items():
+                target[kind][name] += value
+                if kind != "last":
+                    kinds[name] = kind
+    ctx = Context(today=today, unit_buckets=[cur, prev], total_buckets=trend, unit=UNIT_REGION, region_ids=region_ids)
+    ctx.kinds = kinds
+    for name, months in (("cur", cur_months), ("prev", prev_months)):
+        available = [m for m in months if m in past]
+        if not available:
+            continue
+        last = max(available)
+        regions = set().union(*(data[m].keys() for m in available))
+        for region_id in regions:
+            target = ctx.measures[name][region_id]
+            for m in available:
+                entry = data[m].get(region_id)
+                if entry is None:
+                    continue
+                for kind in ("flow", "sample"):
+                    for measure, value in entry[kind].items():
+                        target[measure] += value
+            end_entry = data[last].get(region_id)
+            if end_entry is not None:
+                for measure, value in end_entry["stock"].items():
+                    target[measure] += value
+                if name == "cur":
+                    for measure, value in end_entry["last"].items():
+                        ctx.measures["cur_last"][region_id][measure] += value
+    for b in trend:
+        target = ctx.measures[b.name][None]
+        for entry in data.get(b.start, {}).values():
+            for kind in KINDS:
+                for measure, value in entry[kind].items():
+                    target[measure] += value
+    return ctx, max(markers.values()) if markers else None
+
+
+@shared_task(name="enterprises.snapshot_indicators")
+def snapshot_indicators_task(months: int = 1, sample: bool = True) -> dict:
+    """Beat: the current month with a live sample every 15 minutes; 13 months without a sample nightly."""
+    return build_snapshots(recent_months(months), sample=sample)
+
+
+__all__ = ["UNIT_REGION", "build_snapshots", "read_snapshots", "recent_months", "snapshot_indicators_task"]
