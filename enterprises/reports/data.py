@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -181,7 +181,7 @@ def build_monthly_report(region: Region, month: date, *, user=None, now: datetim
     enterprises = _enterprises(region, user, park)
     tables = [
         _summary_table(indicators),
-        _distribution_table(indicators),
+        _distribution_table(indicators, enterprises),
         _top_risk_table(enterprises),
         _overdue_hazard_table(enterprises, reference_at),
         _overdue_alert_table(enterprises, reference_at),
@@ -286,33 +286,65 @@ def _distribution_labels() -> dict[str, dict]:
     return labels
 
 
-def _distribution_table(indicators: dict) -> Table:
+# Distributions the indicators sample (from the monthly snapshots) rather than count from events.
+SAMPLED_DISTRIBUTIONS = ("credit_grade", "risk_grade")
+
+
+def _distribution_table(indicators: dict, enterprises) -> Table:
+    """The indicators' distributions. Grades of a past month come from the snapshots' samples; a month
+    without snapshots has none, so the grades as they are now are shown instead, and said so."""
     names = {
         "credit_grade": _("信用等级"),
         "risk_grade": _("风险等级"),
         "alerts_by_level": _("报警级别"),
     }
     labels = _distribution_labels()
+    period = indicators.get("period") or {}
+    unsampled = not period.get("live") and period.get("mode") == "live"
+    note = _("信用等级、风险等级为月内采样的企业数；报警级别为本月报警次数。")
+    if period.get("live"):
+        note = _("信用等级、风险等级为当前企业数；报警级别为本月报警次数。")
+    elif unsampled:
+        note = _("该月没有指标快照，信用等级、风险等级为报告生成时的企业数；报警级别为本月报警次数。")
     table = Table(
         key="distributions",
         title=_("等级分布"),
         columns=[
-            Column(_("分类"), width=12),
+            Column(_("分类"), width=16),
             Column(_("等级"), width=22),
             Column(_("数量"), "int", 10),
             Column(_("占比"), "percent", 10),
         ],
-        note=_("信用等级、风险等级为当前企业数；报警级别为本月报警次数。"),
+        note=note,
     )
-    distributions = indicators.get("distributions") or {}
+    distributions = dict(indicators.get("distributions") or {})
+    if unsampled:
+        distributions |= _current_grades(enterprises, distributions)
     ordered = [k for k in names if k in distributions] + [k for k in distributions if k not in names]
     for key in ordered:
         counts = distributions[key] or {}
         total = sum(v for v in counts.values() if _number(v) is not None)
+        name = str(names.get(key, key))
+        if unsampled and key in SAMPLED_DISTRIBUTIONS:
+            name = _("%(name)s（生成时）") % {"name": name}
         for grade, count in counts.items():
             label = labels.get(key, {}).get(str(grade), str(grade))
-            table.rows.append([str(names.get(key, key)), label, count, count / total if total else None])
+            table.rows.append([name, label, count, count / total if total else None])
     return table
+
+
+def _current_grades(enterprises, like: dict) -> dict:
+    """Enterprises by current risk and credit grade, keyed like the indicators' distributions."""
+    result = {}
+    for key, field_name in (("risk_grade", "risk_grade"), ("credit_grade", "credit__grade")):
+        counts = dict(enterprises.values_list(field_name).annotate(n=Count("pk")).order_by())
+        keys = [k for k in (like.get(key) or {}) if k != "none"]
+        if not keys:
+            keys = list(RiskGrade.values) if key == "risk_grade" else ["A", "B", "C", "D"]
+        row = {k: counts.pop(k, 0) for k in keys}
+        row["none"] = sum(counts.values())
+        result[key] = row
+    return result
 
 
 def _children_table(indicators: dict) -> Table:
@@ -480,8 +512,8 @@ def _overdue_hazard_table(enterprises, reference_at: datetime) -> Table:
         .select_related("enterprise")
         .order_by("due_date", "-listed", "id")
     )
-    total = qs.count()
-    for hazard in qs[:MAX_OVERDUE_ROWS]:
+    hazards, total = _first_rows(qs)
+    for hazard in hazards:
         if hazard.listed:
             listed = _("是") + (
                 f"（{_('督办期限')} {hazard.supervision_due:%Y-%m-%d}）" if hazard.supervision_due else ""
@@ -545,8 +577,8 @@ def _overdue_alert_table(enterprises, reference_at: datetime) -> Table:
         .select_related("enterprise")
         .order_by("raised_at", "id")
     )
-    total = qs.count()
-    for alert in qs[:MAX_OVERDUE_ROWS]:
+    alerts, total = _first_rows(qs)
+    for alert in alerts:
         was_unacked = alert.ack_due_at <= reference_at and (
             alert.state in UNACKED_STATES or (alert.acknowledged_at and alert.acknowledged_at >= reference_at)
         )
@@ -570,6 +602,14 @@ def _overdue_alert_table(enterprises, reference_at: datetime) -> Table:
         )
     _note_cut(table, total)
     return table
+
+
+def _first_rows(qs) -> tuple[list, int]:
+    """Up to MAX_OVERDUE_ROWS rows and the total, counted only when there are more."""
+    rows = list(qs[: MAX_OVERDUE_ROWS + 1])
+    if len(rows) <= MAX_OVERDUE_ROWS:
+        return rows, len(rows)
+    return rows[:MAX_OVERDUE_ROWS], qs.count()
 
 
 def _note_cut(table: Table, total: int) -> None:

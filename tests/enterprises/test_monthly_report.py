@@ -14,6 +14,7 @@ from pypdf import PdfReader
 
 from alerts.models import Alert
 from enterprises.choices import RiskGrade
+from enterprises.models import Enterprise
 from enterprises.reports.data import (
     ReportInputError,
     build_monthly_report,
@@ -71,6 +72,8 @@ def month():
 def history(world, month):
     """Last month: three hazards found in this county (one overdue, listed), one the month before,
     one in the other county; an unacknowledged alert past its deadline; risk grades."""
+    # Registered long before the month (the indicators count enterprises existing at the period end).
+    Enterprise.objects.update(created_at=at(month - timedelta(days=90)))
     mid = month + timedelta(days=14)
     before = (month - timedelta(days=1)).replace(day=10)
     overdue = hazard(
@@ -158,13 +161,27 @@ def test_xlsx_indicator_of_the_month_with_previous_and_change(world, history, mo
     assert found[1:4] == [3, 1, 2]
 
 
-def test_xlsx_distributions_count_grades(world, history, month):
-    report = build_monthly_report(world.regions["county"], month)
+def test_xlsx_distributions_of_the_current_month_count_grades(world, history):
+    report = build_monthly_report(world.regions["county"], timezone.localdate().replace(day=1))
     _header, rows = table_rows(workbook(render(report, "xlsx"))["等级分布"])
     risk = {r[1]: r[2] for r in rows if r[0] == "风险等级"}
     assert risk["重大风险（红）"] == 1
     assert risk["一般风险（黄）"] == 1
     assert risk["低风险（蓝）"] == 0
+
+
+def test_past_month_without_snapshots_shows_the_grades_at_generation_and_says_so(world, history, month):
+    world.there.risk_grade = "red"  # another county: not counted
+    world.there.save(update_fields=["risk_grade"])
+    report = build_monthly_report(world.regions["county"], month)
+    table = report.table("distributions")
+    assert "该月没有指标快照" in table.note
+    risk = {r[1]: r[2] for r in table.rows if r[0] == "风险等级（生成时）"}
+    assert risk == {"重大风险（红）": 1, "较大风险（橙）": 0, "一般风险（黄）": 1, "低风险（蓝）": 0, "未评级": 0}
+    credit = {r[1]: r[2] for r in table.rows if r[0] == "信用等级（生成时）"}
+    assert credit["未评级"] == 2
+    alerts = {r[1]: r[2] for r in table.rows if r[0] == "报警级别"}
+    assert alerts["二级(超限)"] == 1
 
 
 def test_top_risks_are_ordered_by_grade_without_profiles_and_stay_in_the_region(world, history, month):
