@@ -1,0 +1,72 @@
+"""Browser forms for operating a device: maintenance mode and a manual coil write."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from devices.choices import Protocol, RegisterType
+
+
+class MaintenanceForm(forms.Form):
+    """Enter or leave maintenance mode; the reason goes into the audit trail."""
+
+    maintenance = forms.TypedChoiceField(
+        choices=[("on", _("进入维护")), ("off", _("退出维护"))],
+        coerce=lambda v: v == "on",
+        widget=forms.HiddenInput,
+    )
+    reason = forms.CharField(
+        label=_("原因"),
+        max_length=200,
+        widget=forms.TextInput(attrs={"placeholder": _("如：传感器标定、更换探头")}),
+        error_messages={"required": _("请填写原因")},
+    )
+
+
+class CoilWriteForm(forms.Form):
+    """Write 1 or 0 to the coil a writable channel maps to (executed and read back by the poller)."""
+
+    value = forms.TypedChoiceField(
+        label=_("写入值"),
+        choices=[("1", _("合(1)")), ("0", _("分(0)"))],
+        coerce=lambda v: v == "1",
+        error_messages={"required": _("请选择写入值"), "invalid_choice": _("写入值只能是 1 或 0")},
+    )
+    reason = forms.CharField(
+        label=_("原因"),
+        max_length=255,
+        widget=forms.TextInput(attrs={"placeholder": _("如：报警联动复位、现场确认后关闭切断阀")}),
+        error_messages={"required": _("请填写写入原因")},
+    )
+
+    def __init__(self, *args, channel, **kwargs):
+        self.channel = channel
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        problem = coil_write_problem(self.channel)
+        if problem:
+            raise forms.ValidationError(problem)
+        return cleaned
+
+
+def coil_write_problem(channel) -> str:
+    """Why a coil write on ``channel`` cannot be carried out now ("" when it can).
+
+    The poller fails commands for devices it does not run (disabled, in maintenance); saying so
+    before queueing one spares the operator a command that can only fail.
+    """
+    device = channel.device
+    if channel.register_type != RegisterType.COIL:
+        return str(_("只有线圈测点可以写入"))
+    if not channel.writable:
+        return str(_("该测点未开启“允许联动写入”，请在后台配置后再操作"))
+    if device.protocol == Protocol.HTTP:
+        return str(_("HTTP 推送设备不能写入线圈"))
+    if not device.enabled:
+        return str(_("设备已停用，写入不会被执行"))
+    if device.maintenance:
+        return str(_("设备处于维护模式，写入不会被执行；请先退出维护"))
+    return ""
