@@ -19,6 +19,8 @@ LANDSCAPE_COLUMNS = 8
 LANDSCAPE_WIDTH = 115
 # A PDF is read, not filtered: longer lists are cut here with a note (the XLSX has every row).
 PDF_MAX_ROWS = 500
+# A cell taller than a page cannot be laid out at all: long free text is clipped (the XLSX has it whole).
+PDF_MAX_CELL_CHARS = 300
 NUMERIC_KINDS = ("int", "float", "percent")
 PLAIN_KINDS = (*NUMERIC_KINDS, "date", "datetime")
 
@@ -103,6 +105,10 @@ def _numbered_canvas(footer: str):
     return NumberedCanvas
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= PDF_MAX_CELL_CHARS else text[: PDF_MAX_CELL_CHARS - 1] + "…"
+
+
 def _is_wide(table: Table) -> bool:
     return len(table.columns) > LANDSCAPE_COLUMNS or sum(c.width for c in table.columns) > LANDSCAPE_WIDTH
 
@@ -121,7 +127,7 @@ def _table_flowable(table: Table, avail_width: float):
         cells = []
         for cell, column, is_plain in zip(row, table.columns, plain, strict=False):
             kind = cell_kind(cell, column)
-            text = format_cell(cell_value(cell), kind)
+            text = _clip(format_cell(cell_value(cell), kind))
             cells.append(text if is_plain else _p(text, "num" if kind in NUMERIC_KINDS else "cell"))
         body.append(cells)
     numeric_columns = [

@@ -20,6 +20,7 @@ NUMBER_FORMATS = {
     "date": "yyyy-mm-dd",
     "datetime": "yyyy-mm-dd hh:mm",
 }
+XLSX_MAX_CELL_CHARS = 32767
 # Characters Excel refuses in sheet names.
 SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
@@ -34,7 +35,8 @@ def _excel_value(value):
         # openpyxl writes naive datetimes only: local wall-clock time, as the reader expects.
         return timezone.localtime(value).replace(tzinfo=None) if timezone.is_aware(value) else value
     if isinstance(value, str):
-        return neutralise(value)
+        # Excel refuses cells longer than 32,767 characters.
+        return neutralise(value if len(value) <= XLSX_MAX_CELL_CHARS else value[: XLSX_MAX_CELL_CHARS - 1] + "…")
     return value
 
 

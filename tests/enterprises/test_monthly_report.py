@@ -580,3 +580,11 @@ def test_long_lists_are_cut_in_the_pdf_but_complete_in_the_xlsx(world, month, mo
     assert "批量隐患029" in text and "批量隐患030" not in text
     _header, rows = table_rows(workbook(render(report, "xlsx"))["逾期隐患"])
     assert len(rows) == 40
+
+
+def test_very_long_descriptions_do_not_break_the_pdf(world, month):
+    hazard(world.here, reported=month, due=month + timedelta(days=1), description="长" * 20000)
+    report = build_monthly_report(world.regions["county"], month)
+    assert render(report, "pdf").startswith(b"%PDF")
+    _header, rows = table_rows(workbook(render(report, "xlsx"))["逾期隐患"])
+    assert rows[0][2] == "长" * 20000
