@@ -1,8 +1,15 @@
 // Alerts in the browser: WebSocket with catch-up by last id, sound (Web Audio) and light (banner,
 // flashing rows), acknowledge with CSRF, countdowns. Runs for hours: bounded state, reconnects
 // with backoff, a watchdog on heartbeats. No inline scripts (CSP): everything is wired here.
+// Strings go through Django's JavaScript catalog (/jsi18n/, loaded by base.html). The push payload's
+// *_display fields are rendered in the server's default language, so labels are looked up by code.
 (function () {
   "use strict";
+  var gettext = window.gettext || function (s) { return s; };
+  var interpolate = window.interpolate || function (fmt, args) {
+    var i = 0;
+    return fmt.replace(/%s/g, function () { return String(args[i++]); });
+  };
   var banner = document.getElementById("alert-banner");
   if (!banner || !window.WebSocket) { return; }
   var statusbar = document.getElementById("alert-statusbar");
@@ -18,7 +25,42 @@
   var socket = null, backoff = 1000, lastMessageAt = 0, heartbeatSeconds = 25;
   var pollTimer = null, expired = false;
 
-  function label(name) { return banner.getAttribute("data-label-" + name) || ""; }
+  var LABELS = {
+    ack: gettext("确认"),
+    overdue: gettext("已超时"),
+    left: gettext("剩余"),
+    expired: gettext("会话已过期，报警推送已停止，请重新登录。"),
+    ackfail: gettext("确认失败："),
+    connecting: gettext("连接中…"),
+    online: gettext("实时推送已连接"),
+    offline: gettext("推送已断开，正在重连…"),
+    degraded: gettext("推送服务降级，改为定时刷新"),
+    "conn-expired": gettext("会话已过期")
+  };
+  function label(name) { return LABELS[name] || ""; }
+  var LEVEL_NAMES = {
+    1: gettext("一级(爆炸前兆)"), 2: gettext("二级(超限)"), 3: gettext("三级(设备异常)"), 4: gettext("四级(提示)")
+  };
+  var STATE_NAMES = {
+    active_unack: gettext("报警未确认"),
+    active_ack: gettext("报警已确认"),
+    cleared_unack: gettext("已恢复未确认"),
+    normal: gettext("已恢复"),
+    shelved: gettext("已搁置"),
+    suppressed: gettext("设计屏蔽(维护中)"),
+    out_of_service: gettext("停用")
+  };
+  var TIER_NAMES = {
+    0: gettext("企业"), 1: gettext("园区"), 2: gettext("县(区)应急管理局"), 3: gettext("市应急管理局")
+  };
+  // Column names shown by the responsive table on narrow screens (as alerts/_row.html renders them).
+  var COLUMNS = {
+    level: gettext("级别"), time: gettext("时间"), enterprise: gettext("企业"), message: gettext("报警内容"),
+    state: gettext("状态"), tier: gettext("层级"), deadline: gettext("期限"), actions: gettext("操作")
+  };
+  function levelText(a) { return LEVEL_NAMES[a.level] || a.level_display; }
+  function stateText(a) { return STATE_NAMES[a.state] || a.state_display; }
+  function tierText(a) { return TIER_NAMES[a.tier] || a.tier_display; }
   // null = this browser has never synchronised (the server then sends no history, only the snapshot).
   function getLastId() {
     var raw = window.localStorage.getItem(LAST_ID_KEY);
@@ -37,7 +79,7 @@
   }
   function setConn(state) {
     connEl.setAttribute("data-state", state);
-    connEl.textContent = connEl.getAttribute("data-label-" + state) || state;
+    connEl.textContent = label(state === "expired" ? "conn-expired" : state) || state;
     statusbar.classList.toggle("expired", state === "expired");
   }
 
@@ -133,14 +175,14 @@
     banner.className = "alert-banner flash lvl-" + a.level;
     banner.setAttribute("data-alert-id", String(a.id));
     var lvl = banner.querySelector(".ab-level");
-    lvl.textContent = a.level_display; lvl.className = "ab-level badge " + a.colour;
+    lvl.textContent = levelText(a); lvl.className = "ab-level badge " + a.colour;
     var msg = banner.querySelector(".ab-message");
     msg.textContent = a.message; msg.href = a.url;
     banner.querySelector(".ab-enterprise").textContent = a.enterprise ? a.enterprise.name : "";
     var cd = banner.querySelector(".ab-countdown");
     cd.setAttribute("data-deadline", a.deadline || "");
     var more = unacked.size - 1;
-    banner.querySelector(".ab-more").textContent = more > 0 ? label("more").replace("%s", more) : "";
+    banner.querySelector(".ab-more").textContent = more > 0 ? interpolate(gettext("另有 %s 条未确认"), [more]) : "";
     tickCountdowns();
   }
   banner.querySelector(".ab-ack").addEventListener("click", function () {
@@ -234,22 +276,22 @@
     tr.setAttribute("data-alert-id", String(a.id));
     if (a.flood_group) { tr.setAttribute("data-flood-group", String(a.flood_group.id)); }
     var badge = document.createElement("span");
-    badge.className = "badge " + a.colour; badge.textContent = a.level_display;
-    var c1 = cell(undefined); c1.appendChild(badge); tr.appendChild(c1);
-    tr.appendChild(cell(timeText(a.raised_at)));
-    tr.appendChild(cell(a.enterprise ? a.enterprise.name : ""));
-    var c4 = cell(undefined), link = document.createElement("a");
+    badge.className = "badge " + a.colour; badge.textContent = levelText(a);
+    var c1 = cell(undefined, COLUMNS.level); c1.appendChild(badge); tr.appendChild(c1);
+    tr.appendChild(cell(timeText(a.raised_at), COLUMNS.time));
+    tr.appendChild(cell(a.enterprise ? a.enterprise.name : "", COLUMNS.enterprise));
+    var c4 = cell(undefined, COLUMNS.message), link = document.createElement("a");
     link.href = a.url; link.textContent = a.message; c4.appendChild(link);
     if (a.flood_group) {
       var fg = document.createElement("span"); fg.className = "badge warn flood-count";
-      fg.textContent = "×" + a.flood_group.count; c4.appendChild(document.createTextNode(" ")); c4.appendChild(fg);
+      fg.textContent = interpolate(gettext("泛滥分组 %s 条"), [a.flood_group.count]); c4.appendChild(document.createTextNode(" ")); c4.appendChild(fg);
     }
     tr.appendChild(c4);
-    var st = cell(a.state_display); st.className = "cell-state"; tr.appendChild(st);
-    tr.appendChild(cell(a.tier_display));
-    var c7 = cell(undefined), cd = document.createElement("span");
+    var st = cell(stateText(a), COLUMNS.state); st.className = "cell-state"; tr.appendChild(st);
+    tr.appendChild(cell(tierText(a), COLUMNS.tier));
+    var c7 = cell(undefined, COLUMNS.deadline), cd = document.createElement("span");
     cd.className = "countdown"; cd.setAttribute("data-deadline", a.deadline || ""); c7.appendChild(cd); tr.appendChild(c7);
-    var c8 = cell(undefined); c8.className = "cell-actions";
+    var c8 = cell(undefined, COLUMNS.actions); c8.className = "cell-actions";
     if (isUnacked(a)) {
       var form = document.createElement("form");
       form.className = "inline js-ack"; form.setAttribute("data-alert-id", String(a.id));
