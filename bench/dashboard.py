@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/regulator_bench_dashboard"
 CITIES, COUNTIES, TOWNSHIPS = 10, 10, 10  # 1 province > 10 cities > 100 counties > 1000 townships
 MONTHS = 24  # history depth of the generated events
+SNAPSHOT_MONTHS = 36
 
 
 def ensure_database(url: str, reset: bool) -> None:
@@ -274,25 +275,25 @@ def build(n: int) -> float:
 # --- measurement -------------------------------------------------------------------------------------
 
 
-def time_compute(region, start, end, user, runs: int):
+def time_compute(region, start, end, user, runs: int, mode: str = "auto"):
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
     from enterprises.indicators import compute
 
     for _ in range(2):
-        compute(region, start, end, user=user)
+        result = compute(region, start, end, user=user, mode=mode)
     reset_queries()
     with CaptureQueriesContext(connection) as ctx:
-        compute(region, start, end, user=user)
+        compute(region, start, end, user=user, mode=mode)
     wall, cpu = [], []
     for _ in range(runs):
         t0, c0 = time.perf_counter(), time.process_time()
-        compute(region, start, end, user=user)
+        compute(region, start, end, user=user, mode=mode)
         wall.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
     p50, p95 = percentiles(wall)
-    return p50, p95, statistics.median(cpu), len(ctx.captured_queries), ctx.captured_queries
+    return p50, p95, statistics.median(cpu), len(ctx.captured_queries), ctx.captured_queries, result["period"]["mode"]
 
 
 def time_api(client, url: str, runs: int):
@@ -320,6 +321,8 @@ def main() -> None:
     parser.add_argument("--reset", action="store_true", help="drop and rebuild the benchmark database")
     parser.add_argument("--skip-training", action="store_true", help="do not run bench/risk_training.py")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the slowest queries")
+    parser.add_argument("--rebuild-snapshots", action="store_true", help="rebuild the monthly snapshots first")
+    parser.add_argument("--live-runs", type=int, default=3, help="runs of the live (no snapshot) comparison")
     args = parser.parse_args(argv)
 
     url = os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
@@ -362,35 +365,57 @@ def main() -> None:
         f"{Alert.objects.count()} alerts, {Inspection.objects.count()} inspections, "
         f"{Device.objects.count()} devices, {Region.objects.count()} regions"
     )
+    from enterprises.indicator_snapshots import build_snapshots, recent_months
+    from enterprises.models import IndicatorSnapshot, IndicatorSnapshotMonth
+
+    # Snapshots: what the beat tasks keep (36 months: a last-year dashboard compares with the year before).
+    if args.rebuild_snapshots or IndicatorSnapshotMonth.objects.count() < SNAPSHOT_MONTHS:
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = build_snapshots(recent_months(SNAPSHOT_MONTHS), sample=True)
+        print(
+            f"snapshots: {SNAPSHOT_MONTHS} months built in {time.perf_counter() - t0:.1f} s "
+            f"(CPU {time.process_time() - c0:.1f} s, {result['queries']} queries)"
+        )
+    t0 = time.perf_counter()
+    build_snapshots(recent_months(1), sample=True)
+    print(f"current-month refresh with a sample (the 15-minute beat task): {time.perf_counter() - t0:.1f} s")
+    print(f"snapshot rows: {IndicatorSnapshot.objects.count()}")
     province_user = User.objects.get(username="bench_province")
     county_user = User.objects.get(username="bench_county")
     province = province_user.jurisdiction
     today = date.today()
-    month = (today.replace(day=1), today)
     from enterprises.dashboard import parse_period
 
+    this_month = parse_period({"period": "month"})
+    month = (this_month.start, this_month.end)
+    township = Region.objects.filter(level=4).order_by("code").first()
     q = parse_period({"period": "quarter"})
     y = parse_period({"period": "year", "year": str(today.year - 1)})
     cases = [
-        ("province, this month (1 province, 10 cities)", province, month, province_user),
-        ("province, this quarter", province, (q.start, q.end), province_user),
-        ("province, last year", province, (y.start, y.end), province_user),
-        ("county (1,000 enterprises), this month", county_user.jurisdiction, month, county_user),
+        ("province, this month", province, month, province_user, "auto", args.runs),
+        ("province, this quarter", province, (q.start, q.end), province_user, "auto", args.runs),
+        ("province, last year", province, (y.start, y.end), province_user, "auto", args.runs),
+        ("county (1,000 enterprises), this month", county_user.jurisdiction, month, county_user, "auto", args.runs),
+        ("township (100 enterprises, rows live)", township, month, province_user, "auto", args.runs),
+        ("province, custom 10 days", province, (today - timedelta(days=9), today), province_user, "auto", 3),
+        ("province, this month, forced live", province, month, province_user, "live", args.live_runs),
     ]
     load = os.getloadavg()
     print(f"\nload average {load[0]:.1f} on {os.cpu_count()} CPUs (wall times include waiting for a CPU)")
-    print(f"{'compute(): case':<48} {'p50 ms':>8} {'p95 ms':>8} {'CPU p50':>8} {'queries':>8}")
+    print(f"{'compute(): case':<42} {'mode':>8} {'p50 ms':>8} {'p95 ms':>8} {'CPU p50':>8} {'queries':>8}")
     slow = []
-    for label, region, (start, end), user in cases:
-        p50, p95, cpu, nq, queries = time_compute(region, start, end, user, args.runs)
-        print(f"{label:<48} {p50:8.1f} {p95:8.1f} {cpu:8.1f} {nq:8d}")
+    for label, region, (start, end), user, mode, runs in cases:
+        if runs <= 0:
+            continue
+        p50, p95, cpu, nq, queries, used = time_compute(region, start, end, user, runs, mode)
+        print(f"{label:<42} {used:>8} {p50:8.1f} {p95:8.1f} {cpu:8.1f} {nq:8d}")
         slow.extend(queries)
     client = Client()
     client.force_login(province_user)
     p50, p95 = time_api(client, f"/api/v1/dashboard/?region={province.code}", args.runs)
-    print(f"{'API /api/v1/dashboard/ (province, this month)':<48} {p50:8.1f} {p95:8.1f}")
+    print(f"{'API /api/v1/dashboard/ (province, this month)':<51} {p50:8.1f} {p95:8.1f}")
     p50, p95 = time_api(client, f"/dashboard/?region={province.code}", args.runs)
-    print(f"{'page /dashboard/ (province, this month)':<48} {p50:8.1f} {p95:8.1f}")
+    print(f"{'page /dashboard/ (province, this month)':<51} {p50:8.1f} {p95:8.1f}")
     if args.explain:
         from django.db import connection
 

@@ -33,6 +33,29 @@ from enterprises.indicators import (
 KINDS = ("flow", "stock", "sample")
 
 
+def _rolled_up(ctx: Context) -> dict:
+    """{(month name, region id, park id or None): {measure: value}}: every (region, park) unit's measures
+    added to each ancestor region (itself included), once for all enterprises (park None) and once for
+    its park, so a dashboard reads one row for a region's whole subtree."""
+    from regulator.models import Region
+
+    paths = dict(Region.objects.values_list("id", "path"))
+    by_path = {path: pk for pk, path in paths.items()}
+    ancestors: dict = {}
+    out: dict = defaultdict(lambda: defaultdict(float))
+    for bucket, units in ctx.measures.items():
+        for (region_id, park_id), values in units.items():
+            if region_id not in ancestors:
+                parts = paths[region_id].strip("/").split("/")
+                ancestors[region_id] = [by_path["/" + "/".join(parts[: i + 1]) + "/"] for i in range(len(parts))]
+            for anc in ancestors[region_id]:
+                for key in ((bucket, anc, None), (bucket, anc, park_id)) if park_id else ((bucket, anc, None),):
+                    target = out[key]
+                    for name, value in values.items():
+                        target[name] += value
+    return out
+
+
 def build_snapshots(months: list[date], *, sample: bool = False, today: date | None = None) -> dict:
     """Recompute the snapshots of ``months`` (first days); ``sample`` adds the live state as one sample to
     the month containing today. Returns {"months": n, "rows": n, "queries": n}."""
@@ -43,26 +66,23 @@ def build_snapshots(months: list[date], *, sample: bool = False, today: date | N
     ctx = Context(today=today, unit_buckets=buckets, unit=UNIT_REGION_PARK, sampling=sample)
     for group in groups():
         group.measure(ctx)
+    rolled = _rolled_up(ctx)
     now = timezone.now()
-    written = 0
     with transaction.atomic():
-        firsts = [b.start for b in buckets]
         existing = {
             (row.month, row.region_id, row.park_id): row
-            for row in IndicatorSnapshot.objects.select_for_update().filter(month__in=firsts)
+            for row in IndicatorSnapshot.objects.select_for_update().filter(month__in=[b.start for b in buckets])
         }
         to_create, to_update = [], []
         for b in buckets:
-            fresh = ctx.measures.get(b.name, {})
-            keys = set(fresh) | {(r, p) for (m, r, p) in existing if m == b.start}
-            for unit in keys:
-                region_id, park_id = unit
+            keys = {(r, p) for (m, r, p) in rolled if m == b.name} | {(r, p) for (m, r, p) in existing if m == b.start}
+            for region_id, park_id in keys:
                 values = {"flow": {}, "stock": {}, "sample": {}, "last": {}}
                 row = existing.get((b.start, region_id, park_id))
                 if row is not None:  # samples accumulate; flows and stocks are recomputed
                     values["sample"] = dict(row.values.get("sample", {}))
                     values["last"] = dict(row.values.get("last", {}))
-                for name, value in fresh.get(unit, {}).items():
+                for name, value in rolled.get((b.name, region_id, park_id), {}).items():
                     kind = ctx.kinds[name]
                     if kind == "sample":
                         values["sample"][name] = values["sample"].get(name, 0) + value
@@ -78,7 +98,6 @@ def build_snapshots(months: list[date], *, sample: bool = False, today: date | N
                     to_update.append(row)
         IndicatorSnapshot.objects.bulk_create(to_create, batch_size=1000)
         IndicatorSnapshot.objects.bulk_update(to_update, ["values"], batch_size=1000)
-        written = len(to_create) + len(to_update)
         for b in buckets:
             sampled = sample and b.start <= today <= b.end
             marker, created = IndicatorSnapshotMonth.objects.select_for_update().get_or_create(
@@ -88,7 +107,7 @@ def build_snapshots(months: list[date], *, sample: bool = False, today: date | N
                 marker.computed_at = now
                 marker.samples += int(sampled)
                 marker.save(update_fields=["computed_at", "samples"])
-    return {"months": len(buckets), "rows": written, "queries": ctx.queries}
+    return {"months": len(buckets), "rows": len(to_create) + len(to_update), "queries": ctx.queries}
 
 
 def recent_months(count: int, today: date | None = None) -> list[date]:
@@ -101,9 +120,11 @@ def _whole_months(b: Bucket) -> bool:
     return b.start.day == 1 and (b.end + timedelta(days=1)).day == 1
 
 
-def read_snapshots(cur: Bucket, prev: Bucket, trend: list[Bucket], *, region_ids, park_id, today: date):
-    """A Context filled from snapshots for the buckets (unit: region), and the newest snapshot time used;
-    None when a bucket is not whole months or a month up to today has no snapshot."""
+def read_snapshots(cur: Bucket, prev: Bucket, trend: list[Bucket], *, region_id, child_ids, park_id, today: date):
+    """A Context filled from the snapshots of ``region_id`` (its subtree's totals) and of its children (the
+    drill-down rows; the region's own row minus its children's is "本级"), and the newest snapshot time
+    used; None when a bucket is not whole months or a month up to today has no snapshot. Reads
+    (1 + children) rows per month, whatever the number of enterprises."""
     from enterprises.models import IndicatorSnapshot, IndicatorSnapshotMonth
 
     if not (_whole_months(cur) and _whole_months(prev)):
@@ -115,49 +136,58 @@ def read_snapshots(cur: Bucket, prev: Bucket, trend: list[Bucket], *, region_ids
     markers = dict(IndicatorSnapshotMonth.objects.filter(month__in=past).values_list("month", "computed_at"))
     if set(markers) != past:
         return None
-    qs = IndicatorSnapshot.objects.filter(month__in=past, region_id__in=region_ids)
-    if park_id:
-        qs = qs.filter(park_id=park_id)
-    # month -> region -> kind -> measure -> value (parks of a region summed)
-    data: dict = defaultdict(lambda: defaultdict(lambda: {k: defaultdict(float) for k in (*KINDS, "last")}))
+    units = [region_id, *child_ids]
+    qs = IndicatorSnapshot.objects.filter(month__in=past, region_id__in=units)
+    qs = qs.filter(park_id=park_id) if park_id else qs.filter(park__isnull=True)
+    data: dict = defaultdict(dict)  # month -> region -> values
     kinds: dict = {}
-    for month, region_id, values in qs.values_list("month", "region_id", "values").iterator(chunk_size=5000):
-        target = data[month][region_id]
+    for month, unit, values in qs.values_list("month", "region_id", "values"):
+        data[month][unit] = values
+        for kind in KINDS:
+            for name in values.get(kind, {}):
+                kinds[name] = kind
+
+    def own(month) -> dict:
+        """{region: {kind: {measure: value}}} for the drill-down units; the region's own share is its
+        subtree total minus its children's."""
+        rows = data.get(month, {})
+        total = rows.get(region_id, {})
+        result = {c: rows[c] for c in child_ids if c in rows}
+        rest = {}
         for kind in (*KINDS, "last"):
-            for name, value in values.get(kind, {}).items():
-                target[kind][name] += value
-                if kind != "last":
-                    kinds[name] = kind
-    ctx = Context(today=today, unit_buckets=[cur, prev], total_buckets=trend, unit=UNIT_REGION, region_ids=region_ids)
+            values = dict(total.get(kind, {}))
+            for child in result.values():
+                for name, value in child.get(kind, {}).items():
+                    values[name] = values.get(name, 0) - value
+            rest[kind] = values
+        result[region_id] = rest
+        return result
+
+    ctx = Context(today=today, unit_buckets=[cur, prev], total_buckets=trend, unit=UNIT_REGION, region_ids=units)
     ctx.kinds = kinds
     for name, months in (("cur", cur_months), ("prev", prev_months)):
         available = [m for m in months if m in past]
         if not available:
             continue
         last = max(available)
-        regions = set().union(*(data[m].keys() for m in available))
-        for region_id in regions:
-            target = ctx.measures[name][region_id]
-            for m in available:
-                entry = data[m].get(region_id)
-                if entry is None:
-                    continue
+        for m in available:
+            for unit, values in own(m).items():
+                target = ctx.measures[name][unit]
                 for kind in ("flow", "sample"):
-                    for measure, value in entry[kind].items():
+                    for measure, value in values.get(kind, {}).items():
                         target[measure] += value
-            end_entry = data[last].get(region_id)
-            if end_entry is not None:
-                for measure, value in end_entry["stock"].items():
-                    target[measure] += value
-                if name == "cur":
-                    for measure, value in end_entry["last"].items():
-                        ctx.measures["cur_last"][region_id][measure] += value
+                if m == last:
+                    for measure, value in values.get("stock", {}).items():
+                        target[measure] += value
+                    if name == "cur":
+                        for measure, value in values.get("last", {}).items():
+                            ctx.measures["cur_last"][unit][measure] += value
     for b in trend:
+        total = data.get(b.start, {}).get(region_id, {})
         target = ctx.measures[b.name][None]
-        for entry in data.get(b.start, {}).values():
-            for kind in KINDS:
-                for measure, value in entry[kind].items():
-                    target[measure] += value
+        for kind in KINDS:
+            for measure, value in total.get(kind, {}).items():
+                target[measure] += value
     return ctx, max(markers.values()) if markers else None
 
 

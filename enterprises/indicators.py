@@ -476,7 +476,9 @@ def compute(region, start: date, end: date, *, user, today: date | None = None, 
     if mode in ("auto", "snapshot"):
         from enterprises.indicator_snapshots import read_snapshots
 
-        snap = read_snapshots(cur, prev, trend, region_ids=region_ids, park_id=park_id, today=today)
+        snap = read_snapshots(
+            cur, prev, trend, region_id=region.pk, child_ids=[r[0] for r in child_regions], park_id=park_id, today=today
+        )
         if snap is None and mode == "snapshot":
             raise ValueError("no snapshots for this period")
         if snap is not None:
