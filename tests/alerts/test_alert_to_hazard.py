@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 
@@ -177,3 +181,35 @@ def test_device_alert_without_a_channel_uses_the_device_location(world, gas):
     form = client_for(world.inspector).get(reverse("alerts:detail", args=[offline.pk])).context["hazard_form"]
     assert form.initial["location"] == "二号配电室"
     assert form.initial["description"].startswith("设备 可燃气体报警控制器 离线")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_two_people_converting_at_the_same_moment_make_one_hazard(world, alert, monkeypatch):
+    from hazards import services as hazard_services
+
+    real_report = hazard_services.hazard_report
+    both_in = threading.Barrier(2, timeout=5)
+
+    def slow_report(**kwargs):
+        time.sleep(0.3)  # without the alert lock, the other request would pass the existence check now
+        return real_report(**kwargs)
+
+    monkeypatch.setattr(hazard_services, "hazard_report", slow_report)
+    statuses = []
+
+    def convert(user):
+        try:
+            client = client_for(user)
+            both_in.wait()
+            statuses.append(client.post(reverse("alerts:to_hazard", args=[alert.pk]), form_data()).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=convert, args=(u,)) for u in (world.inspector, world.enterprise_user)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert statuses == [302, 302]
+    assert Hazard.objects.filter(source_ref=f"alert:{alert.pk}").count() == 1
