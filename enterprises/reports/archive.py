@@ -41,26 +41,32 @@ class ArchivedReport:
     formats: list[str]
 
 
-def archive_monthly_reports(month: date | None = None, *, level: int = RegionLevel.COUNTY) -> list[Path]:
-    """Write ``month``'s (default: last month's) report of every region of ``level``; returns the files.
-
-    One region failing does not stop the others (it is logged); a rerun overwrites the month's files.
-    """
+def archive_monthly_reports(month: date | None = None, *, level: int = RegionLevel.COUNTY, regions=None) -> list[Path]:
+    """Write ``month``'s (default: last month's) report of every region of ``level`` (or of ``regions``);
+    returns the files. One region failing does not stop the others (it is logged); a rerun overwrites
+    the month's files."""
     month = month or last_month()
+    regions = Region.objects.filter(level=level).order_by("code") if regions is None else regions
     written: list[Path] = []
     with translation.override(settings.LANGUAGE_CODE):
-        for region in Region.objects.filter(level=level).order_by("code"):
+        for region in regions:
             try:
-                report = build_monthly_report(region, month, user=None)
-                for fmt in FORMATS:
-                    path = archived_path(region.code, month, fmt)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(path.suffix + ".part")
-                    tmp.write_bytes(render(report, fmt))
-                    tmp.replace(path)  # readers never see half a file
-                    written.append(path)
+                written += archive_report(region, month)
             except Exception:
                 log.exception("monthly report of %s for %s failed", region.code, f"{month:%Y-%m}")
+    return written
+
+
+def archive_report(region: Region, month: date) -> list[Path]:
+    report = build_monthly_report(region, month, user=None)
+    written = []
+    for fmt in FORMATS:
+        path = archived_path(region.code, month, fmt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(render(report, fmt))
+        tmp.replace(path)  # readers never see half a file
+        written.append(path)
     return written
 
 

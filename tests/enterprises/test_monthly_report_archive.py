@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.core.management import call_command
 from openpyxl import load_workbook
 
 from enterprises.reports.archive import archive_monthly_reports, archived_path
@@ -61,3 +62,25 @@ def test_park_manager_and_enterprise_user_get_no_archived_county_reports(client,
     assert client.get(url).status_code == 404
     client.force_login(world.enterprise_user)
     assert client.get(url).status_code == 403
+
+
+def test_command_can_store_a_report_in_the_archive(world, history, month, capsys):  # noqa: F811
+    call_command("monthly_report", "--month", f"{month:%Y-%m}", "--region", "320581001", "--archive")
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(archived_path("320581001", month, fmt).resolve()) for fmt in ("xlsx", "pdf")]
+    assert archived_path("320581001", month, "pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_one_failing_county_does_not_stop_the_others(world, history, month, monkeypatch):  # noqa: F811
+    from enterprises.reports import archive
+
+    real = archive.build_monthly_report
+
+    def broken_for_changshu(region, month, **kwargs):
+        if region.code == "320581":
+            raise RuntimeError("boom")
+        return real(region, month, **kwargs)
+
+    monkeypatch.setattr(archive, "build_monthly_report", broken_for_changshu)
+    written = archive_monthly_reports(month)
+    assert [p.parent.name for p in written] == ["320582", "320582"]

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
 
+from enterprises.reports.archive import archive_report
 from enterprises.reports.data import ReportInputError, build_monthly_report, parse_month
 from enterprises.reports.files import FORMATS, write_files
 
@@ -24,13 +25,19 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=[*FORMATS, "both"], default="both", dest="fmt")
         parser.add_argument("--output", default=".", help="directory to write into (created if missing)")
         parser.add_argument(
+            "--archive",
+            action="store_true",
+            help="store both formats in the archive the report page lists (what the monthly beat task does "
+            "for every county) instead of --output",
+        )
+        parser.add_argument(
             "--language",
             default=settings.LANGUAGE_CODE,
             choices=[code for code, _name in settings.LANGUAGES],
             help="language of the report (default: %(default)s)",
         )
 
-    def handle(self, *args, month, region, fmt, output, language, **options):
+    def handle(self, *args, month, region, fmt, output, language, archive=False, **options):
         from regulator.models import Region
 
         with translation.override(language):
@@ -42,10 +49,12 @@ class Command(BaseCommand):
             if node is None:
                 raise CommandError(f"unknown region code: {region}")
             formats = FORMATS if fmt == "both" else (fmt,)
-            report = build_monthly_report(node, first, user=None)
             try:
-                paths = write_files(report, formats, Path(output))
+                if archive:
+                    paths = archive_report(node, first)
+                else:
+                    paths = write_files(build_monthly_report(node, first, user=None), formats, Path(output))
             except OSError as exc:
-                raise CommandError(f"cannot write to {output}: {exc}") from exc
+                raise CommandError(f"cannot write the report: {exc}") from exc
         for path in paths:
             self.stdout.write(str(path.resolve()))
