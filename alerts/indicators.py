@@ -30,13 +30,14 @@ def alert_measures(ctx) -> None:
 
 
 INDICATORS = [
-    Indicator("alerts_total", _("报警总数"), _("次"), _("统计期内触发的报警数（各级合计）。"), "alerts"),
+    Indicator("alerts_total", _("报警总数"), _("次"), _("统计期内触发的报警数（各级合计）。"), "alerts", better="down"),
     Indicator(
         "alerts_level1",
         _("一级报警"),
         _("次"),
         _("统计期内触发的一级（红色，爆炸前兆）报警数。"),
         "alerts_l1",
+        better="down",
     ),
     Indicator(
         "avg_ack_minutes",
@@ -47,6 +48,7 @@ INDICATORS = [
         "acked",
         scale=1 / 60,
         digits=1,
+        better="down",
     ),
     Indicator(
         "ack_in_time_rate",
@@ -57,6 +59,7 @@ INDICATORS = [
         "alerts",
         scale=100,
         digits=1,
+        better="up",
     ),
     Indicator(
         "false_alarm_rate",
@@ -67,6 +70,7 @@ INDICATORS = [
         "reviewed",
         scale=100,
         digits=1,
+        better="down",
     ),
 ]
 

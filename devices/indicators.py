@@ -54,6 +54,7 @@ INDICATORS = [
             "（含 Modbus 网关、串口总线、HTTP 数据推送）在期末前建档。"
         ),
         "connected",
+        better="up",
     ),
     Indicator(
         "connection_rate",
@@ -64,6 +65,7 @@ INDICATORS = [
         "enterprises_total",
         scale=100,
         digits=1,
+        better="up",
     ),
     Indicator(
         "device_online_rate",
@@ -79,6 +81,7 @@ INDICATORS = [
         scale=100,
         digits=1,
         live=True,
+        better="up",
     ),
     Indicator(
         "data_timeliness_rate",
@@ -94,6 +97,7 @@ INDICATORS = [
         scale=100,
         digits=1,
         live=True,
+        better="up",
     ),
 ]
 

@@ -45,6 +45,7 @@ INDICATORS = [
         _("次"),
         _("检查日期在统计期内、状态为已完成的执法检查数。"),
         "inspections_done",
+        better="up",
     ),
     Indicator(
         "inspection_completion_rate",
@@ -55,6 +56,7 @@ INDICATORS = [
         "inspections_planned",
         scale=100,
         digits=1,
+        better="up",
     ),
     Indicator(
         "credit_low_share",
@@ -70,6 +72,7 @@ INDICATORS = [
         scale=100,
         digits=1,
         live=True,
+        better="down",
     ),
 ]
 

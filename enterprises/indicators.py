@@ -62,9 +62,12 @@ class Indicator:
     denominator: str | None = None
     scale: float = 1.0
     digits: int = 0
-    # True: a live figure (current state), available only for a period that contains today.
+    # True: a live figure (current state), sampled into the snapshots.
     live: bool = False
     group: str = ""
+    # "up": a rise is an improvement (closed on time), "down": a rise is a deterioration (false alarms),
+    # "": neither (hazards found: more can mean better investigation).
+    better: str = ""
 
     def value(self, measures: dict) -> float | int | None:
         num = measures.get(self.numerator) or 0
@@ -428,7 +431,7 @@ def compute(region, start: date, end: date, *, user, today: date | None = None, 
                      "live": bool (the period contains today), "mode": "snapshot" | "live",
                      "snapshot_at": ISO datetime of the newest snapshot used, or None},
           "indicators": [{"key", "group", "label", "value", "unit", "previous", "display",
-                          "previous_display", "change", "help", "live"}, ...],
+                          "previous_display", "change", "help", "live", "better" ("up" | "down" | "")}, ...],
           "distributions": {"credit_grade": {"A".."D", "none": count}, "risk_grade": {"red", "orange",
                             "yellow", "blue", "none": count}, "alerts_by_level": {"1".."4": count}},
           "trend": {key: [{"period": "YYYY-MM", "value": x}, ... 12 months ending with end's month]},
@@ -526,6 +529,7 @@ def compute(region, start: date, end: date, *, user, today: date | None = None, 
                 "change": change,
                 "help": str(ind.help),
                 "live": ind.live,
+                "better": ind.better,
             }
         )
     trend_out = {
@@ -695,6 +699,7 @@ def register_enterprise_indicators() -> None:
                     scale=100,
                     digits=1,
                     live=True,
+                    better="down",
                 ),
             ],
         )

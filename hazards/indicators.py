@@ -65,6 +65,7 @@ INDICATORS = [
         _("项"),
         _("统计期内验收销号的隐患数（不论何时发现）。"),
         "closed",
+        better="up",
     ),
     Indicator(
         "rectification_rate",
@@ -75,6 +76,7 @@ INDICATORS = [
         "found",
         scale=100,
         digits=1,
+        better="up",
     ),
     Indicator(
         "on_time_rate",
@@ -88,6 +90,7 @@ INDICATORS = [
         "closed",
         scale=100,
         digits=1,
+        better="up",
     ),
     Indicator(
         "avg_rectification_days",
@@ -98,6 +101,7 @@ INDICATORS = [
         "closed",
         scale=1 / 86400,
         digits=1,
+        better="down",
     ),
     Indicator(
         "listed_major_hazards",
@@ -105,6 +109,7 @@ INDICATORS = [
         _("项"),
         _("统计期末处于挂牌督办状态的重大隐患数：挂牌时间早于期末，且期末时尚未销号（不含驳回）。"),
         "listed_open",
+        better="down",
     ),
 ]
 

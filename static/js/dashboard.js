@@ -68,7 +68,8 @@
         return;
       }
       chart(name, { tooltip: { trigger: "item" }, legend: { bottom: 0 },
-        series: [{ type: "pie", radius: ["35%", "65%"], data: items, label: { formatter: "{b}: {c} ({d}%)" } }] });
+        series: [{ type: "pie", radius: ["30%", "55%"], center: ["50%", "45%"], data: items,
+          label: { formatter: "{b}\n{c} ({d}%)" } }] });
     }
     pie("risk", data.distributions.risk_grade,
       { red: t.red, orange: t.orange, yellow: t.yellow, blue: t.blue, none: t.none }, COLOURS);

@@ -43,6 +43,12 @@ def test_page_renders_cards_charts_and_drill_down_in_chinese(client, built):
     # Drill-down: the township links to its own dashboard with the same period.
     assert "?region=320581001&amp;period=month&amp;month=2026-10" in html
     assert "本级" in html
+    # Change colours follow each indicator's direction: fewer on-time closings is bad, more found is neutral.
+    import re
+
+    on_time = re.search(r'data-key="on_time_rate".*?</article>', html, re.S).group(0)
+    found = re.search(r'data-key="hazards_found".*?</article>', html, re.S).group(0)
+    assert 'class="db-bad"' in on_time and 'class="db-flat"' in found
     assert 'href="/dashboard/"' in html  # the nav entry
 
 
