@@ -191,6 +191,27 @@ def read_snapshots(cur: Bucket, prev: Bucket, trend: list[Bucket], *, region_id,
     return ctx, max(markers.values()) if markers else None
 
 
+def read_trend(trend: list[Bucket], *, region_id, park_id, today: date) -> dict | None:
+    """{month name: {measure: value}} for the trend months from the region's snapshot rows (for a live
+    custom period: its 12-month trend need not be recomputed), or None if a month up to today is missing."""
+    from enterprises.models import IndicatorSnapshot, IndicatorSnapshotMonth
+
+    past = {b.start for b in trend if b.start <= today}
+    if IndicatorSnapshotMonth.objects.filter(month__in=past).count() != len(past):
+        return None
+    qs = IndicatorSnapshot.objects.filter(month__in=past, region_id=region_id)
+    qs = qs.filter(park_id=park_id) if park_id else qs.filter(park__isnull=True)
+    rows = dict(qs.values_list("month", "values"))
+    result = {}
+    for b in trend:
+        merged: dict = defaultdict(float)
+        for kind in KINDS:
+            for name, value in rows.get(b.start, {}).get(kind, {}).items():
+                merged[name] += value
+        result[b.name] = merged
+    return result
+
+
 @shared_task(name="enterprises.snapshot_indicators")
 def snapshot_indicators_task(months: int = 1, sample: bool = True) -> dict:
     """Beat: the current month with a live sample every 15 minutes; 13 months without a sample nightly."""

@@ -488,10 +488,16 @@ def compute(region, start: date, end: date, *, user, today: date | None = None, 
             ctx, snapshot_at = snap
             used = "snapshot"
     if used == "live":
+        # The trend months are whole months: read them from snapshots when there are any.
+        snap_trend = None
+        if mode == "auto":
+            from enterprises.indicator_snapshots import read_trend
+
+            snap_trend = read_trend(trend, region_id=region.pk, park_id=park_id, today=today)
         ctx = Context(
             today=today,
             unit_buckets=[cur, prev],
-            total_buckets=trend,
+            total_buckets=[] if snap_trend else trend,
             user=user,
             unit=UNIT_REGION,
             park_id=park_id,
@@ -499,6 +505,9 @@ def compute(region, start: date, end: date, *, user, today: date | None = None, 
         )
         for group in groups():
             group.measure(ctx)
+        if snap_trend:
+            for month, values in snap_trend.items():
+                ctx.measures[month][None].update(values)
     all_indicators = indicators()
 
     def totals(bucket: str) -> dict:

@@ -132,3 +132,14 @@ def test_page_says_where_the_numbers_come_from(client, snapshotted):
     html = client.get("/dashboard/", {"region": "320581", "period": "month", "month": "2026-10"}).content.decode()
     # Today (the real date) is after October 2026's snapshot coverage check only if all 13 months exist.
     assert "数据来自月度快照" in html or "数据为实时计算" in html
+
+
+def test_custom_period_is_live_with_the_trend_from_snapshots(snapshotted):
+    region, user = snapshotted.regions["county"], snapshotted.inspector
+    custom = (date(2026, 10, 3), date(2026, 10, 20))
+    auto = compute(region, *custom, user=user, today=data.TODAY)
+    live = compute(region, *custom, user=user, today=data.TODAY, mode="live")
+    assert auto["period"]["mode"] == "live"
+    assert by_key(auto)["hazards_found"]["value"] == by_key(live)["hazards_found"]["value"] == 2  # h2, h5
+    for key in ("hazards_found", "on_time_rate", "listed_major_hazards", "alerts_total"):
+        assert auto["trend"][key] == live["trend"][key], key
