@@ -256,8 +256,8 @@ class RiskModelAdmin(admin.ModelAdmin):
         except RiskModelIntegrityError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
-        if not request.user.is_superuser:
-            self.message_user(request, _("只有超级管理员可以启用模型"), messages.ERROR)
+        if not request.user.has_perm("enterprises.change_riskmodel"):
+            self.message_user(request, _("没有启用风险模型的权限"), messages.ERROR)
             return
         activate_model(model)
         self.message_user(request, _("模型 v%(version)s 已启用") % {"version": model.version}, messages.SUCCESS)

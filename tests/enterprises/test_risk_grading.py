@@ -179,3 +179,37 @@ def test_risk_grade_filter_of_the_registry_uses_the_graded_value(graded):
     body = api.get("/api/v1/enterprises/", {"risk_grade": "orange"}).json()
     rows = body["results"] if isinstance(body, dict) else body
     assert [r["id"] for r in rows] == [graded.here.pk]
+
+
+def _stored_model(version=1):
+    from enterprises.models import RiskModel
+    from enterprises.risk import training
+
+    frame = pd.DataFrame([dict.fromkeys(FEATURE_NAMES, float(i % 2)) for i in range(20)])
+    pipeline = training.build_pipeline().fit(frame, [i % 2 for i in range(20)])
+    blob, digest = training.dump_pipeline(pipeline)
+    return RiskModel.objects.create(
+        version=version, algorithm=training.ALGORITHM, feature_names=FEATURE_NAMES, blob=blob, digest=digest
+    )
+
+
+def test_admin_lists_models_and_activates_one_after_verifying_it(world, browser, staff_inspector):
+    from enterprises.models import RiskModel
+
+    model = _stored_model()
+    client = browser(staff_inspector)
+    page = client.get("/admin/enterprises/riskmodel/")
+    assert page.status_code == 200 and "nonneg_logistic_regression" in page.content.decode()
+    response = client.post(
+        "/admin/enterprises/riskmodel/", {"action": "activate", "_selected_action": [model.pk]}, follow=True
+    )
+    assert "模型 v1 已启用" in response.content.decode()
+    assert RiskModel.objects.get(pk=model.pk).is_active
+    # A blob that does not match its digest is never activated.
+    tampered = _stored_model(version=2)
+    RiskModel.objects.filter(pk=tampered.pk).update(digest="0" * 64)
+    response = client.post(
+        "/admin/enterprises/riskmodel/", {"action": "activate", "_selected_action": [tampered.pk]}, follow=True
+    )
+    assert "digest mismatch" in response.content.decode()
+    assert RiskModel.objects.get(is_active=True).pk == model.pk
