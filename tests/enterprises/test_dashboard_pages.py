@@ -125,3 +125,16 @@ def test_api_city_admin_and_default_region(built):
     body = api_get(built.city_admin, **OCT).json()
     assert body["region"]["code"] == "320500"
     assert {row["region"]["code"] for row in body["children"]} == {"320581", "320582"}
+
+
+def test_section_head_sees_the_subtree_and_park_manager_only_the_park_region(client, built):
+    from regulator.choices import Role
+    from tests import factories as f
+
+    head = f.user("dash_head", Role.SECTION_HEAD, jurisdiction=built.regions["county"])
+    assert page(client, head, region="320581001", **OCT).status_code == 200
+    assert page(client, head, region="320500").status_code == 403
+    assert api_get(built.park_manager, region="320581001").status_code == 403
+    body = api_get(built.park_manager, **OCT).json()
+    assert body["children_kind"] == "enterprise"
+    assert [row["enterprise"]["id"] for row in body["children"]] == [built.here.pk]
