@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from enterprises import selectors, uscc
 from enterprises.choices import HighRiskSector, LicenceType, OperatingStatus, RiskGrade
 from enterprises.models import Enterprise, Industry, Licence, MajorHazardInstallation, licences_expiring_q
-from enterprises.widgets import FastSelect, PlainModelChoiceIterator
+from enterprises.widgets import FastNullBooleanSelect, FastSelect, PlainModelChoiceIterator
 from regulator.models import Park, Region
 
 
@@ -31,8 +31,13 @@ class ScopedChoiceFilter(django_filters.ModelChoiceFilter):
 
 
 class IndustryChoiceField(ScopedChoiceField):
+    label_fields = ("code", "name", "level")
+
     def label_from_instance(self, obj):
-        return "\u3000" * (obj.level - 1) + f"{obj.code} {obj.name}"
+        return self.label_from_values(obj.code, obj.name, obj.level)
+
+    def label_from_values(self, code, name, level):
+        return "\u3000" * (level - 1) + f"{code} {name}"
 
 
 class IndustryFilter(django_filters.ModelChoiceFilter):
@@ -53,18 +58,28 @@ class EnterpriseFilterSet(django_filters.FilterSet):
     industry = IndustryFilter(
         label=_("行业"), queryset=Industry.objects.order_by("section", "code"), method="filter_industry"
     )
-    is_key = django_filters.BooleanFilter(label=_("重点企业"))
+    is_key = django_filters.BooleanFilter(label=_("重点企业"), widget=FastNullBooleanSelect)
     high_risk_sector = django_filters.ChoiceFilter(
-        label=_("高危行业"), choices=[c for c in HighRiskSector.choices if c[0]], empty_label=_("全部")
+        label=_("高危行业"),
+        choices=[c for c in HighRiskSector.choices if c[0]],
+        empty_label=_("全部"),
+        widget=FastSelect,
     )
-    risk_grade = django_filters.ChoiceFilter(label=_("风险等级"), choices=RiskGrade.choices, empty_label=_("全部"))
+    risk_grade = django_filters.ChoiceFilter(
+        label=_("风险等级"), choices=RiskGrade.choices, empty_label=_("全部"), widget=FastSelect
+    )
     operating_status = django_filters.ChoiceFilter(
-        label=_("经营状态"), choices=OperatingStatus.choices, empty_label=_("全部")
+        label=_("经营状态"), choices=OperatingStatus.choices, empty_label=_("全部"), widget=FastSelect
     )
     licence_expiring = django_filters.BooleanFilter(
-        label=_("许可证即将到期"), method="filter_licence_expiring", help_text=_("90天内到期")
+        label=_("许可证即将到期"),
+        method="filter_licence_expiring",
+        help_text=_("90天内到期"),
+        widget=FastNullBooleanSelect,
     )
-    has_major_hazard = django_filters.BooleanFilter(label=_("有重大危险源"), method="filter_has_major_hazard")
+    has_major_hazard = django_filters.BooleanFilter(
+        label=_("有重大危险源"), method="filter_has_major_hazard", widget=FastNullBooleanSelect
+    )
     ordering = django_filters.OrderingFilter(
         label=_("排序"),
         fields=(

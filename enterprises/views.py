@@ -96,27 +96,40 @@ def enterprise_export(request, fmt: str):
     return response
 
 
+def _request_context(request) -> dict:
+    """What the context processors give a template (user, csrf_token, request, navigation, ...),
+    computed once: each ``render_to_string(..., request=request)`` runs every processor again,
+    so a dossier of nine sections paid for nine navigation menus and unread-notification counts."""
+    from django.template import engines
+
+    context = {}
+    for processor in engines["django"].engine.template_context_processors:
+        context.update(processor(request))
+    return context
+
+
 @login_required
 def enterprise_detail(request, pk: int):
     enterprise = _visible_enterprise(request, pk)
     can_edit = _can_edit(request.user)
     rendered = []
+    shared = _request_context(request)
     for section, data in build_all(enterprise, request.user):
         html = ""
         if "error" not in data:
             try:
                 html = render_to_string(
                     section.template,
-                    {"section": section, "data": data, "enterprise": enterprise, "can_edit": can_edit},
-                    request=request,
+                    {**shared, "section": section, "data": data, "enterprise": enterprise, "can_edit": can_edit},
                 )
             except Exception:  # another app's broken section must not take the whole dossier down
                 logger.exception("dossier section %s could not be rendered", section.key)
         rendered.append({"key": section.key, "title": section.title, "html": html})
-    return render(
-        request,
-        "enterprises/detail.html",
-        {"enterprise": enterprise, "sections": rendered, "can_edit": can_edit},
+    return HttpResponse(
+        render_to_string(
+            "enterprises/detail.html",
+            {**shared, "enterprise": enterprise, "sections": rendered, "can_edit": can_edit},
+        )
     )
 
 

@@ -19,7 +19,10 @@ class FastSelect(forms.Select):
     def render(self, name, value, attrs=None, renderer=None):
         final_attrs = self.build_attrs(self.attrs, attrs or {})
         final_attrs["name"] = name
-        selected = {str(v) for v in self.format_value(value)}
+        values = self.format_value(value)
+        if isinstance(values, str):  # NullBooleanSelect formats its value as one string
+            values = [values]
+        selected = {str(v) for v in values}
         parts = [format_html("<select{}>", flatatt(final_attrs))]
         for option_value, option_label in self.choices:
             text = "" if option_value is None else str(option_value)
@@ -30,13 +33,26 @@ class FastSelect(forms.Select):
         return mark_safe("".join(parts))  # noqa: S308 - every part above is escaped (format_html, html.escape)
 
 
+class FastNullBooleanSelect(FastSelect, forms.NullBooleanSelect):
+    """The yes / no / unknown drop-down of a boolean filter, rendered like FastSelect."""
+
+
 class PlainModelChoiceIterator(ModelChoiceIterator):
     """Choices from one ordinary query: the default ``.iterator()`` opens a PostgreSQL server-side
-    cursor (DECLARE/FETCH/CLOSE round trips) for every drop-down on every page view."""
+    cursor (DECLARE/FETCH/CLOSE round trips) for every drop-down on every page view.
+
+    A field that labels its options from a few columns (``label_fields`` and
+    ``label_from_values(values)``) gets them as plain tuples, without building a model instance
+    per option (the industry drop-down has 442)."""
 
     def __iter__(self):
         if self.field.empty_label is not None:
             yield ("", self.field.empty_label)
+        label_fields = getattr(self.field, "label_fields", None)
+        if label_fields:
+            for pk, *values in self.queryset.values_list("pk", *label_fields):
+                yield (pk, self.field.label_from_values(*values))
+            return
         for obj in list(self.queryset):
             yield self.choice(obj)
 

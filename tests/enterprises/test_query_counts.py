@@ -56,3 +56,43 @@ def test_export_does_not_grow_with_rows(world, browser):
     before = _count(client, "/enterprises/export.csv")
     _grow_enterprises(world, 20)
     assert _count(client, "/enterprises/export.csv") == before
+
+
+def test_dossier_page_runs_the_context_processors_once(world, browser):
+    """Sections share the page's request context: one navigation menu, one unread count."""
+    add_licence(world.here, "L-csrf", 30)
+    client = browser(world.inspector)
+    url = f"/enterprises/{world.here.pk}/"
+    client.get(url)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    unread_counts = [q for q in ctx.captured_queries if "regulator_notification" in q["sql"]]
+    assert len(unread_counts) == 1
+    html = response.content.decode()
+    # What the sections took from the request context is still there: the CSRF token of the
+    # licence delete form, and the page's own navigation.
+    assert f"/enterprises/{world.here.pk}/licences/" in html
+    assert html.count('name="csrfmiddlewaretoken"') >= 3  # language switch, logout, licence delete
+    assert 'class="mainnav"' in html and "L-csrf" in html
+
+
+def test_list_filters_render_and_keep_the_chosen_values(world, browser):
+    from enterprises.models import Industry
+
+    world.here.is_key = True
+    world.here.risk_grade = "red"
+    world.here.save(update_fields=["is_key", "risk_grade"])
+    chem = Industry.objects.get(code="26")
+    client = browser(world.inspector)
+    response = client.get(f"/enterprises/?is_key=true&risk_grade=red&has_major_hazard=false&industry={chem.pk}")
+    html = response.content.decode()
+    assert '<option value="true" selected>' in html  # is_key
+    assert '<option value="red" selected>' in html
+    assert '<option value="false" selected>' in html  # has_major_hazard
+    assert f'<option value="{chem.pk}" selected>' in html
+    assert '<option value="unknown" selected>' in html  # licence_expiring not chosen
+    assert "\u300026 化学原料和化学制品制造业" in html  # industry labels indented by level
+    response = client.get("/enterprises/?is_key=true&risk_grade=red")
+    assert world.here.name in response.content.decode()
+    assert world.here_no_park.name not in response.content.decode()
