@@ -7,7 +7,8 @@ dashboard of a province reads a few thousand small rows instead of scanning a ye
 - ``read_snapshots(...)`` assembles a dashboard's buckets from them, or None when they do not cover it.
 
 Kept fresh by the ``snapshot_indicators`` command and two beat tasks: every 15 minutes the current month
-with a live sample; nightly the current and the 12 previous months (late closures and alert reviews).
+with a live sample; nightly the current and the 35 previous months (late closures and alert reviews;
+a year's dashboard compares it with the year before and needs up to 36 months).
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def read_trend(trend: list[Bucket], *, region_id, park_id, today: date) -> dict 
 
 @shared_task(name="enterprises.snapshot_indicators")
 def snapshot_indicators_task(months: int = 1, sample: bool = True) -> dict:
-    """Beat: the current month with a live sample every 15 minutes; 13 months without a sample nightly."""
+    """Beat: the current month with a live sample every 15 minutes; 36 months without a sample nightly."""
     return build_snapshots(recent_months(months), sample=sample)
 
 

@@ -213,8 +213,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "enterprises.tasks.train_risk_model",
         "schedule": crontab(hour=1, minute=0, day_of_week="mon"),
     },
-    # Dashboard snapshots: the current month with a live sample every 15 minutes; the last 13 months
-    # nightly after credit and risk grading (late closures, alert reviews).
+    # Dashboard snapshots: the current month with a live sample every 15 minutes; the last 36 months
+    # nightly after credit and risk grading (late closures, alert reviews; a year compared with the
+    # year before needs 36).
     "snapshot-indicators-current": {
         "task": "enterprises.snapshot_indicators",
         "schedule": 900.0,
@@ -223,7 +224,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "snapshot-indicators-nightly": {
         "task": "enterprises.snapshot_indicators",
         "schedule": crontab(hour=3, minute=30),
-        "kwargs": {"months": 13, "sample": False},
+        "kwargs": {"months": 36, "sample": False},
     },
     "archive-monthly-reports": {
         "task": "enterprises.reports.tasks.archive_monthly_reports",

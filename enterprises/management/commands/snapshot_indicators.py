@@ -12,10 +12,10 @@ from enterprises.indicator_snapshots import build_snapshots, recent_months
 
 
 class Command(BaseCommand):
-    help = "重算监管驾驶舱的指标月快照（默认：本月及此前12个月）"
+    help = "重算监管驾驶舱的指标月快照（默认：本月及此前35个月）"
 
     def add_arguments(self, parser):
-        parser.add_argument("--months", type=int, default=13, help="本月及此前共几个月（默认13）")
+        parser.add_argument("--months", type=int, default=36, help="本月及此前共几个月（默认36）")
         parser.add_argument("--month", action="append", default=[], help="只重算指定月份 YYYY-MM（可重复）")
         parser.add_argument("--sample", action="store_true", help="同时把当前实时状态作为一次采样计入本月")
 
