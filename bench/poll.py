@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -82,6 +83,24 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+class GcPauses:
+    """Cyclic-GC pauses while measuring: count, total and longest (they show up as cycle jitter)."""
+
+    def __init__(self):
+        self.count, self.total, self.longest, self._t0, self.on = 0, 0.0, 0.0, 0.0, False
+        gc.callbacks.append(self._cb)
+
+    def _cb(self, phase, info):
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif self.on:
+            d = time.perf_counter() - self._t0
+            self.count, self.total, self.longest = self.count + 1, self.total + d, max(self.longest, d)
+
+    def as_dict(self):
+        return {"gc_count": self.count, "gc_total": self.total, "gc_max": self.longest}
+
+
 async def bare_main(ports, channels, hz, seconds, warmup):
     import logging
 
@@ -116,15 +135,16 @@ async def bare_main(ports, channels, hz, seconds, warmup):
         client.close()
 
     tasks = [asyncio.create_task(device(p, i * period / len(ports))) for i, p in enumerate(ports)]
+    pauses = GcPauses()
     await asyncio.sleep(warmup)
-    measuring[0] = True
+    measuring[0] = pauses.on = True
     cpu0, t0 = time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-    measuring[0] = False
+    measuring[0] = pauses.on = False
     stop[0] = True
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"reads": reads[0], "wall": wall, "cpu": cpu, "lateness": lateness}
+    return {"reads": reads[0], "wall": wall, "cpu": cpu, "lateness": lateness, **pauses.as_dict()}
 
 
 async def poller_main(ports, channels, hz, seconds, warmup, tmp):
@@ -138,7 +158,7 @@ async def poller_main(ports, channels, hz, seconds, warmup, tmp):
     logging.getLogger("devices").setLevel(logging.ERROR)
     from datetime import datetime
 
-    from devices.poller.daemon import DeviceSpec, DeviceWorker, Poller, PollerConfig
+    from devices.poller.daemon import DeviceSpec, DeviceWorker, Poller, PollerConfig, settle_gc
     from devices.poller.decode import ChannelSpec
     from devices.poller.storage import ReadingWriter
 
@@ -196,20 +216,23 @@ async def poller_main(ports, channels, hz, seconds, warmup, tmp):
             signature=(datetime.now(),),
         )
         poller.specs[spec.id] = spec
+    settle_gc()  # as the daemon does after its first reload
     writer.start()
     for spec in poller.specs.values():
         w = DeviceWorker(spec, poller)
         poller.workers[spec.id] = w
         w.start()
         await asyncio.sleep(period / len(ports))  # stagger like the bare loop
+    pauses = GcPauses()
     await asyncio.sleep(warmup)
+    gc.freeze()  # as the daemon does once its workers have connected
     reads0 = sum(w.stats.reads for w in poller.workers.values())
     poller.lateness.clear()
-    config.record_lateness = True
+    config.record_lateness = pauses.on = True
     cpu0, t0 = time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-    config.record_lateness = False
+    config.record_lateness = pauses.on = False
     reads = sum(w.stats.reads for w in poller.workers.values()) - reads0
     lateness = list(poller.lateness)
     for w in poller.workers.values():
@@ -223,14 +246,24 @@ async def poller_main(ports, channels, hz, seconds, warmup, tmp):
         "lateness": lateness,
         "received": writer.stats["received"],
         "stored_rows": stored[0],
+        **pauses.as_dict(),
     }
+
+
+def run_loop(kind, coro):
+    if kind == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    return asyncio.run(coro)
 
 
 def run_mode(mode, ports, args):
     cmd = [sys.executable, __file__, "--mode", mode, "--ports", ",".join(map(str, ports))]
     cmd += ["--channels", str(args.channels), "--hz", str(args.hz), "--seconds", str(args.seconds)]
-    cmd += ["--warmup", str(args.warmup)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    cmd += ["--warmup", str(args.warmup), "--loop", args.loop]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -247,6 +280,9 @@ def summarise(name, r, devices, hz):
         "p99 ms": percentile(lat, 0.99),
         "max ms": max(lat) if lat else float("nan"),
         "mean ms": statistics.fmean(lat) if lat else float("nan"),
+        "gc": r["gc_count"],
+        "gc ms": 1000 * r["gc_total"],
+        "gc max ms": 1000 * r["gc_max"],
     }
 
 
@@ -261,20 +297,24 @@ def main():
     parser.add_argument("--mode", choices=["bare", "poller", "responder"], default=None)
     parser.add_argument("--ports", default="")
     parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     args = parser.parse_args()
 
     if args.mode == "responder":
         asyncio.run(responder_main(args.count))
         return
     if args.mode in ("bare", "poller"):
+        from devices.poller.daemon import GC_THRESHOLD
+
+        gc.set_threshold(*GC_THRESHOLD)  # the daemon's setting, for both
         ports = [int(p) for p in args.ports.split(",") if p]
         if args.mode == "bare":
-            result = asyncio.run(bare_main(ports, args.channels, args.hz, args.seconds, args.warmup))
+            result = run_loop(args.loop, bare_main(ports, args.channels, args.hz, args.seconds, args.warmup))
         else:
             import tempfile
 
             with tempfile.TemporaryDirectory() as tmp:
-                result = asyncio.run(poller_main(ports, args.channels, args.hz, args.seconds, args.warmup, tmp))
+                result = run_loop(args.loop, poller_main(ports, args.channels, args.hz, args.seconds, args.warmup, tmp))
         print(json.dumps(result))
         return
 
@@ -301,7 +341,7 @@ def main():
         for p in procs:
             p.terminate()
             p.wait()
-    cols = ["reads/s", "target", "cpu %", "cpu us/read", "p50 ms", "p99 ms", "max ms"]
+    cols = ["reads/s", "target", "cpu %", "cpu us/read", "p50 ms", "p99 ms", "max ms", "gc", "gc ms", "gc max ms"]
     print(f"{'':22}" + "".join(f"{c:>13}" for c in cols))
     for r in rows:
         print(f"{r['name']:22}" + "".join(f"{r[c]:>13.1f}" for c in cols))

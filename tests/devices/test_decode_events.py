@@ -1,0 +1,60 @@
+"""The poller's hot-path decoder gives the same verdicts as the general path: fast uint16/int16
+channels, open ranges, sentinels, out of range, NaN/Inf from floats and from absurd scales."""
+
+from __future__ import annotations
+
+import math
+
+from devices.choices import Quality
+from devices.hooks import ReadingEvent
+from devices.poller.decode import decode_block, decode_events, plan_blocks, raw_to_words
+from tests.devices.helpers import ch
+
+
+def events(channels, data):
+    block = plan_blocks(channels)[0]
+    return {e.channel_id: e for e in decode_events(block, data, 7, "now", ReadingEvent)}
+
+
+def test_fast_channels_scale_range_and_sentinels():
+    chans = [
+        ch(1, 0, scale=0.1, range_low=0, range_high=100),  # uint16 -> 25.0
+        ch(1, 1, data_type="int16"),  # 0xFFFF -> -1, no range limits
+        ch(1, 2, scale=0.1, range_low=0, range_high=100),  # 1001 -> 100.1 out of range
+        ch(1, 3, sentinels=frozenset({0x7FFF})),
+        ch(1, 4, data_type="int16", range_low=-10),  # -20 below the low limit, no high limit
+    ]
+    got = events(chans, [250, 0xFFFF, 1001, 0x7FFF, 0x10000 - 20])
+    ids = [c.id for c in chans]
+    assert got[ids[0]] == ReadingEvent(ids[0], 7, 25.0, True, Quality.GOOD, "now", None)
+    assert got[ids[1]].value == -1 and got[ids[1]].good
+    assert (got[ids[2]].value, got[ids[2]].good, got[ids[2]].quality) == (None, False, Quality.OUT_OF_RANGE)
+    assert got[ids[3]].quality == Quality.SENTINEL and got[ids[3]].value is None
+    assert got[ids[4]].quality == Quality.OUT_OF_RANGE
+
+
+def test_floats_nan_inf_and_overflowing_scale_are_bad_not_infinite():
+    nan_words = raw_to_words(math.nan, "float32")
+    inf_words = raw_to_words(math.inf, "float32")
+    big_words = raw_to_words(1e300, "float64")
+    chans = [
+        ch(1, 0, data_type="float32"),
+        ch(1, 2, data_type="float32"),
+        ch(1, 4, data_type="float64", scale=1e10),  # 1e310 overflows to inf
+        ch(1, 8, scale=1e306),  # uint16 with a scale too large for the fast path: 6.5e310 = inf
+        ch(1, 9, data_type="float32", word_order="little"),
+    ]
+    data = nan_words + inf_words + big_words + [65535] + raw_to_words(1.5, "float32", word_order="little")
+    got = events(chans, data)
+    assert [got[c.id].quality for c in chans] == [Quality.NAN, Quality.NAN, Quality.NAN, Quality.NAN, Quality.GOOD]
+    assert got[chans[4].id].value == 1.5
+
+
+def test_short_answer_and_bits():
+    chans = [ch(1, 0), ch(1, 1)]
+    assert {e.quality for e in events(chans, [1]).values()} == {Quality.GARBAGE}
+    coils = [ch(1, 0, register_type="coil", data_type="bool"), ch(1, 1, register_type="coil", data_type="bool")]
+    got = events(coils, [True, False])
+    assert [got[c.id].value for c in coils] == [1.0, 0.0]
+    block = plan_blocks(coils)[0]
+    assert block.bits and [v for _, v, _ in decode_block(block, [True])] == [1.0, None]
