@@ -11,24 +11,25 @@ An app adds its group in ``AppConfig.ready()``::
 ``measure(ctx)`` fills additive *measures* (counts and sums) through the :class:`Context`
 helpers, with a handful of aggregated queries whose number does not depend on the number of rows:
 
-- ``ctx.flow(qs, date_field, unit_prefix, **aggregates)``: events dated in a period (hazards found,
-  alerts raised): one query grouped by unit for the period and the previous period, one grouped by
-  month for the 12-month trend;
+- ``ctx.flow(qs, date_field, unit_prefix, **aggregates)``: events dated in a bucket (hazards found,
+  alerts raised): one query grouped by unit for the period and the previous period (or by unit and
+  month when the buckets are calendar months), one grouped by month for the 12-month trend;
 - ``ctx.stock(qs, unit_prefix, born, died, **conditions)``: things that exist at an instant (registered
-  enterprises, hazards under listed supervision): counted at the period end, the previous period end
-  and each trend month end, in one query;
-- ``ctx.now(qs, unit_prefix, **aggregates)``: live state (device status): only for a period that
-  contains today, without previous period or trend;
+  enterprises, hazards under listed supervision): counted at the end of each bucket, in one query;
+- ``ctx.now(qs, unit_prefix, **aggregates)``: the live state (device status, current grades), recorded
+  into the buckets that contain today; snapshots accumulate these samples, so past periods get the
+  average over their samples;
 - ``IndicatorGroup.distributions``: {name: {key: measure}} (grade and level counts).
 
 Each :class:`Indicator` is then ``scale * numerator / denominator`` (or ``scale * numerator``) of
 those measures, summed over whatever units form a row: the whole jurisdiction, a child region, an
-enterprise. Ratios are computed from summed parts, never averaged.
+enterprise. Ratios are computed from summed parts, never averaged. The same measure functions fill
+the monthly snapshots (``enterprises/indicator_snapshots.py``) that month, quarter and year
+dashboards read, so the live and the snapshot numbers agree.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,10 +44,8 @@ from django.utils.translation import gettext_lazy
 
 from regulator.scoping import enterprise_scope_q, region_scope_ids
 
-log = logging.getLogger(__name__)
-
 TREND_MONTHS = 12
-# At the lowest level the drill-down lists enterprises; more than this many are cut (largest first).
+# At the lowest level the drill-down lists enterprises (by name); more than this many are cut.
 MAX_ENTERPRISE_ROWS = 500
 
 
