@@ -8,15 +8,17 @@ so a dropped push (Redis down, channel layer full) is repaired on the next (re)c
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
 from regulator.notifications import group_for_user
-from regulator.realtime import group_for_enterprise, group_for_park, group_for_region
+from regulator.realtime import client_frame, group_for_enterprise, group_for_park, group_for_region
 
 logger = logging.getLogger(__name__)
 
@@ -143,11 +145,34 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             pass
 
     # --- group events (regulator.realtime.push_on_commit) -------------------------------------------
+    async def dispatch(self, message):
+        kind = message["type"]
+        if kind in _FORWARDED:
+            # The hot path of an alert: one prepared text frame, the same for every socket. No
+            # database here, so channels' per-message close_old_connections (a hop through the one
+            # sync thread, serialised over every client of this process) is skipped.
+            await self._forward(message)
+        elif kind.startswith("websocket.") or hasattr(self, get_handler_name(message)):
+            await super().dispatch(message)
+        else:
+            # Other apps push to the same region/park/enterprise groups (hazard.updated,
+            # enforcement.drawn, ...): not for this socket, and never a reason to drop it.
+            logger.debug("ignoring %s on /ws/alerts/", kind)
+
+    async def _forward(self, event):
+        text = event.get("text")
+        if text is None:  # a sender that did not prepare the frame (regulator.realtime does)
+            text = json.dumps(client_frame(event["event"], event["payload"]))
+        await self.send(text_data=text)
+
     async def alert_raised(self, event):
-        await self.send_json({"type": "alert", "event": "alert.raised", "alert": event["payload"]})
+        await self._forward(event)
 
     async def alert_updated(self, event):
-        await self.send_json({"type": "alert", "event": "alert.updated", "alert": event["payload"]})
+        await self._forward(event)
 
     async def notification_created(self, event):
-        await self.send_json({"type": "notification", "notification": event["payload"]})
+        await self._forward(event)
+
+
+_FORWARDED = frozenset({"alert_raised", "alert_updated", "notification_created"})
