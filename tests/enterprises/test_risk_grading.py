@@ -213,3 +213,14 @@ def test_admin_lists_models_and_activates_one_after_verifying_it(world, browser,
     )
     assert "digest mismatch" in response.content.decode()
     assert RiskModel.objects.get(is_active=True).pk == model.pk
+
+
+def test_beat_tasks_train_then_grade(graded, settings):
+    from enterprises import tasks
+
+    schedule = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"enterprises.tasks.train_risk_model", "enterprises.tasks.grade_risk"} <= schedule
+    assert tasks.train_risk_model.delay().get()["status"] == "not_enough_history"
+    result = tasks.grade_risk.delay().get()
+    assert result["method"] == "rules" and result["graded"] == 3
+    assert EnterpriseRisk.objects.count() == 3
