@@ -130,6 +130,14 @@ class Hazard(models.Model):
                 condition=models.Q(status__in=["reported", "confirmed", "rectifying"]),
                 name="hazard_open_due",
             ),
+            # Open deadlines per enterprise: a jurisdiction's overdue hazards found enterprise by
+            # enterprise (a county is a tenth of the enterprises, so walking hazard_open_due in date
+            # order looked up ten enterprises per match), index only.
+            models.Index(
+                fields=["enterprise", "due_date"],
+                condition=models.Q(status__in=["reported", "confirmed", "rectifying"]),
+                name="hazard_open_enterprise_due",
+            ),
             # The regulator list: filter by state, newest first; counts answered from the index.
             models.Index(fields=["status", "-reported_at", "-id"], name="hazard_status_reported"),
             models.Index(fields=["status", "grade", "source", "enterprise"], name="hazard_filter_cover"),
