@@ -163,6 +163,7 @@ def load_events(enterprises, start: datetime, end: datetime) -> Events:
         "due": _days(hz["due_date"]),
         "major": (hz["grade"] == "major").to_numpy(),
         "late": (hz["closed_on_time"] == False).to_numpy(),  # noqa: E712 (None is "not closed")
+        "extensions": _extensions(ids_qs, hz["id"], end),
     }
 
     al = _frame(
@@ -277,6 +278,37 @@ def load_events(enterprises, start: datetime, end: datetime) -> Events:
     )
 
 
+def _extensions(ids_qs, hazard_ids: pd.Series, end: datetime) -> pd.DataFrame:
+    """Approved deadline extensions (hazard position, decided at, the deadline before), by decision time.
+
+    ``Hazard.due_date`` is today's deadline; at an earlier as_of, an extension decided later had
+    not happened yet and the old deadline applied.
+    """
+    from hazards.models import ExtensionRequest
+
+    ext = _frame(
+        ExtensionRequest.objects.filter(
+            hazard__enterprise__in=ids_qs, status="approved", decided_at__isnull=False, hazard__reported_at__lt=end
+        ).order_by(),
+        ["hazard_id", "decided_at", "old_deadline"],
+    )
+    position = pd.Index(hazard_ids.to_numpy(dtype=np.int64)).get_indexer(ext["hazard_id"].to_numpy(dtype=np.int64))
+    frame = pd.DataFrame({"hazard": position, "decided": _ns(ext["decided_at"]), "old_due": _days(ext["old_deadline"])})
+    return frame[frame["hazard"] >= 0].sort_values("decided", kind="stable")
+
+
+def _due_at(h: dict, t: int) -> np.ndarray:
+    """Each hazard's deadline as it stood at ``t``: before the first extension decided at or after t."""
+    due = h["due"]
+    later = h["extensions"][h["extensions"]["decided"].to_numpy() >= t]
+    if not len(later):
+        return due
+    first = later.drop_duplicates("hazard", keep="first")
+    due = due.copy()
+    due[first["hazard"].to_numpy()] = first["old_due"].to_numpy()
+    return due
+
+
 def _count(ent: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(ent[mask], minlength=n).astype(np.float64)
 
@@ -309,7 +341,7 @@ def features_at(ev: Events, as_of: datetime) -> pd.DataFrame:
     out["hazards_found_recent"] = _count(h["ent"], reported_before & (h["reported"] >= t - RECENT_DAYS * NS_PER_DAY), n)
     out["major_hazards_found"] = _count(h["ent"], in_window & h["major"], n)
     out["hazards_open"] = _count(h["ent"], open_, n)
-    out["hazards_overdue"] = _count(h["ent"], open_ & (h["due"] < day), n)
+    out["hazards_overdue"] = _count(h["ent"], open_ & (_due_at(h, t) < day), n)
     out["major_hazards_open"] = _count(h["ent"], open_ & h["major"], n)
     out["hazards_closed_late"] = _count(h["ent"], (h["closed"] < t) & (h["closed"] >= t0) & h["late"], n)
 

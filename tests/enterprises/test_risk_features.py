@@ -200,6 +200,19 @@ def test_no_leakage_future_events_do_not_change_features(history):
     )
     device = Device.objects.get(enterprise=here)
     DeviceStatusChange.objects.create(device=device, at=AS_OF, old="offline", new="online")
+    # An extension approved after as_of moves today's deadline, not the one that applied then.
+    from hazards.models import ExtensionRequest
+
+    overdue = Hazard.objects.get(enterprise=here, due_date=DAY - timedelta(days=2))
+    ExtensionRequest.objects.create(
+        hazard=overdue,
+        old_deadline=overdue.due_date,
+        new_deadline=DAY + timedelta(days=30),
+        reason="设备采购周期长",
+        status="approved",
+        decided_at=AS_OF + timedelta(hours=3),
+    )
+    Hazard.objects.filter(pk=overdue.pk).update(due_date=DAY + timedelta(days=30))
     after = extract_features(Enterprise.objects.all(), AS_OF)
     assert after.equals(before)
     labels = extract_snapshots([AS_OF], Enterprise.objects.all()).set_index("enterprise_id")["label"]
