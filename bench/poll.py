@@ -262,7 +262,7 @@ def run_loop(kind, coro):
 def run_mode(mode, ports, args):
     cmd = [sys.executable, __file__, "--mode", mode, "--ports", ",".join(map(str, ports))]
     cmd += ["--channels", str(args.channels), "--hz", str(args.hz), "--seconds", str(args.seconds)]
-    cmd += ["--warmup", str(args.warmup), "--loop", args.loop]
+    cmd += ["--warmup", str(args.warmup), "--loop", args.loop, "--gc-threshold", args.gc_threshold]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -297,7 +297,8 @@ def main():
     parser.add_argument("--mode", choices=["bare", "poller", "responder"], default=None)
     parser.add_argument("--ports", default="")
     parser.add_argument("--count", type=int, default=0)
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop", help="event loop of both modes")
+    parser.add_argument("--gc-threshold", default="", help="e.g. 700,10,10 (default: the daemon's, for both modes)")
     args = parser.parse_args()
 
     if args.mode == "responder":
@@ -306,7 +307,7 @@ def main():
     if args.mode in ("bare", "poller"):
         from devices.poller.daemon import GC_THRESHOLD
 
-        gc.set_threshold(*GC_THRESHOLD)  # the daemon's setting, for both
+        gc.set_threshold(*(map(int, args.gc_threshold.split(",")) if args.gc_threshold else GC_THRESHOLD))
         ports = [int(p) for p in args.ports.split(",") if p]
         if args.mode == "bare":
             result = run_loop(args.loop, bare_main(ports, args.channels, args.hz, args.seconds, args.warmup))
