@@ -466,8 +466,27 @@ class IndicatorSnapshotMonth(models.Model):
     month = models.DateField(_("月份"), unique=True)
     computed_at = models.DateTimeField(_("计算时间"))
     samples = models.PositiveIntegerField(_("采样次数"), default=0)
+    # When the month's day rows (IndicatorDaySnapshot) were last computed; None: the month has none.
+    days_computed_at = models.DateTimeField(_("日快照计算时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("指标快照月份")
         verbose_name_plural = _("指标快照月份")
         ordering = ["-month"]
+
+
+class IndicatorDaySnapshot(models.Model):
+    """The dashboard's additive measures for one day and one region's whole subtree (all parks), so a custom
+    period reads its whole months from ``IndicatorSnapshot`` and only its partial months' days from here.
+
+    ``values`` as in ``IndicatorSnapshot`` ({"flow", "stock" (at the day's end), "sample", "last"}), zero
+    measures left out; see ``enterprises/dashboard_days.py``."""
+
+    day = models.DateField(_("日期"))
+    region = models.ForeignKey("regulator.Region", on_delete=models.CASCADE, related_name="+")
+    values = models.JSONField(_("指标量"), default=dict)
+
+    class Meta:
+        verbose_name = _("指标日快照")
+        verbose_name_plural = _("指标日快照")
+        constraints = [models.UniqueConstraint(fields=["day", "region"], name="indicator_day_snapshot_unique")]
