@@ -188,10 +188,13 @@ class AlertRuntime:
             self.maybe_reload()
             self._sync_from_database({r.channel_id for r in readings})
         changes = []
+        last_at, t = None, 0.0
         with self.lock:
             evaluate = self.engine.evaluate
-            for r in readings:
-                found = evaluate(r.channel_id, r.value, r.good, r.received_at.timestamp(), r.quality)
+            for channel_id, _device, value, good, quality, at, _device_time in readings:
+                if at is not last_at:  # a poll cycle's readings share one time: convert it once
+                    last_at, t = at, at.timestamp()
+                found = evaluate(channel_id, value, good, t, quality)
                 if found:
                     changes.extend(found)
         if changes:
@@ -243,10 +246,20 @@ class AlertRuntime:
 
     # --- writing --------------------------------------------------------------------------------
     def apply(self, changes) -> None:
+        from django.db import InterfaceError, OperationalError, connections
+
         for change in changes:
             started = time.perf_counter()
             try:
-                self._apply_one(change)
+                try:
+                    self._apply_one(change)
+                except (OperationalError, InterfaceError):
+                    # The writer thread keeps its connection between bursts; PostgreSQL may have
+                    # restarted meanwhile. Reconnect and try once more (a stale connection fails on
+                    # the first query, before anything is written).
+                    if not _reconnect(connections):
+                        raise
+                    self._apply_one(change)
             except Exception:  # one failed write must not lose the others
                 logger.exception("could not record %s", change)
             took = time.perf_counter() - started
@@ -347,8 +360,6 @@ class AlertRuntime:
                     changes = None
                 if changes:
                     # Alerts first: the rule refresh (five aggregate queries) can wait a moment.
-                    if time.monotonic() - last_busy > 1.0:
-                        _drop_unusable_connections(connections)
                     self.apply(changes)
                     last_busy = time.monotonic()
                 self.maybe_reload(force=self.signature is None)
@@ -376,12 +387,17 @@ class AlertRuntime:
 IDLE_CLOSE_SECONDS = 30.0
 
 
-def _drop_unusable_connections(connections) -> None:
-    """After a pause, make sure a kept connection still works (PostgreSQL may have restarted):
-    an alert must not be lost to a stale socket."""
+def _reconnect(connections) -> bool:
+    """Drop the (broken) connections so the next query opens a new one; False inside a transaction
+    someone else owns (a test's), where closing is not ours to do."""
+    if any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+        return False
     for conn in connections.all(initialized_only=True):
-        if conn.connection is not None and not conn.is_usable():
+        try:
             conn.close()
+        except Exception:  # already gone
+            logger.debug("closing a broken connection failed", exc_info=True)
+    return True
 
 
 def _in_event_loop() -> bool:

@@ -11,7 +11,10 @@ CPU-heavy for 10,000 requests/s). Then, one after the other, in a fresh process 
   writer's deadband + 1-minute aggregation on its thread; the database store is a no-op here,
   see bench/ingest.py for storage).
 
-Prints achieved reads/s, p50/p99/max cycle lateness (jitter) and CPU per read for both.
+Both modes run on the same event loop (--loop, default uvloop as the daemon) and GC threshold (the
+daemon's). --alerts hands the poller's readings to the real alert engine (a rule on every channel)
+instead of a no-op sink. Prints achieved reads/s, p50/p99/max cycle lateness (jitter), CPU per read
+and the GC's collections and pauses for both.
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ async def bare_main(ports, channels, hz, seconds, warmup):
     return {"reads": reads[0], "wall": wall, "cpu": cpu, "lateness": lateness, **pauses.as_dict()}
 
 
-async def poller_main(ports, channels, hz, seconds, warmup, tmp):
+async def poller_main(ports, channels, hz, seconds, warmup, tmp, with_alerts=False):
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regulator.settings")
@@ -171,7 +174,22 @@ async def poller_main(ports, channels, hz, seconds, warmup, tmp):
     writer = ReadingWriter(poller="bench", spool_dir=Path(tmp) / "spool", spool_max_bytes=10**8, store=store)
     config = PollerConfig(name="bench", live_push_interval=0, record_lateness=False)
     poller = Poller(config, writer, store_status=False)
-    poller.reading_hook = lambda events: None  # the alerts sink is measured in its own benchmark
+    if with_alerts:
+        # The real hand-off: devices.hooks -> the alerts runtime's engine, a rule on every channel
+        # (H/HH/L/LL, deadband, rate of change). The values stay normal, so nothing is written.
+        from django.conf import settings
+
+        from alerts import engine as eng
+        from alerts.runtime import ChannelInfo, runtime
+
+        settings.ALERT_RUNTIME_BACKGROUND = False  # no writer thread (it would load rules from the DB)
+        runtime.signature = ("bench",)
+        rule = eng.RuleConfig(limits=eng.Limits(high_high=95, high=90, low=1, low_low=0.5), deadband=1, rate_limit=500)
+        for c in range(1, len(ports) * channels + 1):
+            runtime.engine.configure(c, rule)
+            runtime.channels[c] = ChannelInfo(0, 0, 0, f"T{c}", "", "", {})
+    else:
+        poller.reading_hook = lambda events: None  # the alerts sink is measured in bench/alert_latency.py
     period = 1.0 / hz
     cid = 0
     for i, port in enumerate(ports):
@@ -263,6 +281,7 @@ def run_mode(mode, ports, args):
     cmd = [sys.executable, __file__, "--mode", mode, "--ports", ",".join(map(str, ports))]
     cmd += ["--channels", str(args.channels), "--hz", str(args.hz), "--seconds", str(args.seconds)]
     cmd += ["--warmup", str(args.warmup), "--loop", args.loop, "--gc-threshold", args.gc_threshold]
+    cmd += ["--alerts"] if args.alerts else []
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -298,6 +317,7 @@ def main():
     parser.add_argument("--ports", default="")
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop", help="event loop of both modes")
+    parser.add_argument("--alerts", action="store_true", help="poller hands readings to the real alert engine")
     parser.add_argument("--gc-threshold", default="", help="e.g. 700,10,10 (default: the daemon's, for both modes)")
     args = parser.parse_args()
 
@@ -315,7 +335,8 @@ def main():
             import tempfile
 
             with tempfile.TemporaryDirectory() as tmp:
-                result = run_loop(args.loop, poller_main(ports, args.channels, args.hz, args.seconds, args.warmup, tmp))
+                main = poller_main(ports, args.channels, args.hz, args.seconds, args.warmup, tmp, args.alerts)
+                result = run_loop(args.loop, main)
         print(json.dumps(result))
         return
 

@@ -53,12 +53,13 @@ def client_frame(event_type: str, payload: dict) -> dict | None:
 
 def _with_text(message: dict) -> dict:
     """Serialise the client frame once, here, with the moment it leaves (``sent_at``), so that the
-    consumers of every socket send the same prepared text instead of each encoding the payload."""
+    consumers of every socket send the same prepared text instead of each encoding the payload.
+    The payload is not sent a second time beside it: every socket would decode it for nothing."""
     frame = client_frame(message["event"], message["payload"])
     if frame is None:
         return message
     frame["sent_at"] = datetime.now(UTC).isoformat()
-    return {**message, "text": json.dumps(frame)}
+    return {"type": message["type"], "event": message["event"], "text": json.dumps(frame)}
 
 
 async def _send_all(layer, groups: list[str], message: dict) -> None:
