@@ -108,7 +108,15 @@ def build_snapshots(months: list[date], *, sample: bool = False, today: date | N
                 marker.computed_at = now
                 marker.samples += int(sampled)
                 marker.save(update_fields=["computed_at", "samples"])
-    return {"months": len(buckets), "rows": len(to_create) + len(to_update), "queries": ctx.queries}
+    from enterprises.dashboard_days import build_day_snapshots
+
+    days = build_day_snapshots(months, sample=sample, today=today)  # custom periods' partial months
+    return {
+        "months": len(buckets),
+        "rows": len(to_create) + len(to_update),
+        "queries": ctx.queries + days["queries"],
+        "day_rows": days["rows"],
+    }
 
 
 def recent_months(count: int, today: date | None = None) -> list[date]:

@@ -37,7 +37,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, FloatField, Func, Q
-from django.db.models.functions import TruncMonth
+from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -261,7 +261,24 @@ class Context:
             return Q(**{f"{date_field}__gte": lo(first), f"{date_field}__lt": hi(last)})
 
         units = self.unit_buckets
-        if units and all(is_whole_month(b) for b in units):
+        if len(units) > 2 and all(b.start == b.end for b in units):
+            # Single days (the day-snapshot builder): one scan grouped by unit and local date.
+            by_day = {b.start: b.name for b in units}
+            day = F(date_field) if is_date else TruncDate(date_field, tzinfo=timezone.get_default_timezone())
+            rows = (
+                qs.filter(in_range(min(units, key=lambda b: b.start), max(units, key=lambda b: b.end)))
+                .annotate(_day=day)
+                .values(*fields, "_day")
+                .annotate(**aggregates)
+                .order_by()
+            )
+            for row in rows:
+                name = by_day.get(row.pop("_day"))
+                unit = self._unit_of(row, fields)
+                if name is not None:
+                    self._add(name, unit, row, "flow")
+            self.queries += 1
+        elif units and all(is_whole_month(b) for b in units):
             # Calendar months (the snapshot builder): one scan grouped by unit and month.
             by_month = {b.start: b.name for b in units}
             rows = (
@@ -481,6 +498,13 @@ def compute(region, start: date, end: date, *, user, today: date | None = None, 
         snap = read_snapshots(
             cur, prev, trend, region_id=region.pk, child_ids=[r[0] for r in child_regions], park_id=park_id, today=today
         )
+        if snap is None and park_id is None:
+            # Any other period (a custom range): whole months from the monthly rows, the rest from day rows.
+            from enterprises.dashboard_days import read_days
+
+            snap = read_days(
+                cur, prev, trend, region_id=region.pk, child_ids=[r[0] for r in child_regions], today=today
+            )
         if snap is None and mode == "snapshot":
             raise ValueError("no snapshots for this period")
         if snap is not None:

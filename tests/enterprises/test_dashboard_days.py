@@ -1,0 +1,165 @@
+"""Custom periods read whole months from the monthly snapshots and partial months from the day snapshots,
+with the same numbers as the live computation, in a fixed number of queries."""
+
+from datetime import date
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from enterprises.dashboard_days import DAY_MONTHS, build_day_snapshots
+from enterprises.indicator_snapshots import build_snapshots, recent_months
+from enterprises.indicators import compute
+from enterprises.models import IndicatorDaySnapshot, IndicatorSnapshotMonth
+from tests.enterprises import dashboard_data as data
+
+pytestmark = pytest.mark.django_db
+
+LIVE_ONLY = {"device_online_rate", "data_timeliness_rate", "high_risk_share", "credit_low_share"}
+
+
+def by_key(result):
+    return {row["key"]: row for row in result["indicators"]}
+
+
+@pytest.fixture
+def snapshotted(world):
+    data.build(world)
+    build_snapshots(recent_months(13, today=data.TODAY), sample=True, today=data.TODAY)
+    return world
+
+
+def both(region, user, start, end):
+    live = compute(region, start, end, user=user, today=data.TODAY, mode="live")
+    snap = compute(region, start, end, user=user, today=data.TODAY, mode="snapshot")
+    return live, snap
+
+
+def assert_same(live, snap, *, with_samples: bool):
+    assert snap["period"]["mode"] == "snapshot" and live["period"]["mode"] == "live"
+    live_ind, snap_ind = by_key(live), by_key(snap)
+    for key, row in live_ind.items():
+        if key in LIVE_ONLY and not with_samples:
+            continue
+        assert (snap_ind[key]["value"], snap_ind[key]["previous"]) == (row["value"], row["previous"]), key
+        assert snap["trend"][key] == live["trend"][key], key
+    assert snap["children"] == live["children"]
+    assert snap["distributions"] == live["distributions"]
+    assert (snap["period"]["previous_start"], snap["period"]["previous_end"]) == (
+        live["period"]["previous_start"],
+        live["period"]["previous_end"],
+    )
+
+
+@pytest.mark.parametrize(
+    "who,region,period",
+    [
+        ("inspector", "county", (date(2026, 10, 3), date(2026, 10, 20))),  # within a month, ends today
+        ("city_admin", "city", (date(2026, 9, 15), date(2026, 10, 20))),  # across two partial months
+        ("inspector", "county", (date(2026, 7, 10), date(2026, 10, 5))),  # whole August and September inside
+        ("city_admin", "city", (date(2026, 10, 20), date(2026, 10, 20))),  # today only
+        ("inspector", "county", (date(2026, 9, 1), date(2026, 9, 29))),  # the past, previous period in August
+        ("inspector", "county", (date(2026, 10, 15), date(2026, 10, 31))),  # into days after today
+    ],
+)
+def test_custom_periods_equal_the_live_numbers(snapshotted, who, region, period):
+    live, snap = both(snapshotted.regions[region], getattr(snapshotted, who), *period)
+    # Live figures: the live computation shows the current state when the period contains today; the
+    # snapshots the samples taken in the period, here one, taken today with the same state.
+    assert_same(live, snap, with_samples=True)
+    assert by_key(live)["hazards_found"]["value"] is not None
+
+
+def test_counted_by_hand(snapshotted):
+    result = compute(
+        snapshotted.regions["county"],
+        date(2026, 10, 3),
+        date(2026, 10, 20),
+        user=snapshotted.inspector,
+        today=data.TODAY,
+    )
+    assert result["period"]["mode"] == "snapshot"
+    assert by_key(result)["hazards_found"]["value"] == 2  # h2, h5 (dashboard_data)
+
+
+def test_a_custom_period_reads_four_queries_whatever_its_length(snapshotted):
+    region, user = snapshotted.regions["city"], snapshotted.city_admin
+    compute(region, date(2026, 10, 1), date(2026, 10, 5), user=user, today=data.TODAY)  # the user's scope, cached
+    counts = []
+    for start, end in [
+        (date(2026, 10, 18), date(2026, 10, 20)),
+        (date(2026, 8, 5), date(2026, 10, 20)),
+        (date(2026, 5, 9), date(2026, 10, 2)),
+    ]:
+        with CaptureQueriesContext(connection) as ctx:
+            result = compute(region, start, end, user=user, today=data.TODAY)
+        assert result["period"]["mode"] == "snapshot"
+        counts.append(len(ctx.captured_queries))
+    assert counts == [4, 4, 4]
+
+
+def test_day_rows_cover_every_region_subtree_and_omit_zeros(snapshotted):
+    county = snapshotted.regions["county"]
+    row = IndicatorDaySnapshot.objects.get(day=date(2026, 10, 20), region=county)
+    assert row.values["stock"]["enterprises_total"] == 2  # here (township) and here_no_park
+    assert all(value for kind in ("flow", "stock") for value in row.values.get(kind, {}).values())
+    city_row = IndicatorDaySnapshot.objects.get(day=date(2026, 10, 20), region=snapshotted.regions["city"])
+    assert city_row.values["stock"]["enterprises_total"] == 3
+    assert IndicatorSnapshotMonth.objects.filter(days_computed_at__isnull=False).count() == DAY_MONTHS
+
+
+def test_samples_accumulate_in_the_day_and_survive_a_rebuild(snapshotted):
+    from devices.models import Device
+
+    period = (date(2026, 10, 18), date(2026, 10, 20))
+    region, user = snapshotted.regions["county"], snapshotted.inspector
+    assert by_key(compute(region, *period, user=user, today=data.TODAY))["device_online_rate"]["value"] == 50.0
+    Device.objects.filter(name="网关2").update(status="online")
+    build_snapshots([date(2026, 10, 1)], sample=True, today=data.TODAY)
+    ind = by_key(compute(region, *period, user=user, today=data.TODAY))
+    assert ind["device_online_rate"]["value"] == 75.0  # (1 + 2) / (2 + 2)
+    build_snapshots([date(2026, 10, 1)], sample=False, today=data.TODAY)  # the nightly rebuild
+    ind = by_key(compute(region, *period, user=user, today=data.TODAY))
+    assert ind["device_online_rate"]["value"] == 75.0
+    # A period without a sample (all before the first one) has no live figure, like the live computation.
+    past = by_key(compute(region, date(2026, 10, 1), date(2026, 10, 10), user=user, today=data.TODAY))
+    assert past["device_online_rate"]["value"] is None
+
+
+def test_rebuild_picks_up_late_changes(snapshotted):
+    from hazards.models import Hazard
+
+    region, user, period = (
+        snapshotted.regions["county"],
+        snapshotted.inspector,
+        (date(2026, 10, 25), date(2026, 10, 30)),
+    )
+    Hazard.objects.filter(description="测试隐患", status="rectifying", grade="major").update(
+        status="closed", closed_at=data.at(10, 27), closed_on_time=True
+    )
+    before = by_key(compute(region, *period, user=user, today=data.TODAY))
+    assert before["hazards_closed"]["value"] == 0  # the snapshot does not know yet
+    call_command("snapshot_indicators", "--month", "2026-10")
+    live, snap = both(region, user, *period)
+    assert by_key(snap)["hazards_closed"]["value"] == 1
+    assert_same(live, snap, with_samples=False)
+
+
+@pytest.mark.parametrize(
+    "who,period",
+    [
+        ("inspector", (date(2026, 10, 15), date(2026, 11, 5))),  # a month without snapshots
+        ("inspector", (date(2025, 9, 25), date(2025, 10, 5))),  # older than the day rows
+        ("park_manager", (date(2026, 10, 3), date(2026, 10, 20))),  # a park: small, computed live
+    ],
+)
+def test_uncovered_custom_periods_are_live(snapshotted, who, period):
+    result = compute(snapshotted.regions["county"], *period, user=getattr(snapshotted, who), today=data.TODAY)
+    assert result["period"]["mode"] == "live"
+
+
+def test_months_beyond_the_window_get_no_day_rows(snapshotted):
+    result = build_day_snapshots([date(2024, 1, 1)], today=data.TODAY)
+    assert result["months"] == 0
+    assert not IndicatorDaySnapshot.objects.filter(day__year=2024).exists()
