@@ -141,8 +141,12 @@ class Hazard(models.Model):
             # The regulator list: filter by state, newest first; counts answered from the index.
             models.Index(fields=["status", "-reported_at", "-id"], name="hazard_status_reported"),
             models.Index(fields=["status", "grade", "source", "enterprise"], name="hazard_filter_cover"),
+            # Listed supervision, newest first; grade and enterprise as trailing keys so the list's
+            # filters and its capped count are answered from the index alone.
             models.Index(
-                fields=["-reported_at", "-id"], condition=models.Q(listed=True), name="hazard_listed_reported"
+                fields=["-reported_at", "-id", "grade", "enterprise"],
+                condition=models.Q(listed=True),
+                name="hazard_listed_cover",
             ),
         ]
         constraints = [
