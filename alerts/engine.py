@@ -136,6 +136,9 @@ class ChannelState:
         "limits_from",
         "limits_until",
         "limits_mode",
+        "checks",
+        "rate_alpha",
+        "rate_dt",
         "rate_samples",
         "rate_smooth",
         "rate_t",
@@ -153,6 +156,9 @@ class ChannelState:
         self.limits_from = math.inf
         self.limits_until = -math.inf
         self.limits_mode: str | None = None
+        self.checks: tuple = ()  # (kind, limit or None, is_high) for LIMIT_KINDS under ``limits``
+        self.rate_alpha = 0.0  # smoothing factor for the last sample interval ``rate_dt``
+        self.rate_dt = -1.0
         self.rate_samples: deque[tuple[float, float]] = deque()
         self.rate_smooth: float | None = None
         self.rate_t = 0.0
@@ -211,6 +217,7 @@ class Engine:
         else:
             state.config = config
             state.limits_until = -math.inf  # recompute limits on the next reading
+            state.rate_dt = -1.0  # and the smoothing factor (the window may have changed)
 
     def remove(self, channel_id: int) -> None:
         self.channels.pop(channel_id, None)
@@ -246,13 +253,14 @@ class Engine:
                 cond.clearing_since = None
 
     # --- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, channel_id: int, value: float | None, good: bool, t: float, quality: str = "good"):
-        """Feed one reading; returns a (usually empty) list of Changes."""
+    def evaluate(self, channel_id: int, value: float | None, good: bool, t: float, quality: str = "good", out=None):
+        """Feed one reading; returns a (usually empty) list of Changes. With ``out`` the changes are
+        appended to that list (and it is returned): a batch needs no list per reading."""
         state = self.channels.get(channel_id)
         if state is None:
-            return ()
+            return () if out is None else out
         config = state.config
-        changes: list[Change] = []
+        changes: list[Change] = [] if out is None else out
         if state.first_seen_t is None:
             state.first_seen_t = t
         if not good or value is None or value != value or value in (math.inf, -math.inf):
@@ -273,18 +281,17 @@ class Engine:
         if not (state.limits_from <= t < state.limits_until) or mode != state.limits_mode:
             state.limits, state.limits_from, state.limits_until = effective_limits(config, t, mode, self.tz)
             state.limits_mode = mode
-        limits = state.limits
+            state.checks = tuple((kind, getattr(state.limits, kind), _IS_HIGH[kind]) for kind in LIMIT_KINDS)
         deadband = config.deadband
         conds = state.conds
-        for kind in LIMIT_KINDS:
-            limit = getattr(limits, kind)
+        for kind, limit, is_high in state.checks:
             cond = conds.get(kind)
             if limit is None:
                 if cond is not None and cond.active:  # a schedule removed this limit
                     self._step(state, channel_id, kind, False, t, value, None, changes, "")
                 continue
             active = cond is not None and cond.active
-            if _IS_HIGH[kind]:
+            if is_high:
                 condition = value >= (limit - deadband if active else limit)
             else:
                 condition = value <= (limit + deadband if active else limit)
@@ -299,7 +306,10 @@ class Engine:
             if state.rate_smooth is None:
                 state.rate_smooth, state.rate_t, state.rate_since = value, t, t
             elif t > state.rate_t:
-                state.rate_smooth += (1.0 - math.exp((state.rate_t - t) / tau)) * (value - state.rate_smooth)
+                dt = t - state.rate_t
+                if dt != state.rate_dt:  # readings come at a steady period: exp once per interval length
+                    state.rate_dt, state.rate_alpha = dt, 1.0 - math.exp(-dt / tau)
+                state.rate_smooth += state.rate_alpha * (value - state.rate_smooth)
                 state.rate_t = t
             smooth = state.rate_smooth
             while samples and t - samples[0][0] > window:

@@ -194,9 +194,7 @@ class AlertRuntime:
             for channel_id, _device, value, good, quality, at, _device_time in readings:
                 if at is not last_at:  # a poll cycle's readings share one time: convert it once
                     last_at, t = at, at.timestamp()
-                found = evaluate(channel_id, value, good, t, quality)
-                if found:
-                    changes.extend(found)
+                evaluate(channel_id, value, good, t, quality, changes)
         if changes:
             self._dispatch(changes, background)
 
