@@ -33,6 +33,7 @@ _IS_HIGH = {HIGH_HIGH: True, HIGH: True, LOW: False, LOW_LOW: False}
 # Bad-quality reasons that mean "the link is down", not "the sensor is broken": those are left to
 # the stale-data and device-offline conditions.
 LINK_QUALITIES = frozenset({"timeout", "disconnected"})
+RATE_SAMPLES_PER_WINDOW = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class ChannelState:
         "checks",
         "rate_alpha",
         "rate_dt",
+        "rate_next",
         "rate_samples",
         "rate_smooth",
         "rate_t",
@@ -159,6 +161,7 @@ class ChannelState:
         self.checks: tuple = ()  # (kind, limit or None, is_high) for LIMIT_KINDS under ``limits``
         self.rate_alpha = 0.0  # smoothing factor for the last sample interval ``rate_dt``
         self.rate_dt = -1.0
+        self.rate_next = 0.0  # no reference sample before this time (RATE_SAMPLES_PER_WINDOW)
         self.rate_samples: deque[tuple[float, float]] = deque()
         self.rate_smooth: float | None = None
         self.rate_t = 0.0
@@ -323,8 +326,11 @@ class Engine:
                 limit = config.rate_limit * (RATE_CLEAR_FRACTION if rate_cond and rate_cond.active else 1.0)
                 if rate > limit or rate_cond is not None:
                     self._step(state, channel_id, RATE, rate > limit, t, value, config.rate_limit, changes, "")
-            if t - state.rate_since >= tau:  # the smoothed value has settled: a fair reference
+            if t - state.rate_since >= tau and t >= state.rate_next:  # settled: a fair reference
                 samples.append((t, smooth))
+                # A reference every window/20 is plenty for a rate over the window, and at 10 Hz
+                # keeps 20 samples per channel instead of 100 (10,000 channels: ~20 MB, not ~100).
+                state.rate_next = t + window / RATE_SAMPLES_PER_WINDOW
         state.last_value = value
         state.last_t = t
         return changes
