@@ -433,8 +433,11 @@ def compute(region, start: date, end: date, *, user, today: date | None = None, 
     their park's enterprises only.
 
     ``mode``: "snapshot" reads the monthly snapshots (``IndicatorSnapshot``: month, quarter, year and any
-    period of whole months whose months all have snapshots); "live" computes from the events; "auto"
-    (default) uses snapshots when they cover the period, the previous period and the trend, else live.
+    period of whole months whose months all have snapshots) and, for any other period (custom dates),
+    its whole months from them and its partial months from the day snapshots (``IndicatorDaySnapshot``,
+    ``enterprises/dashboard_days.py``; not for a park manager, whose park is computed live); "live"
+    computes from the events; "auto" (default) uses snapshots when they cover the period, the previous
+    period and the trend, else live.
     Both give the same numbers for flows and stocks; live figures (device online rate, data timeliness,
     C/D credit and red/orange risk shares) are averages over the snapshot samples in snapshot mode, and
     the current state (for a period that contains today, else None) in live mode.
