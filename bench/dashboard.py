@@ -413,6 +413,7 @@ def main() -> None:
         ("township (100 enterprises, rows live)", township, month, province_user, "auto", args.runs),
         ("province, custom 10 days", province, (today - timedelta(days=9), today), province_user, "auto", args.runs),
         ("province, custom 45 days", province, (today - timedelta(days=44), today), province_user, "auto", args.runs),
+        ("province, custom 365 days", province, (today - timedelta(days=364), today), province_user, "auto", args.runs),
         (
             "province, custom 100 days, past",
             province,
