@@ -164,3 +164,30 @@ def test_months_beyond_the_window_get_no_day_rows(snapshotted):
     result = build_day_snapshots([add_months(oldest, -1), oldest], today=data.TODAY)
     assert result["months"] == 1
     assert IndicatorDaySnapshot.objects.filter(day__lt=oldest).count() == 0
+
+
+def test_api_and_page_serve_a_custom_period_from_the_day_rows(client, world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    data.build(world)
+    today = timezone.localdate()
+    build_snapshots(recent_months(13), sample=True)
+    start, end = today - timedelta(days=9), today
+    api = APIClient()
+    api.force_authenticate(world.city_admin)
+    with CaptureQueriesContext(connection) as ctx:
+        response = api.get("/api/v1/dashboard/", {"region": "320500", "start": start, "end": end})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["period"]["mode"] == "snapshot" and body["period"]["snapshot_at"]
+    live = compute(world.regions["city"], start, end, user=world.city_admin, mode="live")
+    assert [(r["key"], r["value"], r["previous"]) for r in body["indicators"]] == [
+        (r["key"], r["value"], r["previous"]) for r in live["indicators"]
+    ]
+    assert not any("hazards_hazard" in q["sql"] or "alerts_alert" in q["sql"] for q in ctx.captured_queries)
+    client.force_login(world.city_admin)
+    html = client.get("/dashboard/", {"region": "320500", "start": start, "end": end}).content.decode()
+    assert "数据来自" in html
