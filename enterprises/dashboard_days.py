@@ -52,13 +52,19 @@ def day_months(months, today: date) -> list[date]:
 
 
 def build_day_snapshots(months, *, sample: bool = False, today: date | None = None) -> dict:
-    """Recompute the day rows of ``months`` (first days; those older than ``DAY_MONTHS`` are skipped), one
-    month per computation (a few grouped queries each); ``sample`` adds the live state as one sample to
-    today's row. Call after the monthly rows of the same months exist (their markers record it).
+    """Recompute the day rows of ``months`` (first days; those older than ``DAY_MONTHS`` are skipped, and
+    their rows deleted), one month per computation (a few grouped queries each); ``sample`` adds the live
+    state as one sample to today's row. Call after the monthly rows of the same months exist (their markers record it).
     Returns {"months": n, "rows": n, "queries": n}."""
     from enterprises.models import IndicatorDaySnapshot, IndicatorSnapshotMonth
 
     today = today or timezone.localdate()
+    # Months that left the window lose their day rows (bounded storage; their custom periods are live).
+    oldest = add_months(month_start(today), -(DAY_MONTHS - 1))
+    IndicatorSnapshotMonth.objects.filter(month__lt=oldest, days_computed_at__isnull=False).update(
+        days_computed_at=None
+    )
+    IndicatorDaySnapshot.objects.filter(day__lt=oldest).delete()
     ancestors = _ancestors()
     result = {"months": 0, "rows": 0, "queries": 0}
     for first in day_months(months, today):

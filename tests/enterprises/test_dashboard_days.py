@@ -164,6 +164,13 @@ def test_months_beyond_the_window_get_no_day_rows(snapshotted):
     result = build_day_snapshots([add_months(oldest, -1), oldest], today=data.TODAY)
     assert result["months"] == 1
     assert IndicatorDaySnapshot.objects.filter(day__lt=oldest).count() == 0
+    # Later, January 2026 leaves the window: its day rows go, its custom periods are live.
+    assert IndicatorDaySnapshot.objects.filter(day__lt=date(2026, 2, 1)).exists()
+    build_day_snapshots([date(2026, 10, 1)], today=date(2028, 2, 20))
+    assert not IndicatorDaySnapshot.objects.filter(day__lt=date(2026, 2, 1)).exists()
+    assert IndicatorDaySnapshot.objects.filter(day=date(2026, 2, 1)).exists()
+    assert IndicatorSnapshotMonth.objects.get(month=date(2026, 1, 1)).days_computed_at is None
+    assert IndicatorSnapshotMonth.objects.get(month=date(2026, 2, 1)).days_computed_at is not None
 
 
 def test_api_and_page_serve_a_custom_period_from_the_day_rows(client, world):
