@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import os
 import threading
 from datetime import UTC, datetime
 
@@ -82,13 +83,15 @@ class _PushLoop:
     def __init__(self):
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._loop is None or self._loop.is_closed():
+            # A forked child (Celery prefork) inherits the loop object but not its thread.
+            if self._loop is None or self._loop.is_closed() or self._pid != os.getpid():
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="realtime-push", daemon=True).start()
-                self._loop = loop
+                self._loop, self._pid = loop, os.getpid()
             return self._loop
 
     def run(self, coro, timeout: float) -> None:
