@@ -209,6 +209,9 @@ def main() -> None:
         ("dossier API", inspector, f"/api/v1/enterprises/{dossier_ent.pk}/dossier/"),
         ("dossier page", inspector, f"/enterprises/{dossier_ent.pk}/"),
     ]
+    from regulator.startup import warm_up_and_freeze
+
+    warm_up_and_freeze()  # as the ASGI entry point does in production (regulator/asgi.py)
     load = os.getloadavg()
     print(f"\nload average {load[0]:.1f} on {os.cpu_count()} CPUs (wall times include waiting for a CPU)")
     print(f"{'case':<42} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8} {'py CPU p50':>11}")

@@ -19,3 +19,7 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+from regulator.startup import warm_up_and_freeze  # noqa: E402
+
+warm_up_and_freeze()
