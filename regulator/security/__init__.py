@@ -15,7 +15,7 @@ from __future__ import annotations
 def session_alive(scope) -> bool:
     """True while the session of a Channels ``scope`` is alive (not expired, not logged out).
 
-    The HTTP side slides the expiry on every request (SESSION_SAVE_EVERY_REQUEST), so a socket
+    The HTTP side slides the expiry as requests come in (SlidingSessionMiddleware), so a socket
     that only receives pushes would otherwise outlive an idle session. A consumer calls this
     on connect and then periodically (e.g. every 60 s, or before each push) and closes with code
     4401 when it returns False::

@@ -131,7 +131,7 @@ def test_page_says_where_the_numbers_come_from(client, snapshotted):
     client.force_login(snapshotted.inspector)
     html = client.get("/dashboard/", {"region": "320581", "period": "month", "month": "2026-10"}).content.decode()
     # Today (the real date) is after October 2026's snapshot coverage check only if all 13 months exist.
-    assert "数据来自月度快照" in html or "数据为实时计算" in html
+    assert "数据来自统计快照" in html or "数据为实时计算" in html
 
 
 def test_custom_period_is_live_with_the_trend_from_snapshots(snapshotted):
