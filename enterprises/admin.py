@@ -14,6 +14,7 @@ from enterprises.models import (
     Industry,
     Licence,
     MajorHazardInstallation,
+    RegionBoundary,
     RiskModel,
 )
 from regulator.admin_scoping import ScopedAdminMixin
@@ -261,3 +262,20 @@ class RiskModelAdmin(admin.ModelAdmin):
             return
         activate_model(model)
         self.message_user(request, _("模型 v%(version)s 已启用") % {"version": model.version}, messages.SUCCESS)
+
+
+@admin.register(RegionBoundary)
+class RegionBoundaryAdmin(admin.ModelAdmin):
+    """Outlines for the risk map. They are loaded (and replaced) by ``manage.py load_boundaries``,
+    which validates the GeoJSON; the admin lists them and can remove one, it does not edit shapes."""
+
+    list_display = ["region", "source", "loaded_at", "min_lon", "min_lat", "max_lon", "max_lat"]
+    search_fields = ["region__code", "region__name", "source"]
+    list_select_related = ["region"]
+    readonly_fields = ["region", "geometry", "min_lon", "min_lat", "max_lon", "max_lat", "source", "loaded_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
