@@ -26,29 +26,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import ensure_database, percentiles  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/regulator_bench_dashboard"
 CITIES, COUNTIES, TOWNSHIPS = 10, 10, 10  # 1 province > 10 cities > 100 counties > 1000 townships
 MONTHS = 24  # history depth of the generated events
 SNAPSHOT_MONTHS = 36
-
-
-def ensure_database(url: str, reset: bool) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and reset:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
 # --- data --------------------------------------------------------------------------------------------

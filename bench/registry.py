@@ -21,27 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import ensure_database, percentiles, seed_registry  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/regulator_bench_registry"
-
-
-def ensure_database(url: str, reset: bool) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and reset:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return statistics.median(ordered), p95
 
 
 def measure(client, url: str, runs: int) -> tuple[float, float, int]:
@@ -65,30 +48,6 @@ def measure(client, url: str, runs: int) -> tuple[float, float, int]:
         cpu.append((time.process_time() - cpu_started) * 1000)
     p50, p95 = percentiles(samples)
     return p50, p95, queries, statistics.median(cpu)
-
-
-def seed(n: int) -> float:
-    from datetime import datetime
-    from io import StringIO
-
-    from django.db import transaction
-    from django.utils import timezone
-
-    from enterprises import demo
-    from regulator.management.commands.seed_demo import DemoContext
-
-    ctx = DemoContext(
-        rng=random.Random(2026),
-        seed=2026,
-        enterprises=n,
-        now=datetime(2026, 11, 29, 8, 0, tzinfo=timezone.get_current_timezone()),
-        stdout=StringIO(),
-        style=None,
-    )
-    started = time.perf_counter()
-    with transaction.atomic():
-        demo.seed(ctx)
-    return time.perf_counter() - started
 
 
 def write_import_file(path: Path, rows: int) -> None:
@@ -173,7 +132,7 @@ def main() -> None:
     if count < args.enterprises:
         if count:
             sys.exit(f"database holds {count} enterprises (< {args.enterprises}); run with --reset")
-        took = seed(args.enterprises)
+        took = seed_registry(args.enterprises)
         print(f"seeded {args.enterprises} enterprises in {took:.1f} s (demo seeder, bulk_create + SM4 per phone)")
     count = Enterprise.objects.count()
     # Steady state: autovacuum has run on a live system. Right after a bulk load the visibility map

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import sys
 import time
@@ -22,44 +21,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import ensure_database, seed_registry  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/regulator_bench_riskmap"
 
 
-def ensure_database(url: str, reset: bool) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and reset:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def seed(n: int) -> float:
-    from datetime import datetime
-    from io import StringIO
+    from django.db import connection
 
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from enterprises import demo
-    from regulator.management.commands.seed_demo import DemoContext
-
-    ctx = DemoContext(
-        rng=random.Random(2026),
-        seed=2026,
-        enterprises=n,
-        now=datetime(2026, 11, 29, 8, 0, tzinfo=timezone.get_current_timezone()),
-        stdout=StringIO(),
-        style=None,
-    )
     started = time.perf_counter()
-    with transaction.atomic():
-        demo.seed(ctx)
+    seed_registry(n)
     with connection.cursor() as cur:  # a plausible grade mix without running the risk model
         cur.execute(
             """UPDATE enterprises_enterprise SET risk_grade = CASE

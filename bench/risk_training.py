@@ -29,24 +29,13 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import ensure_database  # noqa: E402
+
 DEFAULT_DB = "regulator_bench_risk"
 SERVER = "postgres://postgres@127.0.0.1:5432"
 DAYS = 540  # 18 months of behaviour
 NOW = None  # set after django.setup(): 2026-11-29 08:00 local
-
-
-def ensure_database(url: str, reset: bool) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and reset:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # --- loading -----------------------------------------------------------------------------------------
