@@ -24,12 +24,12 @@ from datetime import date, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from enterprises.indicator_snapshots import KINDS, split_own_share
 from enterprises.indicators import UNIT_REGION, Bucket, Context, add_months, groups, month_buckets, month_start
 
 # Day rows are kept for the current month and the 24 before it: any custom period of up to a year ending
 # in the last year, with its previous period, reads rows; longer or older ones are computed live.
 DAY_MONTHS = 25
-KINDS = ("flow", "stock", "sample")
 
 
 def _ancestors() -> dict:
@@ -193,27 +193,12 @@ def read_days(cur: Bucket, prev: Bucket, trend: list[Bucket], *, region_id, chil
                 for name in values.get(kind, {}):
                     kinds[name] = kind
 
-    def own(part) -> dict:
-        """{region: values} for the drill-down units; the region's own share is its subtree total minus
-        its children's."""
-        rows = data.get(part, {})
-        result = {c: rows[c] for c in child_ids if c in rows}
-        rest = {}
-        for kind in (*KINDS, "last"):
-            values = dict(rows.get(region_id, {}).get(kind, {}))
-            for child in result.values():
-                for name, value in child.get(kind, {}).items():
-                    values[name] = values.get(name, 0) - value
-            rest[kind] = values
-        result[region_id] = rest
-        return result
-
     ctx = Context(today=today, unit_buckets=[cur, prev], total_buckets=trend, unit=UNIT_REGION, region_ids=units)
     ctx.kinds = kinds
     for name, bucket_parts in parts.items():
         sampled = [p for p in bucket_parts if data.get(p, {}).get(region_id, {}).get("last")]
         for part in bucket_parts:
-            for unit, values in own(part).items():
+            for unit, values in split_own_share(data.get(part, {}), region_id, child_ids).items():
                 target = ctx.measures[name][unit]
                 for kind in ("flow", "sample"):
                     for measure, value in values.get(kind, {}).items():

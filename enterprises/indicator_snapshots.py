@@ -156,22 +156,6 @@ def read_snapshots(cur: Bucket, prev: Bucket, trend: list[Bucket], *, region_id,
             for name in values.get(kind, {}):
                 kinds[name] = kind
 
-    def own(month) -> dict:
-        """{region: {kind: {measure: value}}} for the drill-down units; the region's own share is its
-        subtree total minus its children's."""
-        rows = data.get(month, {})
-        total = rows.get(region_id, {})
-        result = {c: rows[c] for c in child_ids if c in rows}
-        rest = {}
-        for kind in (*KINDS, "last"):
-            values = dict(total.get(kind, {}))
-            for child in result.values():
-                for name, value in child.get(kind, {}).items():
-                    values[name] = values.get(name, 0) - value
-            rest[kind] = values
-        result[region_id] = rest
-        return result
-
     ctx = Context(today=today, unit_buckets=[cur, prev], total_buckets=trend, unit=UNIT_REGION, region_ids=units)
     ctx.kinds = kinds
     for name, months in (("cur", cur_months), ("prev", prev_months)):
@@ -180,7 +164,7 @@ def read_snapshots(cur: Bucket, prev: Bucket, trend: list[Bucket], *, region_id,
             continue
         last = max(available)
         for m in available:
-            for unit, values in own(m).items():
+            for unit, values in split_own_share(data.get(m, {}), region_id, child_ids).items():
                 target = ctx.measures[name][unit]
                 for kind in ("flow", "sample"):
                     for measure, value in values.get(kind, {}).items():
@@ -228,3 +212,19 @@ def snapshot_indicators_task(months: int = 1, sample: bool = True) -> dict:
 
 
 __all__ = ["UNIT_REGION", "build_snapshots", "read_snapshots", "recent_months", "snapshot_indicators_task"]
+
+
+def split_own_share(rows: dict, region_id: int, child_ids) -> dict:
+    """{region: {kind: {measure: value}}} for the drill-down units of one bucket's rows; the region's
+    own share (enterprises attached to it directly, not to a child) is its subtree total minus its
+    children's."""
+    result = {c: rows[c] for c in child_ids if c in rows}
+    rest = {}
+    for kind in (*KINDS, "last"):
+        values = dict(rows.get(region_id, {}).get(kind, {}))
+        for child in result.values():
+            for name, value in child.get(kind, {}).items():
+                values[name] = values.get(name, 0) - value
+        rest[kind] = values
+    result[region_id] = rest
+    return result
