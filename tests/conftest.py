@@ -45,6 +45,16 @@ def alerts_inline(settings):
     settings.ALERT_RUNTIME_BACKGROUND = False
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """A test that switches to English (a page in en, a report in en) must not leak it to the next."""
+    yield
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 @pytest.fixture
 def world(db):
     """Two counties, a park, enterprises on each side, and every persona."""
