@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import Permission
+from django.db.models import Case, DateTimeField, Value, When
 from guardian.shortcuts import assign_perm
 
 from enterprises import geo, uscc
@@ -493,11 +494,15 @@ def _flush(ctx, batch: list[Enterprise], today) -> None:
         for e in batch:
             e.pk = ids[e.uscc]
     licences, installations, substances_by_uid, changes = [], [], {}, []
+    filed_at = {}
     for e in batch:
+        # Filed 1.5 to 3.5 years ago, before the demo's 18 months of history (the same draw as
+        # ever, so everything seeded after it stays as it was).
+        filed_at[e.pk] = ctx.now - timedelta(days=560 + (rng.randrange(30, 1500) - 30) // 2)
         changes.append(
             EnterpriseChange(
                 enterprise_id=e.pk,
-                at=ctx.now - timedelta(days=rng.randrange(30, 1500)),
+                at=filed_at[e.pk],
                 source=EnterpriseChange.Source.SYSTEM,
                 action="created",
                 summary=f"建档：{e.name}",
@@ -569,6 +574,9 @@ def _flush(ctx, batch: list[Enterprise], today) -> None:
                 substances_by_uid[inst.uid] = subs
     bulk_insert(Licence, licences)
     bulk_insert(EnterpriseChange, changes)
+    Enterprise.objects.filter(pk__in=list(filed_at)).update(  # created_at is auto_now_add on insert
+        created_at=Case(*(When(pk=pk, then=Value(at)) for pk, at in filed_at.items()), output_field=DateTimeField())
+    )
     if installations:
         bulk_insert(MajorHazardInstallation, installations)
         inst_ids = dict(
