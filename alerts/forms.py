@@ -10,11 +10,6 @@ from django.utils.translation import gettext_lazy as _
 from hazards.choices import HazardCategory, HazardGrade
 
 
-def alert_source_ref(alert) -> str:
-    """The hazard's ``source_ref`` for an alert; also the key that refuses a second conversion."""
-    return f"alert:{alert.pk}"
-
-
 def alert_hazard_location(alert) -> str:
     """Where the hazard is: the channel's (or device's) installation place and the tag."""
     channel, device = alert.channel, alert.device

@@ -812,3 +812,61 @@ def alerts_acknowledge_group(*, alert: Alert, user, comment: str = "") -> int:
                 )
                 done += 1
     return done
+
+
+# --- turning an alert into a hazard (转为隐患) -------------------------------------------------
+
+# Enterprise people who may turn an alert into a hazard (regulator staff of the jurisdiction may too).
+HAZARD_REPORTER_ROLES = frozenset({EnterpriseRole.SAFETY_OFFICER, EnterpriseRole.SAFETY_MANAGER})
+
+
+def hazard_source_ref(alert: Alert) -> str:
+    """The hazard's ``source_ref`` for an alert; also the key that refuses a second conversion."""
+    return f"alert:{alert.pk}"
+
+
+def can_report_hazard(user, alert: Alert) -> bool:
+    """Regulator staff of the enterprise's jurisdiction, or its safety officer / safety manager."""
+    from hazards import policy
+
+    if policy.is_regulator_for(user, alert.enterprise):
+        return True
+    return policy.is_member(user, alert.enterprise) and user.enterprise_role in HAZARD_REPORTER_ROLES
+
+
+def alert_report_hazard(*, alert: Alert, user, description: str, location: str, category: str, grade: str):
+    """Report a hazard (source device alert) from this alert through the hazards service, once per alert.
+
+    Returns ``(hazard, created)``: when the alert was already converted, the existing hazard and False.
+    The alert row is the lock that makes "once per alert" hold for two people at the same moment.
+    """
+    from hazards import services as hazard_services
+    from hazards.choices import HazardSource
+    from hazards.models import Hazard
+
+    if not can_report_hazard(user, alert):
+        raise PermissionDenied(_("只有监管人员或企业安全管理人员可以将报警转为隐患"))
+    ref = hazard_source_ref(alert)
+    with transaction.atomic():
+        Alert.objects.select_for_update().filter(pk=alert.pk).values_list("pk", flat=True).first()
+        existing = Hazard.objects.filter(source_ref=ref).order_by("id").first()
+        if existing is not None:
+            return existing, False
+        hazard = hazard_services.hazard_report(
+            enterprise=alert.enterprise,
+            user=user,
+            source=HazardSource.DEVICE_ALERT,
+            source_ref=ref,
+            description=description,
+            location=location,
+            category=category,
+            grade=grade,
+            found_at=alert.raised_at,
+        )
+        record_event(
+            event="alert.hazard_reported",
+            user=user,
+            obj=alert,
+            detail={"hazard": hazard.pk, "code": hazard.code, "grade": hazard.grade},
+        )
+    return hazard, True

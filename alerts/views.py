@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -20,15 +19,9 @@ from django.views.decorators.http import require_POST
 
 from alerts import analytics, services
 from alerts.choices import OPEN_STATES, AlertKind, AlertLevel, AlertState, ResponseKind
-from alerts.forms import AlertToHazardForm, alert_source_ref
-from alerts.models import Alert
+from alerts.forms import AlertToHazardForm
 from alerts.selectors import alerts_visible_to, open_alerts_for_board
-from regulator.audit import record_event
-from regulator.choices import EnterpriseRole
 from regulator.errors import DomainError
-
-# Enterprise people who may turn an alert into a hazard (regulator staff of the jurisdiction may too).
-HAZARD_REPORTER_ROLES = frozenset({EnterpriseRole.SAFETY_OFFICER, EnterpriseRole.SAFETY_MANAGER})
 
 
 def _no_business_data(user) -> bool:
@@ -101,23 +94,14 @@ def alert_list(request):
     )
 
 
-def can_report_hazard(user, alert) -> bool:
-    """Regulator staff of the enterprise's jurisdiction, or its safety officer / safety manager."""
-    from hazards import policy
-
-    if policy.is_regulator_for(user, alert.enterprise):
-        return True
-    return policy.is_member(user, alert.enterprise) and user.enterprise_role in HAZARD_REPORTER_ROLES
-
-
 def _render_detail(request, alert, *, hazard_form=None, status=200):
     from hazards.models import Hazard
     from hazards.selectors import hazards_visible_to
 
-    ref = alert_source_ref(alert)
+    ref = services.hazard_source_ref(alert)
     hazard = hazards_visible_to(request.user).filter(source_ref=ref).order_by("id").first()
     converted = hazard is not None or Hazard.objects.filter(source_ref=ref).exists()
-    may_convert = not converted and can_report_hazard(request.user, alert)
+    may_convert = not converted and services.can_report_hazard(request.user, alert)
     if may_convert and hazard_form is None:
         hazard_form = AlertToHazardForm.for_alert(alert)
     return render(
@@ -151,49 +135,30 @@ def detail(request, pk: int):
 @login_required
 @require_POST
 def to_hazard(request, pk: int):
-    """转为隐患: report a hazard from this alert through the hazards service, once per alert."""
-    from hazards import services as hazard_services
-    from hazards.choices import HazardSource
-    from hazards.models import Hazard
-
+    """转为隐患: report a hazard from this alert (alerts.services.alert_report_hazard), once per alert."""
     alert = get_object_or_404(alerts_visible_to(request.user), pk=pk)
-    if not can_report_hazard(request.user, alert):
+    if not services.can_report_hazard(request.user, alert):
         raise PermissionDenied(_("只有监管人员或企业安全管理人员可以将报警转为隐患"))
     form = AlertToHazardForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("未转为隐患：请检查下方表单"))
         return _render_detail(request, alert, hazard_form=form, status=400)
-    ref = alert_source_ref(alert)
     data = form.cleaned_data
     try:
-        with transaction.atomic():
-            # The alert row is the lock that makes "once per alert" hold for two people at once.
-            Alert.objects.select_for_update().filter(pk=alert.pk).values_list("pk", flat=True).first()
-            existing = Hazard.objects.filter(source_ref=ref).order_by("id").first()
-            if existing is None:
-                hazard = hazard_services.hazard_report(
-                    enterprise=alert.enterprise,
-                    user=request.user,
-                    source=HazardSource.DEVICE_ALERT,
-                    source_ref=ref,
-                    description=data["description"],
-                    location=data["location"],
-                    category=data["category"],
-                    grade=data["grade"],
-                    found_at=alert.raised_at,
-                )
-                record_event(
-                    event="alert.hazard_reported",
-                    user=request.user,
-                    obj=alert,
-                    detail={"hazard": hazard.pk, "code": hazard.code, "grade": hazard.grade},
-                )
+        hazard, created = services.alert_report_hazard(
+            alert=alert,
+            user=request.user,
+            description=data["description"],
+            location=data["location"],
+            category=data["category"],
+            grade=data["grade"],
+        )
     except DomainError as exc:
         form.add_error(None, exc.message)
         messages.error(request, exc.message)
         return _render_detail(request, alert, hazard_form=form, status=exc.status_code)
-    if existing is not None:
-        messages.error(request, _("该报警已转为隐患 %(code)s，不能重复转换") % {"code": existing.code})
+    if not created:
+        messages.error(request, _("该报警已转为隐患 %(code)s，不能重复转换") % {"code": hazard.code})
         return redirect("alerts:detail", pk=alert.pk)
     messages.success(request, _("已将报警 #%(id)s 转为隐患 %(code)s") % {"id": alert.pk, "code": hazard.code})
     return redirect("hazards:detail", pk=hazard.pk)
