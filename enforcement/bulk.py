@@ -127,3 +127,41 @@ def insert_rows(model, fields: list[str], rows: list[tuple]) -> None:
             yield row
 
     _copy(model, [meta.get_field(name).column for name in fields], encoded())
+
+
+def insert_select_columns(model, given: dict[str, str]) -> tuple[list[str], list[str], dict]:
+    """Columns and SELECT expressions of ``INSERT INTO <model's table> (...) SELECT ...`` (PostgreSQL).
+
+    ``given`` maps attnames to SQL expressions; every other field (but the primary key) takes its
+    default as a typed parameter (auto_now/auto_now_add: now, prepared once), a random UUID field
+    gen_random_uuid(). Returns (quoted columns, expressions, parameters by name for the defaults).
+    """
+    import uuid
+
+    from django.db.models import UUIDField
+    from django.utils import timezone
+
+    real = connections[DEFAULT_DB_ALIAS]
+    quote = real.ops.quote_name
+    now = timezone.now()
+    columns, expressions, params = [], [], {}
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(quote(field.column))
+        if field.attname in given:
+            expressions.append(given[field.attname])
+            continue
+        if isinstance(field, UUIDField) and field.default is uuid.uuid4:
+            expressions.append("gen_random_uuid()")
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = now
+        elif field.has_default() and callable(field.default) and field.default not in (dict, list):
+            raise ValueError(f"{model.__name__}.{field.name}: a callable default has no SQL equivalent here")
+        else:
+            value = field.get_default()
+        name = f"default_{field.attname}"
+        params[name] = field.get_db_prep_save(value, real)
+        expressions.append(f"%({name})s::{field.cast_db_type(real)}")
+    return columns, expressions, params

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -17,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from enforcement import drawing
 from enforcement import signing as sm2
-from enforcement.bulk import insert_new, insert_rows
+from enforcement.bulk import insert_new, insert_rows, insert_select_columns
 from enforcement.choices import (
     DEFAULT_FREQUENCY,
     DOCUMENT_ABBREVIATIONS,
@@ -455,27 +457,36 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
         snapshot = build_snapshot(plan)
         seed = seed or secrets.token_hex(16)
         result = drawing.compute_draw(seed, snapshot)
-        snapshot_text = drawing.canonical_bytes(snapshot).decode("utf-8")
         result_text = drawing.canonical_bytes(result).decode("utf-8")
         from regulator.crypto import sm3_hex
 
         sequence = (plan.draws.aggregate(m=Max("sequence"))["m"] or 0) + 1
+        # The row first, its snapshot (and the signature over the snapshot's hash) once serialised:
+        # the inspections refer to the draw, and they are written while the snapshot is serialised.
         draw = Draw.objects.create(
             plan=plan,
             sequence=sequence,
             seed=seed,
-            snapshot=snapshot_text,
-            snapshot_hash=sm3_hex(snapshot_text.encode("utf-8")),
+            snapshot="",
+            snapshot_hash="",
             result=result_text,
             result_hash=sm3_hex(result_text.encode("utf-8")),
             reason=reason.strip(),
             drawn_by=user,
             selected_count=len(result["assignments"]),
         )
-        draw.signature = sm2.sign(draw.signed_payload())
-        draw.save(update_fields=["signature"])
         seniors = {row[0] for row in snapshot["inspectors"] if row[1] in SENIOR_LEVELS}
-        _materialise_inspections(plan, draw, result["assignments"], seniors)
+        with _meanwhile(_inspection_writes(plan, draw, result["assignments"], seniors)):
+            snapshot_text = drawing.canonical_bytes(snapshot).decode("utf-8")
+            draw.snapshot = snapshot_text
+            draw.snapshot_hash = sm3_hex(snapshot_text.encode("utf-8"))
+            draw.signature = sm2.sign(draw.signed_payload())
+        draw.save(update_fields=["snapshot", "snapshot_hash", "signature"])
+        # Telling the inspectors is not part of the draw: it runs after commit (a Celery task).
+        from enforcement.tasks import notify_draw
+
+        draw_id = draw.pk
+        transaction.on_commit(lambda: notify_draw.delay(draw_id))
         plan.status = PlanStatus.DRAWN
         plan.save(update_fields=["status"])
         record_event(
@@ -499,32 +510,110 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
     return draw
 
 
-def _materialise_inspections(plan, draw, assignments, seniors: set[int]) -> None:
+@contextmanager
+def _meanwhile(write):
+    """Run ``write()`` (SQL only) on PostgreSQL while the body computes; elsewhere, before the body.
+
+    On PostgreSQL the write runs in a helper thread on this connection's psycopg connection (it
+    must not use Django's connection object, which belongs to this thread), so it is part of the
+    same transaction, and the server works on its own core while this process computes. The body
+    should not use the database (psycopg's connection lock would make it wait for the write); the
+    write has finished (or raised, and the error is raised here) when the block ends.
+    """
+    if connection.vendor != "postgresql":
+        write()
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw-write") as pool:
+        running = pool.submit(write)
+        try:
+            yield
+        finally:
+            error = running.exception()  # waits: the connection is this thread's alone again
+        if error is not None:
+            raise error
+
+
+def _inspection_writes(plan, draw, assignments, seniors: set[int]):
+    """The writing of the draw's inspections with team and leader (an intermediate or senior member).
+
+    Returns a function that writes them, for ``_meanwhile``: on PostgreSQL it holds the prepared
+    statement and its values only, so it can run in another thread.
+    """
     total = len(assignments)
-    ids = insert_new(
-        Inspection,
-        [
-            {
-                "enterprise_id": eid,
-                "plan_id": plan.pk,
-                "draw_id": draw.pk,
-                "date": _schedule(plan, i, total),
-                "leader_id": next((u for u in team if u in seniors), team[0]),  # 中级 or above leads
-            }
-            for i, (eid, team) in enumerate(assignments)
-        ],
-    )
-    insert_rows(
-        Inspection.team.through,
-        ["inspection_id", "user_id"],
-        [(pk, uid) for pk, (_eid, team) in zip(ids, assignments, strict=True) for uid in team],
-    )
+    days = [_schedule(plan, i, total) for i in range(total)]
+    leaders = [next((u for u in team if u in seniors), team[0]) for _eid, team in assignments]
+    if connection.vendor == "postgresql":
+        return _inspection_writes_postgresql(plan, draw, assignments, days, leaders)
 
-    # Telling the inspectors is not part of the draw: it runs after commit (a Celery task).
-    from enforcement.tasks import notify_draw
+    def write():
+        ids = insert_new(
+            Inspection,
+            [
+                {"enterprise_id": eid, "plan_id": plan.pk, "draw_id": draw.pk, "date": day, "leader_id": leader}
+                for (eid, _team), day, leader in zip(assignments, days, leaders, strict=True)
+            ],
+        )
+        insert_rows(
+            Inspection.team.through,
+            ["inspection_id", "user_id"],
+            [(pk, uid) for pk, (_eid, team) in zip(ids, assignments, strict=True) for uid in team],
+        )
 
-    draw_id = draw.pk
-    transaction.on_commit(lambda: notify_draw.delay(draw_id))
+    return write
+
+
+def _inspection_writes_postgresql(plan, draw, assignments, days, leaders):
+    """One INSERT ... SELECT from arrays for the inspections and their team rows, checked as it runs.
+
+    Only plain arrays of numbers and dates travel (no per-row formatting in Python); the team rows
+    join the new inspections on the enterprise, which a draw selects once. The foreign keys are
+    checked at the end of the statement rather than at COMMIT: the same work, but done while the
+    caller serialises the snapshot (``_meanwhile``), not after it.
+    """
+    through = Inspection.team.through
+    q = connection.ops.quote_name
+    given = {
+        "enterprise_id": "u.enterprise_id",
+        "plan_id": "%(plan)s",
+        "draw_id": "%(draw)s",
+        "date": "u.day",
+        "leader_id": "u.leader_id",
+    }
+    columns, values, params = insert_select_columns(Inspection, given)
+    params.update(
+        plan=plan.pk,
+        draw=draw.pk,
+        enterprises=[eid for eid, _team in assignments],
+        days=days,
+        leaders=leaders,
+        member_of=[eid for eid, team in assignments for _uid in team],
+        members=[uid for _eid, team in assignments for uid in team],
+    )
+    sql = f"""
+        WITH new AS (
+            INSERT INTO {q(Inspection._meta.db_table)} ({", ".join(columns)})
+            SELECT {", ".join(values)}
+            FROM unnest(%(enterprises)s::bigint[], %(days)s::date[], %(leaders)s::bigint[])
+                AS u(enterprise_id, day, leader_id)
+            RETURNING id, enterprise_id
+        )
+        INSERT INTO {q(through._meta.db_table)} ({q(through._meta.get_field("inspection").column)},
+            {q(through._meta.get_field("user").column)})
+        SELECT new.id, m.user_id
+        FROM new JOIN unnest(%(member_of)s::bigint[], %(members)s::bigint[]) AS m(enterprise_id, user_id)
+            USING (enterprise_id)
+    """  # noqa: S608  (identifiers from the models, values as parameters)
+    raw = connection.connection  # psycopg's own: usable from another thread, same transaction
+    django_errors = connection.wrap_database_errors  # psycopg's errors as Django's (IntegrityError, ...)
+
+    def write():
+        with django_errors, raw.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(sql, params)
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default again for the rest
+
+    return write
 
 
 def draw_notify(*, draw: Draw) -> int:

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from enforcement import drawing, services
 from enforcement.choices import SENIOR_LEVELS, CreditGrade, DrawStatus, InspectionStatus, RiskKey
@@ -296,7 +297,7 @@ def test_draw_rolls_back_entirely_when_a_step_fails(county, plan, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "_materialise_inspections", broken)
+    monkeypatch.setattr(services, "_inspection_writes", broken)
     with pytest.raises(RuntimeError):
         services.draw_plan(plan=plan, user=county.head)
     plan.refresh_from_db()
@@ -321,3 +322,87 @@ def test_team_leader_is_an_intermediate_or_senior_inspector(county, plan):
     for inspection in draw.inspections.all():
         assert level[inspection.leader_id] in SENIOR_LEVELS
         assert inspection.team.filter(pk=inspection.leader_id).exists()
+
+
+def _pinned_snapshot():
+    """A fixed snapshot exercising filters, caps, due enterprises, strata, conflicts and last teams."""
+    risks = ["red", "orange", "yellow", "blue", "unrated"]
+    credits = ["A", "B", "C", "D"]
+    industries = [["C", ""], ["26", "C"], ["261", "26"], ["2614", "261"], ["34", "C"], ["341", "34"], ["3411", "341"]]
+    targets = [
+        [
+            1000 + i,
+            "9999" if i % 29 == 0 else ["2614", "3411", "261"][i % 3],  # 9999: nobody's specialty
+            ["/32/3205/320581/1/", "/32/3205/320581/2/"][i % 2],
+            risks[i % 5],
+            credits[(i // 5) % 4],
+            (i * 7) % 5,
+            -1 if i % 11 == 0 else (i * 37) % 400,
+        ]
+        for i in range(300)
+    ]
+    inspectors = [
+        [
+            10 + k,
+            ["senior", "junior", "intermediate", "junior"][k % 4],
+            "/32/3205/320581/" if k % 5 else "/32/3205/320581/1/",
+            [["26"], ["34"], ["2614", "34"]][k % 3],
+            [1000 + 17 * k, 1001 + 17 * k] if k % 2 else [],
+        ]
+        for k in range(12)
+    ]
+    return {
+        "v": drawing.SNAPSHOT_VERSION,
+        "as_of": "2026-01-01",
+        "plan": {
+            "id": 7,
+            "name": "固定快照",
+            "jurisdiction": "320581",
+            "period": ["2026-01-01", "2026-03-31"],
+            "team_size": 2,
+            "require_specialty": True,
+            "default_ratio": "0.05",
+            "industry_prefixes": [],
+            "risk_filter": [],
+            "credit_filter": [],
+            "strata": [
+                {"label": "高风险", "risk": ["orange", "red"], "credit": [], "industry": "", "ratio": "0.3"},
+                {"label": "化工", "risk": [], "credit": [], "industry": "26", "count": 9},
+                {"label": "其他", "risk": [], "credit": [], "industry": "", "ratio": "0.1"},
+            ],
+        },
+        "frequency": sorted([c, r, 1 if r in ("red", "orange") else 0, 3 + (c == "A")] for c in credits for r in risks),
+        "industries": sorted(industries),
+        "targets": targets,
+        "inspectors": inspectors,
+        "last_team": [[1000 + i, [10 + i % 12, 10 + (i + 5) % 12]] for i in range(0, 300, 4)],
+        "previous_teams": [[10, 13], [11, 14], [12, 17]],
+    }
+
+
+def test_the_draw_of_a_fixed_seed_and_snapshot_never_changes():
+    """verify_draw recomputes stored draws: compute_draw and canonical_bytes must stay byte for byte."""
+    snapshot = _pinned_snapshot()
+    result = drawing.compute_draw("5eed" * 8, snapshot)
+    assert len(result["assignments"]) > 30 and result["capped"] and result["due"] and result["unassigned"]
+    assert drawing.sm3_of(snapshot) == "81f68414c79563b131c122b53abc5b1bd35e615fa04558a3fd4fd234e080e21c"
+    assert drawing.sm3_of(result) == "3e977b849bc9bcf28659d632cd1c2c96ecae19be925ca34ed866019d2e9675ae"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the helper-thread write is PostgreSQL only")
+def test_a_failing_inspection_write_rolls_the_draw_back(county, plan, monkeypatch):
+    """The inspections are written by a helper thread while the snapshot is serialised: its error is the draw's."""
+    from django.db import IntegrityError
+
+    compute = drawing.compute_draw
+
+    def with_unknown_enterprise(seed, snapshot):
+        result = compute(seed, snapshot)
+        result["assignments"].append([10**12, result["assignments"][0][1]])
+        return result
+
+    monkeypatch.setattr(drawing, "compute_draw", with_unknown_enterprise)
+    with pytest.raises(IntegrityError):
+        services.draw_plan(plan=plan, user=county.head)
+    plan.refresh_from_db()
+    assert plan.status == "draft" and not Draw.objects.exists() and not Inspection.objects.filter(plan=plan).exists()
