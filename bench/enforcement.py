@@ -11,7 +11,8 @@ Builds its own database (PostgreSQL ``regulator_bench_enforcement``, or a SQLite
 --sqlite), fills a county with N enterprises, M inspectors (specialties, conflicts) and a year of
 inspection history, then measures
 - the draw: snapshot build, pure compute_draw, the full draw_plan service (snapshot + compute +
-  hashing + signing + writing the inspections) and verify_draw (target: draw <= 2 s);
+  hashing + signing + writing the inspections) with the time of each of its steps, and
+  verify_draw (target: draw <= 2 s);
 - the credit recompute over all enterprises: first run, an unchanged re-run, and a run after new
   events (target <= 10 s);
 - PDF generation per document (render only, and the full numbered/hashed/signed issue).
@@ -67,6 +68,144 @@ def timed(label: str, fn, *args, **kwargs):
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(f"  {label:<56} {elapsed:8.3f} s wall {cpu:8.3f} s cpu")
     return result, elapsed
+
+
+class DrawSteps:
+    """Wall time of the steps inside one draw_plan, by wrapping the functions it calls while active.
+
+    draw_plan looks these functions up when it runs, so it calls the wrappers. The inspections are
+    written by a helper thread while the snapshot is serialised (PostgreSQL): "write" is that
+    thread's time and "waited" what the draw still had to wait for it afterwards. "SQL through Django" adds up every
+    statement sent through Django's cursors (not the helper thread's). COMMIT is the end of the
+    transaction (the deferred foreign keys that are left, and the WAL flush).
+    """
+
+    ORDER = [
+        "build snapshot",
+        "  of which the targets SQL (+ fetch)",
+        "compute_draw",
+        "canonical JSON (snapshot + result)",
+        "SM3 hashes",
+        "Draw row: INSERT",
+        "SM2 signature",
+        "inspections + teams: prepare",
+        "inspections + teams: write (PostgreSQL: overlapped)",
+        "  waited for it after the snapshot JSON",
+        "Draw row: UPDATE with the snapshot",
+        "COMMIT",
+    ]
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+        self.undo: list = []
+        self.sql = 0.0
+
+    def _add(self, label: str, seconds: float) -> None:
+        self.times[label] = self.times.get(label, 0.0) + seconds
+
+    def _patch(self, owner, name: str, replacement) -> None:
+        self.undo.append((owner, name, vars(owner).get(name)))  # None: inherited, delete to restore
+        setattr(owner, name, replacement)
+
+    def _time(self, label: str, owner, name: str) -> None:
+        import time
+
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._add(label, time.perf_counter() - start)
+
+        self._patch(owner, name, timed)
+
+    def __enter__(self):
+        import time
+        from contextlib import contextmanager
+
+        from django.db import DEFAULT_DB_ALIAS, connections
+
+        from enforcement import drawing, services, signing
+        from enforcement.models import Draw
+        from regulator import crypto
+
+        real = connections[DEFAULT_DB_ALIAS]
+        self._time("build snapshot", services, "build_snapshot")
+        self._time("  of which the targets SQL (+ fetch)", services, "_targets_postgresql")
+        self._time("compute_draw", drawing, "compute_draw")
+        self._time("canonical JSON (snapshot + result)", drawing, "canonical_bytes")
+        self._time("SM3 hashes", crypto, "sm3_hex")
+        self._time("Draw row: INSERT", Draw.objects, "create")
+        self._time("SM2 signature", signing, "sign")
+        self._time("Draw row: UPDATE with the snapshot", Draw, "save")
+        self._time("COMMIT", real, "commit")
+
+        prepare = services._inspection_writes
+
+        def timed_prepare(*args, **kwargs):
+            start = time.perf_counter()
+            write = prepare(*args, **kwargs)
+            self._add("inspections + teams: prepare", time.perf_counter() - start)
+
+            def timed_write():
+                begin = time.perf_counter()
+                try:
+                    write()
+                finally:
+                    self._add("inspections + teams: write (PostgreSQL: overlapped)", time.perf_counter() - begin)
+
+            return timed_write
+
+        self._patch(services, "_inspection_writes", timed_prepare)
+        meanwhile = services._meanwhile
+
+        @contextmanager
+        def timed_meanwhile(write):
+            with meanwhile(write):
+                try:
+                    yield
+                finally:
+                    mark = time.perf_counter()
+            self._add("  waited for it after the snapshot JSON", time.perf_counter() - mark)
+
+        self._patch(services, "_meanwhile", timed_meanwhile)
+
+        def count_sql(execute, sql, params, many, context):
+            start = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                self.sql += time.perf_counter() - start
+
+        self.sql_wrapper = real.execute_wrapper(count_sql)
+        self.sql_wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.sql_wrapper.__exit__(*exc)
+        for owner, name, original in reversed(self.undo):
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+        return False
+
+    def report(self, total: float) -> None:
+        from django.db import connection
+
+        # On PostgreSQL the write overlaps the snapshot JSON: only the wait after it adds to the draw.
+        overlapped = (
+            {"inspections + teams: write (PostgreSQL: overlapped)"} if connection.vendor == "postgresql" else set()
+        )
+        counted = sum(t for label, t in self.times.items() if not label.startswith(" ") and label not in overlapped)
+        counted += self.times.get("  waited for it after the snapshot JSON", 0.0)
+        for label in self.ORDER:
+            if label in self.times:
+                print(f"    {label:<54} {self.times[label]:8.3f} s")
+        print(f"    {'the rest (plan lock, sequence, audit, ...)':<54} {total - counted:8.3f} s")
+        print(f"    {'SQL through Django (within the steps above)':<54} {self.sql:8.3f} s")
 
 
 def fill(n_enterprises: int, n_inspectors: int, rng: random.Random):
@@ -262,7 +401,9 @@ def main() -> None:
     seed = "5eed" * 8
     result, compute = timed("compute_draw (pure)", drawing.compute_draw, seed, snapshot)
     timed("canonical JSON + SM3 of snapshot", drawing.sm3_of, snapshot)
-    draw, full = timed("draw_plan service (all of the above + writes)", services.draw_plan, plan=plan, user=head)
+    with DrawSteps() as steps:
+        draw, full = timed("draw_plan service (all of the above + writes)", services.draw_plan, plan=plan, user=head)
+    steps.report(full)
     problems, _ = timed("verify_draw", services.verify_draw, draw)
     assert not problems, problems
     timed("notify the drawn inspectors (Celery task, after commit)", services.draw_notify, draw=draw)
