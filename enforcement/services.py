@@ -477,7 +477,7 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
         )
         seniors = {row[0] for row in snapshot["inspectors"] if row[1] in SENIOR_LEVELS}
         with _meanwhile(_inspection_writes(plan, draw, result["assignments"], seniors)):
-            snapshot_text = drawing.canonical_bytes(snapshot).decode("utf-8")
+            snapshot_text = drawing.canonical_text_in_slices(snapshot)  # lets the writing thread run
             draw.snapshot = snapshot_text
             draw.snapshot_hash = sm3_hex(snapshot_text.encode("utf-8"))
             draw.signature = sm2.sign(draw.signed_payload())
