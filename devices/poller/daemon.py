@@ -19,7 +19,8 @@ import math
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -201,14 +202,14 @@ class DeviceWorker:
         self.config = poller.config
         self.client = None
         self.stats = DeviceStats()
-        self.jobs: asyncio.Queue[CoilJob] = asyncio.Queue()
+        self.jobs: deque[CoilJob] = deque()
         self.units: dict[int, UnitState] = {}
         blocks = plan_blocks(list(spec.channels), self.config.max_gap)
         for block in blocks:
             self.units.setdefault(block.unit_id, UnitState(block.unit_id, [])).blocks.append(block)
         self.backoff = Backoff(self.config.backoff_base, self.config.backoff_cap)
         self.task: asyncio.Task | None = None
-        self.latest: dict[int, tuple[float | None, str, float]] = {}
+        self.recent: list[list[ReadingEvent]] = []  # each cycle's events since the last live push
         self._offline_marked = False
         self._units_changed = True
         self.stopping = False
@@ -284,8 +285,8 @@ class DeviceWorker:
         self.poller.emit(events)
 
     async def _fail_jobs(self, reason: str) -> None:
-        while not self.jobs.empty():
-            job = self.jobs.get_nowait()
+        while self.jobs:
+            job = self.jobs.popleft()
             self.poller.coil_write_finished(job, ok=False, readback=None, error=reason)
 
     async def _poll_loop(self) -> str | None:
@@ -307,16 +308,21 @@ class DeviceWorker:
         ]
         jobs = self.jobs
         stats = self.stats
+        # Good responses are decoded and folded into storage in one pass; the bad readings made
+        # here (timeouts, exceptions, garbage) go through the writer's general fold.
+        writer = poller.writer
+        fold_block = writer.fold_block if writer is not None else None
         self._units_changed = True
         while not self.stopping:
-            if not jobs.empty():
+            if jobs:
                 lost = await self._run_jobs()
                 if lost:
                     return lost
             started = loop.time()
             if config.record_lateness:
                 poller.lateness.append(started - next_t)
-            events: list[ReadingEvent] = []
+            events: list[ReadingEvent] = []  # every reading of this cycle, for the hook
+            bad: list[ReadingEvent] = []  # those not folded yet
             lost = None
             any_response = False
             probed_and_failed = False
@@ -333,7 +339,7 @@ class DeviceWorker:
                     except ModbusIOException:
                         unit_failed = True
                         now = datetime.now(UTC)
-                        events.extend(
+                        bad.extend(
                             ReadingEvent(ch.id, spec.id, None, False, Quality.TIMEOUT.value, now)
                             for ch in block.channels
                         )
@@ -341,7 +347,7 @@ class DeviceWorker:
                     except Exception as exc:  # garbage on the wire: a bad reading, never a crash
                         logger.debug("garbage from %s unit %s: %r", spec.name, unit.unit_id, exc)
                         now = datetime.now(UTC)
-                        events.extend(
+                        bad.extend(
                             ReadingEvent(ch.id, spec.id, None, False, Quality.GARBAGE.value, now)
                             for ch in block.channels
                         )
@@ -352,24 +358,30 @@ class DeviceWorker:
                     if result.isError():
                         code = getattr(result, "exception_code", 0)
                         logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
-                        events.extend(
+                        bad.extend(
                             ReadingEvent(ch.id, spec.id, None, False, Quality.EXCEPTION.value, now)
                             for ch in block.channels
                         )
                         continue
                     data = result.bits if block.bits else result.registers
-                    events += decode_events(block, data, device_id, now, ReadingEvent)
+                    if fold_block is not None:
+                        events += fold_block(block, data, device_id, now)
+                    else:
+                        events += decode_events(block, data, device_id, now, ReadingEvent)
                 if lost:
                     break
                 if unit_failed or unit.failures or unit.demoted:  # else nothing changes
                     self._account_unit(unit, unit_failed, started)
                     if unit_failed and unit.demoted:
                         probed_and_failed = True
+            if bad:
+                events += bad
+                poller.emit(events, bad)
+            elif events:
+                poller.emit(events, ())
             if events:
-                poller.emit(events)
                 if live:
-                    for ev in events:
-                        self.latest[ev.channel_id] = ev
+                    self.recent.append(events)
             if any_response:
                 self.stats.last_seen = now
             if lost:
@@ -433,8 +445,8 @@ class DeviceWorker:
             self.poller.set_status(self.spec, DeviceStatus.ONLINE, "")
 
     async def _run_jobs(self) -> str | None:
-        while not self.jobs.empty():
-            job = self.jobs.get_nowait()
+        while self.jobs:
+            job = self.jobs.popleft()
             try:
                 wr = await self.client.write_coil(job.address, job.value, device_id=job.unit_id)
                 if wr.isError():
@@ -473,10 +485,14 @@ class Poller:
         self.reading_hook: Callable = publish_readings
 
     # --- from workers (event loop thread) ---
-    def emit(self, events: list[ReadingEvent]) -> None:
+    def emit(self, events: list[ReadingEvent], unfolded: Sequence[ReadingEvent] | None = None) -> None:
+        """Hand readings to the hook (alerts) and to storage; ``unfolded`` (default: all of them) are
+        those the writer has not folded yet."""
         self.reading_hook(events)
         if self.writer is not None:
-            self.writer.submit(events)
+            unfolded = events if unfolded is None else unfolded
+            if unfolded:
+                self.writer.submit(unfolded)
 
     def set_status(self, spec: DeviceSpec, status: str, reason: str) -> None:
         current = self.status.get(spec.id)
@@ -622,23 +638,36 @@ class Poller:
             if worker is None or not worker.connected:
                 self.coil_write_finished(job, ok=False, readback=None, error="设备离线")
             else:
-                worker.jobs.put_nowait(job)
+                worker.jobs.append(job)
 
     async def push_live(self) -> None:
         from channels.layers import get_channel_layer
 
         layer = get_channel_layer()
         if layer is None or type(layer).__name__ == "InMemoryChannelLayer":
-            return  # an in-memory layer cannot reach the web process
+            for worker in self.workers.values():  # an in-memory layer cannot reach the web process
+                worker.recent = []
+            return
         for device_id, worker in self.workers.items():
-            if not worker.latest:
+            recent, worker.recent = worker.recent, []
+            if not recent:
                 continue
-            values = {str(ch): [ev.value, ev.quality, ev.received_at.timestamp()] for ch, ev in worker.latest.items()}
-            worker.latest = {}
+            # The newest value of each channel: usually the last cycle has them all.
+            latest: dict[int, ReadingEvent] = {}
+            wanted = len(worker.spec.channels)
+            for events in reversed(recent):
+                for ev in events:
+                    if ev.channel_id not in latest:
+                        latest[ev.channel_id] = ev
+                if len(latest) >= wanted:
+                    break
+            values = {str(ch): [ev.value, ev.quality, ev.received_at.timestamp()] for ch, ev in latest.items()}
             try:
                 await layer.group_send(live_group(device_id), {"type": "device.live", "values": values})
             except Exception:
                 logger.debug("live push failed", exc_info=True)
+                for other in self.workers.values():  # nothing piles up while the layer is away
+                    other.recent = []
                 return
 
 

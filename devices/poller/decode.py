@@ -52,6 +52,7 @@ class Block:
     count: int
     channels: list[ChannelSpec] = field(default_factory=list)
     plan: list | None = None  # compiled on first decode
+    fold_plan: tuple | None = None  # (writer, plan with the writer's per-channel state), see ReadingWriter.fold_block
     bits: bool = field(init=False)  # coils / discrete inputs (the response has .bits, not .registers)
 
     def __post_init__(self):

@@ -1,9 +1,9 @@
 """Batched storage of readings: deadband compression, 1-minute aggregates, COPY, and a disk spool.
 
-The poller hands every reading to ``ReadingWriter.submit`` (cheap, thread-safe). A writer thread
-folds them every ``fold_interval`` (50 ms slices) into per-minute aggregates, keeps only those
-that pass the per-channel deadband/heartbeat, and every ``flush_interval`` writes what it kept in
-one transaction:
+The poller hands every reading to ``ReadingWriter.submit``, which folds it at once, in the
+caller's thread, into the channel's open 1-minute aggregate and keeps it only when it passes the
+per-channel deadband/heartbeat (a few percent of readings for steady values). A writer thread
+takes what was kept every ``flush_interval`` and writes it in one transaction:
 
 - PostgreSQL: COPY straight into devices_reading (rows of deleted channels filtered first); if
   the batch overlaps stored rows (a spool replayed after a crash) the COPY fails on the unique
@@ -39,7 +39,9 @@ from django.db import (
     transaction,
 )
 
+from devices.choices import Quality
 from devices.hooks import PollerEvent, ReadingEvent, publish_poller_event
+from devices.poller.decode import Block, _compile, decode_events
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,10 @@ Row = tuple[int, int, float | None, str, int | None, str]
 AggRow = tuple[int, int, float | None, float | None, float, int, int]
 
 _DB_DOWN = (OperationalError, InterfaceError)
+_INF = float("inf")
+_GOOD = Quality.GOOD.value
+_OUT_OF_RANGE = Quality.OUT_OF_RANGE.value
+_new_event = tuple.__new__  # as in decode.py: skips the NamedTuple's Python-level __new__
 
 
 def to_us(dt: datetime) -> int:
@@ -62,19 +68,34 @@ def from_us(us: int) -> datetime:
 class _Track:
     """Per-channel state of the writer: deadband/heartbeat memory and the open 1-minute bucket."""
 
-    __slots__ = ("deadband", "heartbeat", "last_v", "last_q", "last_t", "minute", "mn", "mx", "sm", "cnt", "bad")
+    __slots__ = (
+        "deadband",
+        "heartbeat",
+        "last_v",
+        "last_q",
+        "last_t",
+        "minute",
+        "mn",
+        "mx",
+        "sm",
+        "cnt",
+        "bad",
+    )
 
     def __init__(self, deadband: float = 0.0, heartbeat: float = 60.0):
         self.deadband, self.heartbeat = deadband, heartbeat
         self.last_v, self.last_q, self.last_t = None, None, None
         self.minute = None
-        self.mn = self.mx = None
+        self.mn, self.mx = _INF, -_INF  # no good value yet; stored as NULL
         self.sm, self.cnt, self.bad = 0.0, 0, 0
 
     def close_bucket(self, channel_id: int, out: list) -> None:
         if self.minute is not None and (self.cnt or self.bad):
-            out.append((channel_id, self.minute, self.mn, self.mx, self.sm, self.cnt, self.bad))
-        self.mn = self.mx = None
+            if self.cnt:
+                out.append((channel_id, self.minute, self.mn, self.mx, self.sm, self.cnt, self.bad))
+            else:
+                out.append((channel_id, self.minute, None, None, self.sm, 0, self.bad))
+        self.mn, self.mx = _INF, -_INF
         self.sm, self.cnt, self.bad = 0.0, 0, 0
 
 
@@ -282,7 +303,7 @@ class Spool:
 
 
 class ReadingWriter:
-    """Takes readings from the poller's event loop, stores them from its own thread."""
+    """Folds readings where they arrive (``submit``), stores them from its own thread."""
 
     def __init__(
         self,
@@ -291,42 +312,46 @@ class ReadingWriter:
         spool_dir: Path,
         spool_max_bytes: int,
         flush_interval: float = 0.5,
-        fold_interval: float = 0.05,
         retry_interval: float = 2.0,
         store: Callable[[Sequence[Row], Sequence[AggRow]], int] = store_batch,
         clock: Callable[[], float] = time.time,
     ):
         self.poller = poller
         self.flush_interval = flush_interval
-        # Readings are folded (deadband, minute buckets) every fold_interval in small slices, and only
-        # stored every flush_interval: folding half a second of 10,000 readings/s in one go held the
-        # GIL long enough to make the event loop's device cycles late (p99 27-29 ms; 5 ms in 50 ms slices).
-        self.fold_interval = min(fold_interval, flush_interval)
-        self._folded: list[Row] = []
         self.retry_interval = retry_interval
         self.store = store
         self.clock = clock
         self._tracks: dict[int, _Track] = {}
         self._closed: list[AggRow] = []
+        # Folding happens in submit(), on the caller's thread (the poller's event loop): a reading
+        # is folded while it is still hot, with no hand-off. Queued to a writer thread instead, the
+        # fold cost the same and the GIL hand-offs came on top (bench/poll.py: ~15% of the poller's
+        # CPU). The lock only guards the tracks against the thread closing stale minutes.
+        self._lock = threading.Lock()
+        self._kept: deque[list[Row]] = deque()  # lists of rows that passed the deadband, in order
         self.spool = Spool(spool_dir, spool_max_bytes)
-        self._queue: deque[Sequence[ReadingEvent]] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._db_down = False
         self._next_retry = 0.0
         self._spool_full_announced = False
+        self._closed_through = -1  # the last minute whose stale buckets were closed
         self.stats = {"received": 0, "stored": 0, "spooled_batches": 0, "dropped_batches": 0, "flushes": 0}
 
-    # called from the event loop
     def submit(self, events: Sequence[ReadingEvent]) -> None:
-        self._queue.append(events)
+        """Fold ``events`` (thread-safe; cheap enough for the event loop: ~1 us a reading)."""
+        with self._lock:
+            rows = self._fold(events)
+        if rows:
+            self._kept.append(rows)
 
     def configure(self, channel_id: int, deadband: float, heartbeat_s: float) -> None:
-        track = self._tracks.get(channel_id)
-        if track is None:
-            self._tracks[channel_id] = _Track(max(0.0, deadband), max(0.001, heartbeat_s))
-        else:
-            track.deadband, track.heartbeat = max(0.0, deadband), max(0.001, heartbeat_s)
+        with self._lock:
+            track = self._tracks.get(channel_id)
+            if track is None:
+                self._tracks[channel_id] = _Track(max(0.0, deadband), max(0.001, heartbeat_s))
+            else:
+                track.deadband, track.heartbeat = max(0.0, deadband), max(0.001, heartbeat_s)
 
     @property
     def db_down(self) -> bool:
@@ -343,20 +368,18 @@ class ReadingWriter:
 
     def _run(self) -> None:
         try:
-            next_flush = time.monotonic() + self.flush_interval
-            while not self._stop.wait(self.fold_interval):
-                self._folded += self._drain()
-                now = time.monotonic()
-                if now >= next_flush:
-                    next_flush = now + self.flush_interval
-                    self.flush()
+            while not self._stop.wait(self.flush_interval):
+                self.flush()
             self.flush(final=True)
         finally:
             connection.close()
 
     # one flush; public so tests and benchmarks can drive it synchronously
     def flush(self, final: bool = False) -> None:
-        rows, self._folded = self._folded + self._drain(), []
+        rows: list[Row] = []
+        kept = self._kept
+        while kept:
+            rows += kept.popleft()
         aggs = self._pop_closed(self.clock(), everything=final)
         self.stats["flushes"] += 1
         if rows or aggs:
@@ -367,8 +390,88 @@ class ReadingWriter:
         if len(self.spool) and (final or self.clock() >= self._next_retry):
             self._drain_spool()
 
-    def _drain(self) -> list[Row]:
-        """Fold queued readings into the minute buckets; return those that pass the deadband.
+    def fold_block(self, block: Block, data: list, device_id: int, now: datetime) -> list[ReadingEvent]:
+        """``decode_events`` and ``submit`` in one pass over a block's registers: what the poller does
+        for every good response (~10,000 a second). Returns the block's events, already folded.
+
+        Big-endian 16-bit channels without sentinels (almost all gas and pressure transmitters) take
+        the fast path: decoded, range-checked and folded with their track at hand, no second pass over
+        the events. Anything else (other data types, sentinels, bad values, a new minute) is decoded
+        by ``decode_events`` and folded by ``_fold``, so the two paths cannot disagree.
+        (Measured alternatives: C-level ``map`` chains over the block's channels were slower in the
+        poller than this loop; so was folding on the writer thread, by its GIL hand-offs.)
+        """
+        cached = block.fold_plan
+        if cached is None or cached[0] is not self:
+            cached = block.fold_plan = (self, self._fold_plan(block))
+        plan = cached[1]
+        if plan is None or len(data) < block.count:
+            events = decode_events(block, data, device_id, now, ReadingEvent)
+            self.submit(events)
+            return events
+        t = now.timestamp()
+        minute = int(t // 60) * 60
+        us = int(t * 1_000_000)
+        poller = self.poller
+        new = _new_event
+        out: list[ReadingEvent] = []
+        append = out.append
+        rows: list[Row] = []
+        slow: list[ReadingEvent] = []
+        with self._lock:
+            for cid, i, signed, scale, offset, low, high, tr in plan:
+                raw = data[i]
+                if signed and raw & 0x8000:
+                    raw -= 0x10000
+                value = raw * scale + offset
+                if not low <= value <= high:
+                    ev = new(ReadingEvent, (cid, device_id, None, False, _OUT_OF_RANGE, now, None))
+                    append(ev)
+                    slow.append(ev)
+                    continue
+                ev = new(ReadingEvent, (cid, device_id, value, True, _GOOD, now, None))
+                append(ev)
+                if tr.minute != minute:
+                    slow.append(ev)  # opens (or is late for) a minute bucket
+                    continue
+                if value < tr.mn:
+                    tr.mn = value
+                if value > tr.mx:
+                    tr.mx = value
+                tr.sm += value
+                tr.cnt += 1
+                lt = tr.last_t
+                if lt is not None and lt <= t < lt + tr.heartbeat and tr.last_q == _GOOD:
+                    lv = tr.last_v
+                    if lv is None or abs(value - lv) <= tr.deadband:
+                        continue
+                tr.last_v, tr.last_q, tr.last_t = value, _GOOD, t
+                rows.append((cid, us, value, _GOOD, None, poller))
+            if slow:
+                rows += self._fold(slow)
+            self.stats["received"] += len(out) - len(slow)
+        if rows:
+            self._kept.append(rows)
+        return out
+
+    def _fold_plan(self, block: Block) -> list | None:
+        """Per channel (id, offset, signed, scale, offset, low, high, track), or None when some
+        channel needs the general decoder."""
+        if block.bits:
+            return None
+        plan = []
+        with self._lock:
+            for cid, i, kind, scale, offset, low, high, sentinels, _ch in _compile(block):
+                if kind == 0 or sentinels:
+                    return None
+                tr = self._tracks.get(cid)
+                if tr is None:
+                    tr = self._tracks[cid] = _Track()
+                plan.append((cid, i, kind == 2, scale, offset, low, high, tr))
+        return plan
+
+    def _fold(self, batch: Sequence[ReadingEvent]) -> list[Row]:
+        """Fold readings into the minute buckets; return those that pass the deadband.
 
         Hot path (every reading passes here): one dict lookup per reading, no allocations for
         readings that the deadband drops.
@@ -378,65 +481,58 @@ class ReadingWriter:
         tracks = self._tracks
         closed = self._closed
         poller = self.poller
-        queue = self._queue
-        received = 0
         last_dt = None
-        t = minute = 0.0
-        next_yield = 2000
-        while queue:
-            batch = queue.popleft()
-            received += len(batch)
-            if received >= next_yield:
-                # Let the poller's event loop have the GIL now and then: a long drain would show
-                # up as cycle jitter on every device.
-                next_yield = received + 2000
-                time.sleep(0)
-            for ev in batch:
-                cid, _dev, v, good, q, dt, device_time = ev
-                if dt is not last_dt:
-                    last_dt = dt
-                    t = dt.timestamp()
-                    minute = int(t // 60) * 60
-                tr = tracks.get(cid)
-                if tr is None:
-                    tr = tracks[cid] = _Track()
-                if tr.minute != minute:
-                    if tr.minute is not None and minute < tr.minute:
-                        # a late reading for a closed minute: its own row, merged by the upsert
-                        closed.append(
-                            (cid, minute, v, v, v or 0.0, 1, 0)
-                            if good and v is not None
-                            else (cid, minute, None, None, 0.0, 0, 1)
-                        )
-                        continue
-                    tr.close_bucket(cid, closed)
-                    tr.minute = minute
-                if good and v is not None:
-                    if tr.mn is None or v < tr.mn:
-                        tr.mn = v
-                    if tr.mx is None or v > tr.mx:
-                        tr.mx = v
-                    tr.sm += v
-                    tr.cnt += 1
-                else:
-                    tr.bad += 1
-                lt = tr.last_t
-                if lt is not None and q == tr.last_q and lt <= t < lt + tr.heartbeat:
-                    lv = tr.last_v
-                    if v is None or lv is None or abs(v - lv) <= tr.deadband:
-                        continue
-                tr.last_v, tr.last_q, tr.last_t = v, q, t
-                append((cid, int(t * 1_000_000), v, q, to_us(device_time) if device_time is not None else None, poller))
-        self.stats["received"] += received
+        t = 0.0
+        minute = 0
+        for cid, _dev, v, good, q, dt, device_time in batch:
+            if dt is not last_dt:
+                last_dt = dt
+                t = dt.timestamp()
+                minute = int(t // 60) * 60
+            tr = tracks.get(cid)
+            if tr is None:
+                tr = tracks[cid] = _Track()
+            if tr.minute != minute:
+                if tr.minute is not None and minute < tr.minute:
+                    # a late reading for a closed minute: its own row, merged by the upsert
+                    closed.append(
+                        (cid, minute, v, v, v or 0.0, 1, 0)
+                        if good and v is not None
+                        else (cid, minute, None, None, 0.0, 0, 1)
+                    )
+                    continue
+                tr.close_bucket(cid, closed)
+                tr.minute = minute
+            if good and v is not None:
+                if v < tr.mn:
+                    tr.mn = v
+                if v > tr.mx:
+                    tr.mx = v
+                tr.sm += v
+                tr.cnt += 1
+            else:
+                tr.bad += 1
+            lt = tr.last_t
+            if lt is not None and q == tr.last_q and lt <= t < lt + tr.heartbeat:
+                lv = tr.last_v
+                if v is None or lv is None or abs(v - lv) <= tr.deadband:
+                    continue
+            tr.last_v, tr.last_q, tr.last_t = v, q, t
+            append((cid, int(t * 1_000_000), v, q, to_us(device_time) if device_time is not None else None, poller))
+        self.stats["received"] += len(batch)
         return rows
 
     def _pop_closed(self, now: float, everything: bool = False) -> list[AggRow]:
+        """Buckets closed by the fold, plus (once a minute) those of channels that went quiet."""
         current = int(now // 60) * 60
-        closed = self._closed
-        for cid, tr in self._tracks.items():
-            if tr.minute is not None and (everything or tr.minute < current) and (tr.cnt or tr.bad):
-                tr.close_bucket(cid, closed)
-        self._closed = []
+        with self._lock:
+            closed = self._closed
+            if everything or current != self._closed_through:
+                self._closed_through = current
+                for cid, tr in self._tracks.items():
+                    if tr.minute is not None and (everything or tr.minute < current) and (tr.cnt or tr.bad):
+                        tr.close_bucket(cid, closed)
+            self._closed = []
         return closed
 
     def _write_or_spool(self, rows, aggs) -> None:
