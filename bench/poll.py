@@ -8,8 +8,8 @@ CPU-heavy for 10,000 requests/s). Then, one after the other, in a fresh process 
 - bare: one pymodbus AsyncModbusTcpClient per device, each paced at --hz with absolute deadlines,
   reading the device's registers in one request;
 - poller: devices.poller.daemon workers for the same devices (decode, ReadingEvents, hooks, and the
-  writer's deadband + 1-minute aggregation on its thread; the database store is a no-op here,
-  see bench/ingest.py for storage).
+  writer's deadband + 1-minute aggregation, folded as readings arrive; the writer thread's database
+  store is a no-op here, see bench/ingest.py for storage).
 
 Both modes run on the same event loop (--loop, default uvloop as the daemon) and GC threshold (the
 daemon's). --alerts hands the poller's readings to the real alert engine (a rule on every channel)
