@@ -350,6 +350,9 @@ def main() -> None:
         county, _users = fill(args.enterprises, args.inspectors, rng)
         print(f"  {'fill':<56} {time.perf_counter() - t0:8.3f} s wall")
     print(f"  load average at start: {os.getloadavg()}")
+    from _common import python_speed
+
+    print(f"  machine: {python_speed()}")
     head, _ = User.objects.get_or_create(
         username="bench_head", defaults={"role": Role.SECTION_HEAD, "jurisdiction": county}
     )

@@ -355,6 +355,9 @@ def main():
             f"{args.seconds:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs, "
             f"{args.responders} responder process(es)"
         )
+        from _common import python_speed
+
+        print(f"machine: {python_speed()}")
         rows = [
             summarise("bare pymodbus loop", run_mode("bare", ports, args), args.devices, args.hz),
             summarise("devices poller", run_mode("poller", ports, args), args.devices, args.hz),
