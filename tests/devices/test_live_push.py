@@ -1,0 +1,60 @@
+"""The poller pushes each device's newest value per channel to the channel pages' group."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from devices.hooks import ReadingEvent
+from devices.poller.daemon import DeviceWorker, live_group
+from tests.devices.helpers import ch, device, poller
+
+
+class _Layer:
+    def __init__(self, fail=False):
+        self.sent, self.fail = [], fail
+
+    async def group_send(self, group, message):
+        if self.fail:
+            raise ConnectionError("redis went away")
+        self.sent.append((group, message))
+
+
+def _worker(p, device_id, channels):
+    spec = device(device_id, 1502, channels)
+    worker = DeviceWorker(spec, p)
+    p.workers[device_id] = worker
+    return worker
+
+
+def test_push_sends_the_newest_value_of_each_channel_and_forgets_the_cycles(monkeypatch):
+    layer = _Layer()
+    monkeypatch.setattr("channels.layers.get_channel_layer", lambda: layer)
+    p, _readings, _statuses = poller(live_push_interval=1.0)
+    a, b = ch(7, 0), ch(7, 1)
+    worker = _worker(p, 7, [a, b])
+    t0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    worker.recent.append([ReadingEvent(a.id, 7, 1.0, True, "good", t0), ReadingEvent(b.id, 7, 2.0, True, "good", t0)])
+    t1 = t0 + timedelta(milliseconds=100)
+    worker.recent.append([ReadingEvent(a.id, 7, 1.5, True, "good", t1)])  # b's unit did not answer this cycle
+    asyncio.run(p.push_live())
+    ((group, message),) = layer.sent
+    assert group == live_group(7)
+    assert message["values"] == {
+        str(a.id): [1.5, "good", t1.timestamp()],
+        str(b.id): [2.0, "good", t0.timestamp()],  # its newest, from the earlier cycle
+    }
+    assert worker.recent == []
+    asyncio.run(p.push_live())
+    assert len(layer.sent) == 1  # nothing new, nothing sent
+
+
+def test_nothing_piles_up_when_no_layer_can_take_the_values(monkeypatch):
+    p, _readings, _statuses = poller(live_push_interval=1.0)
+    worker = _worker(p, 8, [ch(8, 0)])
+    event = ReadingEvent(worker.spec.channels[0].id, 8, 3.0, True, "good", datetime.now(UTC))
+    for layer in (None, _Layer(fail=True)):
+        monkeypatch.setattr("channels.layers.get_channel_layer", lambda layer=layer: layer)
+        worker.recent.extend([[event]] * 5)
+        asyncio.run(p.push_live())
+        assert worker.recent == []
