@@ -323,10 +323,11 @@ class ReadingWriter:
         self.clock = clock
         self._tracks: dict[int, _Track] = {}
         self._closed: list[AggRow] = []
-        # Folding happens in submit(), on the caller's thread (the poller's event loop): a reading
-        # is folded while it is still hot, with no hand-off. Queued to a writer thread instead, the
-        # fold cost the same and the GIL hand-offs came on top (bench/poll.py: ~15% of the poller's
-        # CPU). The lock only guards the tracks against the thread closing stale minutes.
+        # Folding happens in submit(), on the caller's thread (the poller's event loop), with no
+        # hand-off. Queued to a writer thread instead (as before), the fold cost the same and the
+        # GIL hand-offs came on top: in bench/poll.py the writer thread was ~13% of the poller's
+        # samples, a quarter of them waiting for the GIL. The lock only guards the tracks against
+        # the writer thread closing the minutes of quiet channels.
         self._lock = threading.Lock()
         self._kept: deque[list[Row]] = deque()  # lists of rows that passed the deadband, in order
         self.spool = Spool(spool_dir, spool_max_bytes)
