@@ -80,3 +80,14 @@ def add_installation(enterprise, user=None, *, name="液氯储罐区", people=10
         if substances is not None
         else [{"name": "氯", "substance_class": "specific", "actual_quantity": Decimal("10"), "critical_quantity": 5}],
     )
+
+
+@pytest.fixture
+def snapshotted(world):
+    """The dashboard test data with monthly snapshots (and one live sample) for the last 13 months."""
+    from enterprises.indicator_snapshots import build_snapshots, recent_months
+    from tests.enterprises import dashboard_data as data
+
+    data.build(world)
+    build_snapshots(recent_months(13, today=data.TODAY), sample=True, today=data.TODAY)
+    return world

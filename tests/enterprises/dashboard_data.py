@@ -131,3 +131,40 @@ def build(world) -> dict:
     CreditScore.objects.create(enterprise=here, score=65, grade="C", computed_at=now)
     CreditScore.objects.create(enterprise=direct, score=95, grade="A", computed_at=now)
     return out
+
+
+# --- comparing the snapshot reads with the live computation --------------------------------------
+
+# Figures of the current state (online rate, timeliness, grade shares): live shows the state now, the
+# snapshots the average of the samples taken in the period.
+LIVE_ONLY = {"device_online_rate", "data_timeliness_rate", "high_risk_share", "credit_low_share"}
+
+
+def by_key(result) -> dict:
+    return {row["key"]: row for row in result["indicators"]}
+
+
+def live_and_snapshot(region, user, start, end) -> tuple[dict, dict]:
+    from enterprises.indicators import compute
+
+    live = compute(region, start, end, user=user, today=TODAY, mode="live")
+    snap = compute(region, start, end, user=user, today=TODAY, mode="snapshot")
+    return live, snap
+
+
+def assert_same_numbers(live, snap, *, with_samples: bool) -> None:
+    """Same values, previous values, trends, children, distributions and previous period; the
+    current-state figures too when ``with_samples`` (the snapshots hold a sample of today's state)."""
+    assert snap["period"]["mode"] == "snapshot" and live["period"]["mode"] == "live"
+    live_ind, snap_ind = by_key(live), by_key(snap)
+    for key, row in live_ind.items():
+        if key in LIVE_ONLY and not with_samples:
+            continue
+        assert (snap_ind[key]["value"], snap_ind[key]["previous"]) == (row["value"], row["previous"]), key
+        assert snap["trend"][key] == live["trend"][key], key
+    assert snap["children"] == live["children"]
+    assert snap["distributions"] == live["distributions"]
+    assert (snap["period"]["previous_start"], snap["period"]["previous_end"]) == (
+        live["period"]["previous_start"],
+        live["period"]["previous_end"],
+    )

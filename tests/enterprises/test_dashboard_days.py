@@ -16,41 +16,6 @@ from tests.enterprises import dashboard_data as data
 
 pytestmark = pytest.mark.django_db
 
-LIVE_ONLY = {"device_online_rate", "data_timeliness_rate", "high_risk_share", "credit_low_share"}
-
-
-def by_key(result):
-    return {row["key"]: row for row in result["indicators"]}
-
-
-@pytest.fixture
-def snapshotted(world):
-    data.build(world)
-    build_snapshots(recent_months(13, today=data.TODAY), sample=True, today=data.TODAY)
-    return world
-
-
-def both(region, user, start, end):
-    live = compute(region, start, end, user=user, today=data.TODAY, mode="live")
-    snap = compute(region, start, end, user=user, today=data.TODAY, mode="snapshot")
-    return live, snap
-
-
-def assert_same(live, snap, *, with_samples: bool):
-    assert snap["period"]["mode"] == "snapshot" and live["period"]["mode"] == "live"
-    live_ind, snap_ind = by_key(live), by_key(snap)
-    for key, row in live_ind.items():
-        if key in LIVE_ONLY and not with_samples:
-            continue
-        assert (snap_ind[key]["value"], snap_ind[key]["previous"]) == (row["value"], row["previous"]), key
-        assert snap["trend"][key] == live["trend"][key], key
-    assert snap["children"] == live["children"]
-    assert snap["distributions"] == live["distributions"]
-    assert (snap["period"]["previous_start"], snap["period"]["previous_end"]) == (
-        live["period"]["previous_start"],
-        live["period"]["previous_end"],
-    )
-
 
 @pytest.mark.parametrize(
     "who,region,period",
@@ -64,11 +29,11 @@ def assert_same(live, snap, *, with_samples: bool):
     ],
 )
 def test_custom_periods_equal_the_live_numbers(snapshotted, who, region, period):
-    live, snap = both(snapshotted.regions[region], getattr(snapshotted, who), *period)
+    live, snap = data.live_and_snapshot(snapshotted.regions[region], getattr(snapshotted, who), *period)
     # Live figures: the live computation shows the current state when the period contains today; the
     # snapshots the samples taken in the period, here one, taken today with the same state.
-    assert_same(live, snap, with_samples=True)
-    assert by_key(live)["hazards_found"]["value"] is not None
+    data.assert_same_numbers(live, snap, with_samples=True)
+    assert data.by_key(live)["hazards_found"]["value"] is not None
 
 
 def test_counted_by_hand(snapshotted):
@@ -80,7 +45,7 @@ def test_counted_by_hand(snapshotted):
         today=data.TODAY,
     )
     assert result["period"]["mode"] == "snapshot"
-    assert by_key(result)["hazards_found"]["value"] == 2  # h2, h5 (dashboard_data)
+    assert data.by_key(result)["hazards_found"]["value"] == 2  # h2, h5 (dashboard_data)
 
 
 def test_a_custom_period_reads_four_queries_whatever_its_length(snapshotted):
@@ -114,16 +79,16 @@ def test_samples_accumulate_in_the_day_and_survive_a_rebuild(snapshotted):
 
     period = (date(2026, 10, 18), date(2026, 10, 20))
     region, user = snapshotted.regions["county"], snapshotted.inspector
-    assert by_key(compute(region, *period, user=user, today=data.TODAY))["device_online_rate"]["value"] == 50.0
+    assert data.by_key(compute(region, *period, user=user, today=data.TODAY))["device_online_rate"]["value"] == 50.0
     Device.objects.filter(name="网关2").update(status="online")
     build_snapshots([date(2026, 10, 1)], sample=True, today=data.TODAY)
-    ind = by_key(compute(region, *period, user=user, today=data.TODAY))
+    ind = data.by_key(compute(region, *period, user=user, today=data.TODAY))
     assert ind["device_online_rate"]["value"] == 75.0  # (1 + 2) / (2 + 2)
     build_snapshots([date(2026, 10, 1)], sample=False, today=data.TODAY)  # the nightly rebuild
-    ind = by_key(compute(region, *period, user=user, today=data.TODAY))
+    ind = data.by_key(compute(region, *period, user=user, today=data.TODAY))
     assert ind["device_online_rate"]["value"] == 75.0
     # A period without a sample (all before the first one) has no live figure, like the live computation.
-    past = by_key(compute(region, date(2026, 10, 1), date(2026, 10, 10), user=user, today=data.TODAY))
+    past = data.by_key(compute(region, date(2026, 10, 1), date(2026, 10, 10), user=user, today=data.TODAY))
     assert past["device_online_rate"]["value"] is None
 
 
@@ -138,12 +103,12 @@ def test_rebuild_picks_up_late_changes(snapshotted):
     Hazard.objects.filter(description="测试隐患", status="rectifying", grade="major").update(
         status="closed", closed_at=data.at(10, 27), closed_on_time=True
     )
-    before = by_key(compute(region, *period, user=user, today=data.TODAY))
+    before = data.by_key(compute(region, *period, user=user, today=data.TODAY))
     assert before["hazards_closed"]["value"] == 0  # the snapshot does not know yet
     call_command("snapshot_indicators", "--month", "2026-10")
-    live, snap = both(region, user, *period)
-    assert by_key(snap)["hazards_closed"]["value"] == 1
-    assert_same(live, snap, with_samples=False)
+    live, snap = data.live_and_snapshot(region, user, *period)
+    assert data.by_key(snap)["hazards_closed"]["value"] == 1
+    data.assert_same_numbers(live, snap, with_samples=False)
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,6 @@ from tests.enterprises import dashboard_data as data
 pytestmark = pytest.mark.django_db
 
 
-def by_key(result):
-    return {row["key"]: row for row in result["indicators"]}
-
-
 @pytest.fixture
 def oct_county(world):
     data.build(world)
@@ -31,7 +27,7 @@ def test_previous_period_is_the_previous_calendar_unit_or_as_many_days():
 
 
 def test_hazard_indicators_for_the_period_and_the_previous_one(oct_county):
-    ind = by_key(oct_county)
+    ind = data.by_key(oct_county)
     # Found in October, not dismissed: h1, h2, h5, h7 (h3 dismissed, h8 in another county).
     assert (ind["hazards_found"]["value"], ind["hazards_found"]["previous"]) == (4, 2)
     assert ind["major_hazards_found"]["value"] == 1
@@ -59,7 +55,7 @@ def test_extension_makes_the_closing_on_time(world):
 
 
 def test_alert_indicators(oct_county):
-    ind = by_key(oct_county)
+    ind = data.by_key(oct_county)
     assert (ind["alerts_total"]["value"], ind["alerts_total"]["previous"]) == (3, 1)
     assert ind["alerts_level1"]["value"] == 1
     assert ind["avg_ack_minutes"]["value"] == 7.0 and ind["avg_ack_minutes"]["previous"] == 2.0
@@ -69,7 +65,7 @@ def test_alert_indicators(oct_county):
 
 
 def test_enforcement_and_credit_indicators(oct_county):
-    ind = by_key(oct_county)
+    ind = data.by_key(oct_county)
     assert (ind["inspections_planned"]["value"], ind["inspections_done"]["value"]) == (2, 1)
     assert ind["inspection_completion_rate"]["value"] == 50.0
     assert ind["inspection_completion_rate"]["previous"] == 100.0
@@ -78,7 +74,7 @@ def test_enforcement_and_credit_indicators(oct_county):
 
 
 def test_registry_device_and_risk_indicators(oct_county):
-    ind = by_key(oct_county)
+    ind = data.by_key(oct_county)
     assert ind["enterprises_total"]["value"] == 2 and ind["enterprises_key"]["value"] == 1
     assert ind["enterprises_connected"]["value"] == 1 and ind["connection_rate"]["value"] == 50.0
     assert ind["enterprises_connected"]["previous"] == 1
@@ -92,7 +88,7 @@ def test_registry_device_and_risk_indicators(oct_county):
 def test_live_figures_are_empty_for_a_past_period(world):
     data.build(world)
     result = compute(world.regions["county"], *data.OCT, user=world.inspector, today=date(2026, 11, 29))
-    ind = by_key(result)
+    ind = data.by_key(result)
     assert ind["device_online_rate"]["value"] is None and ind["device_online_rate"]["display"] == "—"
     assert ind["hazards_found"]["value"] == 4
 
@@ -135,13 +131,13 @@ def test_city_admin_sees_both_counties(world):
     result = compute(world.regions["city"], *data.OCT, user=world.city_admin, today=data.TODAY)
     rows = {row["region"]["code"]: row["indicators"] for row in result["children"]}
     assert rows["320581"]["hazards_found"] == 4 and rows["320582"]["hazards_found"] == 1
-    assert by_key(result)["hazards_found"]["value"] == 5
+    assert data.by_key(result)["hazards_found"]["value"] == 5
 
 
 def test_park_manager_sees_only_the_park(world):
     data.build(world)
     result = compute(world.park.region, *data.OCT, user=world.park_manager, today=data.TODAY)
-    assert by_key(result)["hazards_found"]["value"] == 3
+    assert data.by_key(result)["hazards_found"]["value"] == 3
     assert [row["enterprise"]["id"] for row in result["children"]] == [world.here.pk]
 
 
@@ -169,5 +165,5 @@ def test_query_count_does_not_grow_with_rows(world):
         data.alert(ent, data.at(10, 2 + i), 2, ack_after_min=3)
     with CaptureQueriesContext(connection) as big:
         result = compute(world.regions["county"], *data.OCT, user=world.inspector, today=data.TODAY)
-    assert by_key(result)["hazards_found"]["value"] == 10
+    assert data.by_key(result)["hazards_found"]["value"] == 10
     assert len(big.captured_queries) == len(small.captured_queries) <= 25

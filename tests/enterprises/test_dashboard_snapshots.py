@@ -8,31 +8,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from enterprises.indicator_snapshots import build_snapshots, recent_months
+from enterprises.indicator_snapshots import build_snapshots
 from enterprises.indicators import compute
 from enterprises.models import IndicatorSnapshot, IndicatorSnapshotMonth
 from tests.enterprises import dashboard_data as data
 
 pytestmark = pytest.mark.django_db
-
-LIVE_ONLY = {"device_online_rate", "data_timeliness_rate", "high_risk_share", "credit_low_share"}
-
-
-def by_key(result):
-    return {row["key"]: row for row in result["indicators"]}
-
-
-@pytest.fixture
-def snapshotted(world):
-    data.build(world)
-    build_snapshots(recent_months(13, today=data.TODAY), sample=True, today=data.TODAY)
-    return world
-
-
-def both(world, region, user, start, end):
-    live = compute(region, start, end, user=user, today=data.TODAY, mode="live")
-    snap = compute(region, start, end, user=user, today=data.TODAY, mode="snapshot")
-    return live, snap
 
 
 @pytest.mark.parametrize(
@@ -46,21 +27,13 @@ def both(world, region, user, start, end):
 )
 def test_snapshots_equal_the_live_numbers(snapshotted, who, region, period):
     user = getattr(snapshotted, who)
-    live, snap = both(snapshotted, snapshotted.regions[region], user, *period)
-    assert snap["period"]["mode"] == "snapshot" and live["period"]["mode"] == "live"
-    live_ind, snap_ind = by_key(live), by_key(snap)
-    for key, row in live_ind.items():
-        if key in LIVE_ONLY:
-            continue
-        assert (snap_ind[key]["value"], snap_ind[key]["previous"]) == (row["value"], row["previous"]), key
-        assert snap["trend"][key] == live["trend"][key], key
-    assert snap["children"] == live["children"]
-    assert snap["distributions"] == live["distributions"]
+    live, snap = data.live_and_snapshot(snapshotted.regions[region], user, *period)
+    data.assert_same_numbers(live, snap, with_samples=False)
 
 
 def test_live_figures_come_from_the_samples(snapshotted):
     result = compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY)
-    ind = by_key(result)
+    ind = data.by_key(result)
     assert result["period"]["mode"] == "snapshot"
     assert ind["device_online_rate"]["value"] == 50.0 and ind["device_online_rate"]["previous"] is None
     # A second sample with d2 back online: October's average is (1 + 2) / (2 + 2).
@@ -69,11 +42,11 @@ def test_live_figures_come_from_the_samples(snapshotted):
     Device.objects.filter(name="网关2").update(status="online")
     build_snapshots([date(2026, 10, 1)], sample=True, today=data.TODAY)
     assert IndicatorSnapshotMonth.objects.get(month=date(2026, 10, 1)).samples == 2
-    ind = by_key(compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY))
+    ind = data.by_key(compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY))
     assert ind["device_online_rate"]["value"] == 75.0
     # A nightly rebuild without sampling keeps the samples.
     build_snapshots([date(2026, 10, 1)], sample=False, today=data.TODAY)
-    ind = by_key(compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY))
+    ind = data.by_key(compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY))
     assert ind["device_online_rate"]["value"] == 75.0
 
 
@@ -83,10 +56,12 @@ def test_rebuild_picks_up_late_changes(snapshotted):
     Hazard.objects.filter(description="测试隐患", status="rectifying", grade="major").update(
         status="closed", closed_at=data.at(10, 30), closed_on_time=True
     )
-    before = by_key(compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY))
+    before = data.by_key(
+        compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY)
+    )
     assert before["hazards_closed"]["value"] == 3  # the snapshot does not know yet
     call_command("snapshot_indicators", "--month", "2026-10")
-    after = by_key(compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY))
+    after = data.by_key(compute(snapshotted.regions["county"], *data.OCT, user=snapshotted.inspector, today=data.TODAY))
     assert after["hazards_closed"]["value"] == 4 and after["listed_major_hazards"]["value"] == 0
 
 
@@ -143,6 +118,6 @@ def test_custom_period_is_live_with_the_trend_from_snapshots(snapshotted):
     auto = compute(region, *custom, user=user, today=data.TODAY)
     live = compute(region, *custom, user=user, today=data.TODAY, mode="live")
     assert auto["period"]["mode"] == "live"
-    assert by_key(auto)["hazards_found"]["value"] == by_key(live)["hazards_found"]["value"] == 2  # h2, h5
+    assert data.by_key(auto)["hazards_found"]["value"] == data.by_key(live)["hazards_found"]["value"] == 2  # h2, h5
     for key in ("hazards_found", "on_time_rate", "listed_major_hazards", "alerts_total"):
         assert auto["trend"][key] == live["trend"][key], key
