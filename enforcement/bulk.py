@@ -50,6 +50,19 @@ def bulk_insert(model, objs: list, batch_size: int = 5000) -> list:
     return objs
 
 
+_PER_ROW = object()
+
+
+def _shared_default(field, real, now):
+    """The prepared value every new row gets for ``field`` when none is given (auto_now and
+    auto_now_add: ``now``), or ``_PER_ROW`` when its default is a callable evaluated per row."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return field.get_db_prep_save(now, real)
+    if field.has_default() and callable(field.default) and field.default not in (dict, list):
+        return _PER_ROW
+    return field.get_db_prep_save(field.get_default(), real)
+
+
 def insert_new(model, values: list[dict]) -> list[int]:
     """Insert rows given as {attname: value}; other fields take their defaults (auto_now_add: now).
 
@@ -72,12 +85,8 @@ def insert_new(model, values: list[dict]) -> list[int]:
     # Values that are the same for every row (constant defaults, auto_now) are prepared once.
     constant: dict[str, object] = {}
     for field in fields:
-        if field.primary_key:
-            continue
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            constant[field.attname] = field.get_db_prep_save(now, real)
-        elif not field.has_default() or not callable(field.default) or field.default in (dict, list):
-            constant[field.attname] = field.get_db_prep_save(field.get_default(), real)
+        if not field.primary_key and (value := _shared_default(field, real, now)) is not _PER_ROW:
+            constant[field.attname] = value
 
     def row_of(given: dict, pk) -> tuple:
         out = []
@@ -152,16 +161,13 @@ def insert_select_columns(model, given: dict[str, str]) -> tuple[list[str], list
         if field.attname in given:
             expressions.append(given[field.attname])
             continue
-        if isinstance(field, UUIDField) and field.default is uuid.uuid4:
-            expressions.append("gen_random_uuid()")
-            continue
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
-        elif field.has_default() and callable(field.default) and field.default not in (dict, list):
+        value = _shared_default(field, real, now)
+        if value is _PER_ROW:
+            if isinstance(field, UUIDField) and field.default is uuid.uuid4:
+                expressions.append("gen_random_uuid()")
+                continue
             raise ValueError(f"{model.__name__}.{field.name}: a callable default has no SQL equivalent here")
-        else:
-            value = field.get_default()
         name = f"default_{field.attname}"
-        params[name] = field.get_db_prep_save(value, real)
+        params[name] = value
         expressions.append(f"%({name})s::{field.cast_db_type(real)}")
     return columns, expressions, params
