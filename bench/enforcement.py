@@ -74,24 +74,24 @@ class DrawSteps:
     """Wall time of the steps inside one draw_plan, by wrapping the functions it calls while active.
 
     draw_plan looks these functions up when it runs, so it calls the wrappers. The inspections are
-    written by a helper thread while the snapshot is serialised (PostgreSQL): "write" is that
-    thread's time and "waited" what the draw still had to wait for it afterwards. "SQL through Django" adds up every
-    statement sent through Django's cursors (not the helper thread's). COMMIT is the end of the
+    sent in chunks while compute_draw makes the teams (PostgreSQL: pipelined, the server stores them
+    meanwhile): "send" is the client's part of that, inside compute_draw's time, and "waited" what
+    the draw still had to wait for the server after the snapshot JSON. "SQL through Django" adds up
+    every statement sent through Django's cursors (not the pipelined ones). COMMIT is the end of the
     transaction (the deferred foreign keys that are left, and the WAL flush).
     """
 
     ORDER = [
         "build snapshot",
         "  of which the targets SQL (+ fetch)",
-        "compute_draw",
-        "canonical JSON (snapshot + result)",
-        "SM3 hashes",
         "Draw row: INSERT",
+        "compute_draw",
+        "  of which sending the inspections + teams",
+        "canonical JSON (snapshot + result)",
+        "inspections + teams: waited for the server after the JSON",
+        "SM3 hashes",
         "SM2 signature",
-        "inspections + teams: prepare",
-        "inspections + teams: write (PostgreSQL: overlapped)",
-        "  waited for it after the snapshot JSON",
-        "Draw row: UPDATE with the snapshot",
+        "Draw row: UPDATE with the snapshot and result",
         "COMMIT",
     ]
 
@@ -123,7 +123,6 @@ class DrawSteps:
 
     def __enter__(self):
         import time
-        from contextlib import contextmanager
 
         from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -139,38 +138,11 @@ class DrawSteps:
         self._time("SM3 hashes", crypto, "sm3_hex")
         self._time("Draw row: INSERT", Draw.objects, "create")
         self._time("SM2 signature", signing, "sign")
-        self._time("Draw row: UPDATE with the snapshot", Draw, "save")
+        self._time("Draw row: UPDATE with the snapshot and result", Draw, "save")
         self._time("COMMIT", real, "commit")
 
-        prepare = services._inspection_writes
-
-        def timed_prepare(*args, **kwargs):
-            start = time.perf_counter()
-            write = prepare(*args, **kwargs)
-            self._add("inspections + teams: prepare", time.perf_counter() - start)
-
-            def timed_write():
-                begin = time.perf_counter()
-                try:
-                    write()
-                finally:
-                    self._add("inspections + teams: write (PostgreSQL: overlapped)", time.perf_counter() - begin)
-
-            return timed_write
-
-        self._patch(services, "_inspection_writes", timed_prepare)
-        meanwhile = services._meanwhile
-
-        @contextmanager
-        def timed_meanwhile(write):
-            with meanwhile(write):
-                try:
-                    yield
-                finally:
-                    mark = time.perf_counter()
-            self._add("  waited for it after the snapshot JSON", time.perf_counter() - mark)
-
-        self._patch(services, "_meanwhile", timed_meanwhile)
+        self._time("  of which sending the inspections + teams", services._DrawWriter, "send")
+        self._time("inspections + teams: waited for the server after the JSON", services._DrawWriter, "__exit__")
 
         def count_sql(execute, sql, params, many, context):
             start = time.perf_counter()
@@ -193,19 +165,13 @@ class DrawSteps:
         return False
 
     def report(self, total: float) -> None:
-        from django.db import connection
 
-        # On PostgreSQL the write overlaps the snapshot JSON: only the wait after it adds to the draw.
-        overlapped = (
-            {"inspections + teams: write (PostgreSQL: overlapped)"} if connection.vendor == "postgresql" else set()
-        )
-        counted = sum(t for label, t in self.times.items() if not label.startswith(" ") and label not in overlapped)
-        counted += self.times.get("  waited for it after the snapshot JSON", 0.0)
+        counted = sum(t for label, t in self.times.items() if not label.startswith(" "))
         for label in self.ORDER:
             if label in self.times:
-                print(f"    {label:<54} {self.times[label]:8.3f} s")
-        print(f"    {'the rest (plan lock, sequence, audit, ...)':<54} {total - counted:8.3f} s")
-        print(f"    {'SQL through Django (within the steps above)':<54} {self.sql:8.3f} s")
+                print(f"    {label:<60} {self.times[label]:8.3f} s")
+        print(f"    {'the rest (plan lock, sequence, audit, ...)':<60} {total - counted:8.3f} s")
+        print(f"    {'SQL through Django (within the steps above)':<60} {self.sql:8.3f} s")
 
 
 def fill(n_enterprises: int, n_inspectors: int, rng: random.Random):

@@ -111,7 +111,15 @@ def _quota(stratum: dict, size: int, default_ratio: str) -> int:
 
 
 @gc_paused()
-def compute_draw(seed: str, snapshot: dict) -> dict:
+def compute_draw(seed: str, snapshot: dict, *, on_selected=None, on_team=None) -> dict:
+    """The draw of ``seed`` over ``snapshot``; the result depends on nothing else.
+
+    Optional listeners see the draw as it is made, so the caller can write it meanwhile:
+    ``on_selected(selected)`` once with the sorted selected enterprises, before any team is made,
+    then ``on_team(enterprise_id, team)`` once per assignment as soon as it is final (the greedy
+    never revisits one), with the sorted team exactly as it appears in the result. They must not
+    change what they are given; they have no effect on the result.
+    """
     rng = random.Random(int(seed, 16))
     plan = snapshot["plan"]
     industries = _Industries(snapshot["industries"])
@@ -171,6 +179,8 @@ def compute_draw(seed: str, snapshot: dict) -> dict:
             }
         )
     selected = sorted(set(selected))
+    if on_selected is not None:
+        on_selected(list(selected))
 
     # 2. Teams: workload-balanced greedy over a shuffled order, under the hard constraints.
     team_size = int(plan["team_size"])
@@ -248,7 +258,9 @@ def compute_draw(seed: str, snapshot: dict) -> dict:
             if team is None:
                 unassigned.append([eid, "same_team_as_last_draw"])
                 continue
-        assignments[eid] = sorted(team)
+        team_sorted = assignments[eid] = sorted(team)
+        if on_team is not None:
+            on_team(eid, team_sorted)
         for uid in team:
             old = entry[uid]
             order.pop(bisect.bisect_left(order, old))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+import sys
+from contextlib import ExitStack
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -411,10 +411,14 @@ def _targets_postgresql(region_ids: list[int], as_of: date) -> tuple[list, list]
     return targets, last_team
 
 
-def _schedule(plan: InspectionPlan, index: int, total: int) -> date:
-    """Spread the visits evenly over the plan period (deterministic)."""
-    span = (plan.period_end - plan.period_start).days
-    return plan.period_start + timedelta(days=(index * (span + 1)) // max(total, 1))
+def _day_offsets(plan: InspectionPlan, selected: list[int]) -> dict[int, int]:
+    """Days after the plan's start of each selected enterprise's visit: spread evenly over the
+    period in enterprise order (deterministic). Spread over the selection rather than over the
+    assignments, so a visit's day is known before the teams are drawn: an enterprise left without
+    a team leaves its day free."""
+    days = (plan.period_end - plan.period_start).days + 1
+    total = max(len(selected), 1)
+    return {eid: (index * days) // total for index, eid in enumerate(selected)}
 
 
 def _compress_fast() -> None:
@@ -456,32 +460,38 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
         _compress_fast()
         snapshot = build_snapshot(plan)
         seed = seed or secrets.token_hex(16)
-        result = drawing.compute_draw(seed, snapshot)
-        result_text = drawing.canonical_bytes(result).decode("utf-8")
         from regulator.crypto import sm3_hex
 
         sequence = (plan.draws.aggregate(m=Max("sequence"))["m"] or 0) + 1
-        # The row first, its snapshot (and the signature over the snapshot's hash) once serialised:
-        # the inspections refer to the draw, and they are written while the snapshot is serialised.
+        # The row first (the inspections refer to it), its snapshot and result once they are made.
         draw = Draw.objects.create(
             plan=plan,
             sequence=sequence,
             seed=seed,
             snapshot="",
             snapshot_hash="",
-            result=result_text,
-            result_hash=sm3_hex(result_text.encode("utf-8")),
+            result="",
+            result_hash="",
             reason=reason.strip(),
             drawn_by=user,
-            selected_count=len(result["assignments"]),
         )
         seniors = {row[0] for row in snapshot["inspectors"] if row[1] in SENIOR_LEVELS}
-        with _meanwhile(_inspection_writes(plan, draw, result["assignments"], seniors)):
-            snapshot_text = drawing.canonical_text_in_slices(snapshot)  # lets the writing thread run
-            draw.snapshot = snapshot_text
-            draw.snapshot_hash = sm3_hex(snapshot_text.encode("utf-8"))
-            draw.signature = sm2.sign(draw.signed_payload())
-        draw.save(update_fields=["snapshot", "snapshot_hash", "signature"])
+        # Each team is written as soon as compute_draw has made it: on PostgreSQL the server stores
+        # the inspections while this process goes on drawing and then serialises the snapshot.
+        with _DrawWriter(plan, draw, seniors) as writer:
+            result = drawing.compute_draw(seed, snapshot, on_selected=writer.selected, on_team=writer.add)
+            writer.send()  # the last teams, before the snapshot is serialised
+            snapshot_text = drawing.canonical_bytes(snapshot).decode("utf-8")
+            result_text = drawing.canonical_bytes(result).decode("utf-8")
+        if writer.written != len(result["assignments"]):
+            raise RuntimeError("the inspections written differ from the draw result")
+        draw.snapshot = snapshot_text
+        draw.snapshot_hash = sm3_hex(snapshot_text.encode("utf-8"))
+        draw.result = result_text
+        draw.result_hash = sm3_hex(result_text.encode("utf-8"))
+        draw.selected_count = len(result["assignments"])
+        draw.signature = sm2.sign(draw.signed_payload())
+        draw.save(update_fields=["snapshot", "snapshot_hash", "result", "result_hash", "selected_count", "signature"])
         # Telling the inspectors is not part of the draw: it runs after commit (a Celery task).
         from enforcement.tasks import notify_draw
 
@@ -510,110 +520,129 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
     return draw
 
 
-@contextmanager
-def _meanwhile(write):
-    """Run ``write()`` (SQL only) on PostgreSQL while the body computes; elsewhere, before the body.
+class _DrawWriter:
+    """Writes a draw's inspections, with team and leader (an intermediate or senior member), in
+    chunks as ``compute_draw`` makes the teams (its ``on_selected`` and ``on_team`` listeners).
 
-    On PostgreSQL the write runs in a helper thread on this connection's psycopg connection (it
-    must not use Django's connection object, which belongs to this thread), so it is part of the
-    same transaction, and the server works on its own core while this process computes. The body
-    should not use the database (psycopg's connection lock would make it wait for the write); the
-    write has finished (or raised, and the error is raised here) when the block ends.
+    On PostgreSQL the chunks go out in pipeline mode on the draw's own connection (same
+    transaction): sending does not wait for the server, which stores them on its own core while
+    this process computes; the block's end waits for the last of them, and raises the first error
+    (as Django's error, e.g. IntegrityError). The foreign keys are checked as each statement runs
+    rather than at COMMIT: the same work, but done meanwhile. The block should not use the
+    database otherwise. Elsewhere the rows are inserted when the block ends.
     """
-    if connection.vendor != "postgresql":
-        write()
-        yield
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw-write") as pool:
-        running = pool.submit(write)
-        try:
-            yield
-        finally:
-            error = running.exception()  # waits: the connection is this thread's alone again
-        if error is not None:
-            raise error
 
+    CHUNK = 2000  # teams per statement: early enough for the server to start, few round trips
 
-def _inspection_writes(plan, draw, assignments, seniors: set[int]):
-    """The writing of the draw's inspections with team and leader (an intermediate or senior member).
+    def __init__(self, plan, draw, seniors: set[int]):
+        self.plan, self.draw, self.seniors = plan, draw, seniors
+        self.offsets: dict[int, int] = {}
+        self.pending: list[tuple[int, list[int]]] = []
+        self.written = 0
+        self.postgresql = connection.vendor == "postgresql"
+        self._stack = ExitStack()
 
-    Returns a function that writes them, for ``_meanwhile``: on PostgreSQL it holds the prepared
-    statement and its values only, so it can run in another thread.
-    """
-    total = len(assignments)
-    days = [_schedule(plan, i, total) for i in range(total)]
-    leaders = [next((u for u in team if u in seniors), team[0]) for _eid, team in assignments]
-    if connection.vendor == "postgresql":
-        return _inspection_writes_postgresql(plan, draw, assignments, days, leaders)
+    def __enter__(self):
+        if self.postgresql:
+            raw = connection.connection  # psycopg's own connection: Django's cursor does not pipeline
+            self._stack.enter_context(connection.wrap_database_errors)  # psycopg's errors as Django's
+            self._stack.enter_context(raw.pipeline())
+            self.cursor = self._stack.enter_context(raw.cursor())
+            self.cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            self.sql, self.params = self._statement()
+        return self
 
-    def write():
-        ids = insert_new(
-            Inspection,
-            [
-                {"enterprise_id": eid, "plan_id": plan.pk, "draw_id": draw.pk, "date": day, "leader_id": leader}
-                for (eid, _team), day, leader in zip(assignments, days, leaders, strict=True)
-            ],
+    def __exit__(self, *exc_info):
+        if exc_info[0] is None:
+            try:
+                self.send()
+                if self.postgresql:
+                    self.cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default again
+            except BaseException:
+                # The pipeline ends (its own error only logged), psycopg's error becomes Django's.
+                if not self._stack.__exit__(*sys.exc_info()):
+                    raise
+                return False
+        return self._stack.__exit__(*exc_info)
+
+    def selected(self, selected: list[int]) -> None:
+        self.offsets = _day_offsets(self.plan, selected)
+
+    def add(self, eid: int, team: list[int]) -> None:
+        self.pending.append((eid, team))
+        if len(self.pending) >= self.CHUNK:
+            self.send()
+
+    def send(self) -> None:
+        chunk, self.pending = self.pending, []
+        if not chunk:
+            return
+        self.written += len(chunk)
+        seniors, offsets = self.seniors, self.offsets
+        leaders = [next((u for u in team if u in seniors), team[0]) for _eid, team in chunk]
+        if not self.postgresql:
+            start = self.plan.period_start
+            ids = insert_new(
+                Inspection,
+                [
+                    {
+                        "enterprise_id": eid,
+                        "plan_id": self.plan.pk,
+                        "draw_id": self.draw.pk,
+                        "date": start + timedelta(days=offsets[eid]),
+                        "leader_id": leader,
+                    }
+                    for (eid, _team), leader in zip(chunk, leaders, strict=True)
+                ],
+            )
+            insert_rows(
+                Inspection.team.through,
+                ["inspection_id", "user_id"],
+                [(pk, uid) for pk, (_eid, team) in zip(ids, chunk, strict=True) for uid in team],
+            )
+            return
+        params = dict(
+            self.params,
+            enterprises=[eid for eid, _team in chunk],
+            offsets=[offsets[eid] for eid, _team in chunk],
+            leaders=leaders,
+            member_of=[eid for eid, team in chunk for _uid in team],
+            members=[uid for _eid, team in chunk for uid in team],
         )
-        insert_rows(
-            Inspection.team.through,
-            ["inspection_id", "user_id"],
-            [(pk, uid) for pk, (_eid, team) in zip(ids, assignments, strict=True) for uid in team],
-        )
+        self.cursor.execute(self.sql, params)  # sent, not waited for
 
-    return write
+    def _statement(self) -> tuple[str, dict]:
+        """One INSERT ... SELECT from arrays for a chunk's inspections and their team rows.
 
-
-def _inspection_writes_postgresql(plan, draw, assignments, days, leaders):
-    """One INSERT ... SELECT from arrays for the inspections and their team rows, checked as it runs.
-
-    Only plain arrays of numbers and dates travel (no per-row formatting in Python); the team rows
-    join the new inspections on the enterprise, which a draw selects once. The foreign keys are
-    checked at the end of the statement rather than at COMMIT: the same work, but done while the
-    caller serialises the snapshot (``_meanwhile``), not after it.
-    """
-    through = Inspection.team.through
-    q = connection.ops.quote_name
-    given = {
-        "enterprise_id": "u.enterprise_id",
-        "plan_id": "%(plan)s",
-        "draw_id": "%(draw)s",
-        "date": "u.day",
-        "leader_id": "u.leader_id",
-    }
-    columns, values, params = insert_select_columns(Inspection, given)
-    params.update(
-        plan=plan.pk,
-        draw=draw.pk,
-        enterprises=[eid for eid, _team in assignments],
-        days=days,
-        leaders=leaders,
-        member_of=[eid for eid, team in assignments for _uid in team],
-        members=[uid for _eid, team in assignments for uid in team],
-    )
-    sql = f"""
-        WITH new AS (
-            INSERT INTO {q(Inspection._meta.db_table)} ({", ".join(columns)})
-            SELECT {", ".join(values)}
-            FROM unnest(%(enterprises)s::bigint[], %(days)s::date[], %(leaders)s::bigint[])
-                AS u(enterprise_id, day, leader_id)
-            RETURNING id, enterprise_id
-        )
-        INSERT INTO {q(through._meta.db_table)} ({q(through._meta.get_field("inspection").column)},
-            {q(through._meta.get_field("user").column)})
-        SELECT new.id, m.user_id
-        FROM new JOIN unnest(%(member_of)s::bigint[], %(members)s::bigint[]) AS m(enterprise_id, user_id)
-            USING (enterprise_id)
-    """  # noqa: S608  (identifiers from the models, values as parameters)
-    raw = connection.connection  # psycopg's own: usable from another thread, same transaction
-    django_errors = connection.wrap_database_errors  # psycopg's errors as Django's (IntegrityError, ...)
-
-    def write():
-        with django_errors, raw.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(sql, params)
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default again for the rest
-
-    return write
+        Only plain arrays of numbers travel (no per-row formatting in Python); the team rows join
+        the new inspections on the enterprise, which a draw selects once.
+        """
+        through = Inspection.team.through
+        q = connection.ops.quote_name
+        given = {
+            "enterprise_id": "u.enterprise_id",
+            "plan_id": "%(plan)s",
+            "draw_id": "%(draw)s",
+            "date": "%(start)s::date + u.day",
+            "leader_id": "u.leader_id",
+        }
+        columns, values, params = insert_select_columns(Inspection, given)
+        params.update(plan=self.plan.pk, draw=self.draw.pk, start=self.plan.period_start)
+        sql = f"""
+            WITH new AS (
+                INSERT INTO {q(Inspection._meta.db_table)} ({", ".join(columns)})
+                SELECT {", ".join(values)}
+                FROM unnest(%(enterprises)s::bigint[], %(offsets)s::int[], %(leaders)s::bigint[])
+                    AS u(enterprise_id, day, leader_id)
+                RETURNING id, enterprise_id
+            )
+            INSERT INTO {q(through._meta.db_table)} ({q(through._meta.get_field("inspection").column)},
+                {q(through._meta.get_field("user").column)})
+            SELECT new.id, m.user_id
+            FROM new JOIN unnest(%(member_of)s::bigint[], %(members)s::bigint[]) AS m(enterprise_id, user_id)
+                USING (enterprise_id)
+        """  # noqa: S608  (identifiers from the models, values as parameters)
+        return sql, params
 
 
 def draw_notify(*, draw: Draw) -> int:

@@ -297,7 +297,7 @@ def test_draw_rolls_back_entirely_when_a_step_fails(county, plan, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "_inspection_writes", broken)
+    monkeypatch.setattr(services._DrawWriter, "send", broken)
     with pytest.raises(RuntimeError):
         services.draw_plan(plan=plan, user=county.head)
     plan.refresh_from_db()
@@ -391,18 +391,27 @@ def test_the_draw_of_a_fixed_seed_and_snapshot_never_changes():
     assert drawing.sm3_of(result) == "3e977b849bc9bcf28659d632cd1c2c96ecae19be925ca34ed866019d2e9675ae"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the helper-thread write is PostgreSQL only")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the pipelined write is PostgreSQL only")
 def test_a_failing_inspection_write_rolls_the_draw_back(county, plan, monkeypatch):
-    """The inspections are written by a helper thread while the snapshot is serialised: its error is the draw's."""
+    """The inspections are written while the draw is computed (pipelined on PostgreSQL): an error of
+    one of those writes is the draw's, however early it happens."""
     from django.db import IntegrityError
 
     compute = drawing.compute_draw
 
-    def with_unknown_enterprise(seed, snapshot):
-        result = compute(seed, snapshot)
-        result["assignments"].append([10**12, result["assignments"][0][1]])
-        return result
+    def with_unknown_enterprise(seed, snapshot, *, on_selected, on_team):
+        def also_unknown(selected):
+            on_selected([*selected, 10**12])
 
+        def first_team_twice(eid, team):
+            on_team(eid, team)
+            if not hasattr(first_team_twice, "done"):
+                first_team_twice.done = True
+                on_team(10**12, team)
+
+        return compute(seed, snapshot, on_selected=also_unknown, on_team=first_team_twice)
+
+    monkeypatch.setattr(services._DrawWriter, "CHUNK", 1)  # sent at once, while the draw goes on
     monkeypatch.setattr(drawing, "compute_draw", with_unknown_enterprise)
     with pytest.raises(IntegrityError):
         services.draw_plan(plan=plan, user=county.head)
