@@ -520,6 +520,11 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
     return draw
 
 
+def _array_text(numbers: list[int]) -> str:
+    """A PostgreSQL array literal of integers: psycopg would format a list element by element."""
+    return "{" + ",".join(map(str, numbers)) + "}"
+
+
 class _DrawWriter:
     """Writes a draw's inspections, with team and leader (an intermediate or senior member), in
     chunks as ``compute_draw`` makes the teams (its ``on_selected`` and ``on_team`` listeners).
@@ -544,10 +549,14 @@ class _DrawWriter:
 
     def __enter__(self):
         if self.postgresql:
+            import psycopg
+
             raw = connection.connection  # psycopg's own connection: Django's cursor does not pipeline
             self._stack.enter_context(connection.wrap_database_errors)  # psycopg's errors as Django's
             self._stack.enter_context(raw.pipeline())
-            self.cursor = self._stack.enter_context(raw.cursor())
+            # Server-side binding (Django's cursors interpolate values into the SQL text): the
+            # arrays travel as parameters, as text built by str.join, not formatted value by value.
+            self.cursor = self._stack.enter_context(psycopg.Cursor(raw))
             self.cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             self.sql, self.params = self._statement()
         return self
@@ -603,11 +612,11 @@ class _DrawWriter:
             return
         params = dict(
             self.params,
-            enterprises=[eid for eid, _team in chunk],
-            offsets=[offsets[eid] for eid, _team in chunk],
-            leaders=leaders,
-            member_of=[eid for eid, team in chunk for _uid in team],
-            members=[uid for _eid, team in chunk for uid in team],
+            enterprises=_array_text([eid for eid, _team in chunk]),
+            offsets=_array_text([offsets[eid] for eid, _team in chunk]),
+            leaders=_array_text(leaders),
+            member_of=_array_text([eid for eid, team in chunk for _uid in team]),
+            members=_array_text([uid for _eid, team in chunk for uid in team]),
         )
         self.cursor.execute(self.sql, params)  # sent, not waited for
 
