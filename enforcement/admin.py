@@ -107,6 +107,12 @@ class InspectionAdmin(ScopedAdminMixin, ReadOnlyAdmin):
     list_display = ["enterprise", "date", "status", "outcome", "plan"]
     list_filter = ["status", "outcome"]
     search_fields = ["enterprise__name"]
+    # The team has an explicit through model, so the admin form leaves it out: shown here instead.
+    readonly_fields = ["team_members"]
+
+    @admin.display(description=_("检查组"))
+    def team_members(self, obj):
+        return "、".join(str(user) for user in obj.team.order_by("pk"))
 
 
 @admin.register(Document)

@@ -265,3 +265,19 @@ def test_section_head_cancels_a_planned_inspection_with_a_reason(client, county,
     inspection.refresh_from_db()
     assert inspection.status == "cancelled" and inspection.cancel_reason == "企业已注销"
     assert services.verify_draw(draw) == []  # a cancellation is not a tampering: the team is unchanged
+
+
+def test_the_admin_shows_an_inspection_with_its_team(client, drawn, django_user_model):
+    """The team has an explicit through model (no index of its own on inspection): the M2M still
+    works through the ORM, and the admin's read-only page lists the members."""
+    _draw, inspection, _doc = drawn
+    member = inspection.team.order_by("pk").first()
+    admin = django_user_model.objects.create_superuser(username="root_admin", password="x" * 12)
+    page = login(client, admin).get(reverse("admin:enforcement_inspection_change", args=[inspection.pk]))
+    assert page.status_code == 200
+    assert all(str(user) in page.content.decode() for user in inspection.team.all())
+    assert set(inspection.team.values_list("pk", flat=True)) >= {member.pk}
+    assert member.enforcement_inspections.filter(pk=inspection.pk).exists()
+    inspection.team.remove(member)
+    inspection.team.add(member)
+    assert inspection.team.filter(pk=member.pk).exists()
