@@ -26,6 +26,7 @@ from django.db.models import Count, Max
 
 from alerts import engine as eng
 from alerts.choices import AlertKind
+from devices.hooks import reading_rows
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class AlertRuntime:
         last_at, t = None, 0.0
         with self.lock:
             evaluate = self.engine.evaluate
-            for channel_id, _device, value, good, quality, at, _device_time in readings:
+            for channel_id, _device, value, good, quality, at, _device_time in reading_rows(readings):
                 if at is not last_at:  # a poll cycle's readings share one time: convert it once
                     last_at, t = at, at.timestamp()
                 evaluate(channel_id, value, good, t, quality, changes)

@@ -1,16 +1,19 @@
 """In-memory hand-off of readings from the poller (and HTTP ingest) to whoever evaluates them.
 
 The alerts app registers a sink in its ``AppConfig.ready()``; the poller calls every sink with
-each batch of readings as it arrives, before (and independently of) batched storage. A sink
-must be fast and must not raise; a sink that raises is logged and the poller goes on.
+each batch of readings as it arrives (a ``Readings`` of the good block reads of a few
+milliseconds, or a list of ``ReadingEvent`` for anything else), before (and independently of)
+batched storage. A sink must be fast and must not raise; a sink that raises is logged and the
+poller goes on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, repeat
 from typing import NamedTuple
 
 logger = logging.getLogger(__name__)
@@ -27,6 +30,61 @@ class ReadingEvent(NamedTuple):
     quality: str  # "good" or the reason: timeout, exception, crc, out_of_range, nan, sentinel, ...
     received_at: datetime
     device_time: datetime | None = None
+
+
+class Readings(Sequence):
+    """The readings of several block reads, as the poller hands them over: columns, not events.
+
+    A sequence of ``ReadingEvent`` (built when first iterated or indexed); ``rows()`` gives the same
+    readings as plain 7-tuples in the same order without building events, which is what a sink that
+    unpacks them (the alerts runtime) should use.
+    """
+
+    __slots__ = ("reads", "channel_ids", "values", "qualities", "goods", "_events")
+
+    def __init__(self, reads, channel_ids, values, qualities, goods):
+        self.reads = reads  # per block read, in order: (device id, received at, readings, block key)
+        self.channel_ids = channel_ids  # and one entry per reading in these four
+        self.values = values  # None when the quality is bad
+        self.qualities = qualities
+        self.goods = goods
+        self._events: list[ReadingEvent] | None = None
+
+    def rows(self) -> Iterator[tuple]:
+        reads = self.reads
+        devices = chain.from_iterable(repeat(device, n) for device, _at, n, _key in reads)
+        times = chain.from_iterable(repeat(at, n) for _device, at, n, _key in reads)
+        return zip(self.channel_ids, devices, self.values, self.goods, self.qualities, times, repeat(None))
+
+    def events(self) -> list[ReadingEvent]:
+        if self._events is None:
+            new = tuple.__new__
+            self._events = [new(ReadingEvent, row) for row in self.rows()]
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self.channel_ids)
+
+    def __iter__(self):
+        return iter(self.events())
+
+    def __getitem__(self, index):
+        return self.events()[index]
+
+    def __eq__(self, other):
+        if isinstance(other, Readings | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"<Readings of {len(self.reads)} reads, {len(self)} readings>"
+
+
+def reading_rows(readings: Sequence[ReadingEvent]):
+    """Readings as plain 7-tuples (channel, device, value, good, quality, received, device time)."""
+    return readings.rows() if isinstance(readings, Readings) else readings
 
 
 @dataclass(frozen=True, slots=True)

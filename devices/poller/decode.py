@@ -52,7 +52,8 @@ class Block:
     count: int
     channels: list[ChannelSpec] = field(default_factory=list)
     plan: list | None = None  # compiled on first decode
-    fold_plan: tuple | None = None  # (writer, plan with the writer's per-channel state), see ReadingWriter.fold_block
+    fold_plan: tuple | None = None  # (writer, its VectorPlan or None), see ReadingWriter.vector_plan
+    batch: int = -1  # the poller's batch this block's last good read joined, see Poller.add_read
     bits: bool = field(init=False)  # coils / discrete inputs (the response has .bits, not .registers)
 
     def __post_init__(self):

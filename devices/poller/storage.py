@@ -27,8 +27,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import reduce
+from operator import attrgetter, or_
 from pathlib import Path
 
+import numpy as np
 from django.db import (
     DatabaseError,
     IntegrityError,
@@ -39,9 +42,19 @@ from django.db import (
     transaction,
 )
 
-from devices.choices import Quality
-from devices.hooks import PollerEvent, ReadingEvent, publish_poller_event
-from devices.poller.decode import Block, _compile, decode_events
+from devices.hooks import PollerEvent, ReadingEvent, Readings, publish_poller_event
+from devices.poller.decode import Block
+from devices.poller.folding import (
+    QUALITIES,
+    FoldState,
+    VectorPlan,
+    decode_reads,
+    fold,
+    qcode,
+    quality_strings,
+    split_rounds,
+    vector_plan,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +64,8 @@ Row = tuple[int, int, float | None, str, int | None, str]
 AggRow = tuple[int, int, float | None, float | None, float, int, int]
 
 _DB_DOWN = (OperationalError, InterfaceError)
-_INF = float("inf")
-_GOOD = Quality.GOOD.value
-_OUT_OF_RANGE = Quality.OUT_OF_RANGE.value
-_new_event = tuple.__new__  # as in decode.py: skips the NamedTuple's Python-level __new__
+_NAN = float("nan")
+_FLAGS = attrgetter("flags")
 
 
 def to_us(dt: datetime) -> int:
@@ -63,40 +74,6 @@ def to_us(dt: datetime) -> int:
 
 def from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
-
-
-class _Track:
-    """Per-channel state of the writer: deadband/heartbeat memory and the open 1-minute bucket."""
-
-    __slots__ = (
-        "deadband",
-        "heartbeat",
-        "last_v",
-        "last_q",
-        "last_t",
-        "minute",
-        "mn",
-        "mx",
-        "sm",
-        "cnt",
-        "bad",
-    )
-
-    def __init__(self, deadband: float = 0.0, heartbeat: float = 60.0):
-        self.deadband, self.heartbeat = deadband, heartbeat
-        self.last_v, self.last_q, self.last_t = None, None, None
-        self.minute = None
-        self.mn, self.mx = _INF, -_INF  # no good value yet; stored as NULL
-        self.sm, self.cnt, self.bad = 0.0, 0, 0
-
-    def close_bucket(self, channel_id: int, out: list) -> None:
-        if self.minute is not None and (self.cnt or self.bad):
-            if self.cnt:
-                out.append((channel_id, self.minute, self.mn, self.mx, self.sm, self.cnt, self.bad))
-            else:
-                out.append((channel_id, self.minute, None, None, self.sm, 0, self.bad))
-        self.mn, self.mx = _INF, -_INF
-        self.sm, self.cnt, self.bad = 0.0, 0, 0
 
 
 # --- database backends -------------------------------------------------------------------------
@@ -321,13 +298,13 @@ class ReadingWriter:
         self.retry_interval = retry_interval
         self.store = store
         self.clock = clock
-        self._tracks: dict[int, _Track] = {}
+        self._state = FoldState()  # every channel's deadband memory and open minute, as arrays
         self._closed: list[AggRow] = []
-        # Folding happens in submit(), on the caller's thread (the poller's event loop), with no
-        # hand-off. Queued to a writer thread instead (as before), the fold cost the same and the
-        # GIL hand-offs came on top: in bench/poll.py the writer thread was ~13% of the poller's
-        # samples, a quarter of them waiting for the GIL. The lock only guards the tracks against
-        # the writer thread closing the minutes of quiet channels.
+        # Folding happens in submit() / fold_reads(), on the caller's thread (the poller's event
+        # loop), with no hand-off. Queued to a writer thread instead (as before), the fold cost the
+        # same and the GIL hand-offs came on top: in bench/poll.py the writer thread was ~13% of the
+        # poller's samples, a quarter of them waiting for the GIL. The lock only guards the state
+        # against the writer thread closing the minutes of quiet channels.
         self._lock = threading.Lock()
         self._kept: deque[list[Row]] = deque()  # lists of rows that passed the deadband, in order
         self.spool = Spool(spool_dir, spool_max_bytes)
@@ -340,19 +317,84 @@ class ReadingWriter:
         self.stats = {"received": 0, "stored": 0, "spooled_batches": 0, "dropped_batches": 0, "flushes": 0}
 
     def submit(self, events: Sequence[ReadingEvent]) -> None:
-        """Fold ``events`` (thread-safe; cheap enough for the event loop: ~1 us a reading)."""
+        """Fold ``events`` (thread-safe), in order: what the poller does with readings that are not
+        good register blocks (timeouts, exceptions, coils, ...), and any other producer."""
+        if not events:
+            return
+        cids, _devices, values, goods, qualities, ats, device_times = zip(*events, strict=True)
+        t = np.array([at.timestamp() for at in ats], dtype=np.float64)
+        v = np.array([_NAN if x is None else x for x in values], dtype=np.float64)
+        good = np.array(goods, dtype=bool)
+        q = np.array([qcode(x) for x in qualities], dtype=np.float64)
+        dev_us = None
+        if any(d is not None for d in device_times):
+            dev_us = [None if d is None else to_us(d) for d in device_times]
         with self._lock:
-            rows = self._fold(events)
-        if rows:
-            self._kept.append(rows)
+            state = self._state
+            s = state.slot_array(cids)
+            rounds = split_rounds(s)
+            if rounds is None:
+                kept = fold(state, s, t, v, good, q, self._closed)
+            else:
+                kept = np.sort(
+                    np.concatenate([r[fold(state, s[r], t[r], v[r], good[r], q[r], self._closed)] for r in rounds])
+                )
+            self.stats["received"] += len(events)
+        if kept.size:
+            self._kept.append(self._rows(kept, cids, t, v, q, dev_us))
+
+    def _rows(self, kept: np.ndarray, cids, t: np.ndarray, v: np.ndarray, q: np.ndarray, dev_us) -> list[Row]:
+        poller, names = self.poller, QUALITIES
+        us = (t[kept] * 1_000_000).astype(np.int64).tolist()
+        values = [None if x != x else x for x in v[kept].tolist()]
+        index = kept.tolist()
+        return [
+            (cids[i], u, value, names[int(code)], None if dev_us is None else dev_us[i], poller)
+            for i, u, value, code in zip(index, us, values, q[kept].tolist(), strict=True)
+        ]
+
+    def vector_plan(self, block: Block) -> VectorPlan | None:
+        """The block's plan for ``fold_reads`` (cached on the block), or None when its channels
+        need the general decoder (``decode_events`` + ``submit``)."""
+        cached = block.fold_plan
+        if cached is None or cached[0] is not self:
+            with self._lock:
+                cached = block.fold_plan = (self, vector_plan(block, self._state))
+        return cached[1]
+
+    def fold_reads(self, reads: Sequence[tuple[VectorPlan, list, int, datetime, object]]) -> Readings:
+        """Decode and fold the good responses of several block reads at once (thread-safe).
+
+        ``reads``: (plan, registers, device id, receive time, key) per read, in order; no block twice
+        (its channels would repeat). Returns their readings, for the reading hook.
+        """
+        plans = [r[0] for r in reads]
+        s, v, q, good, all_good = decode_reads(plans, [r[1] for r in reads], reduce(or_, map(_FLAGS, plans)))
+        ns = [plan.n for plan in plans]
+        t = np.repeat(np.array([r[3].timestamp() for r in reads], dtype=np.float64), ns)
+        with self._lock:
+            kept = fold(self._state, s, t, v, good, q, self._closed)
+            self.stats["received"] += s.size
+        cids = self._state.cid[s].astype(np.int64).tolist()
+        if kept.size:
+            self._kept.append(self._rows(kept, cids, t, v, q, None))
+        values = v.tolist()
+        if not all_good:
+            for i in np.flatnonzero(~good).tolist():
+                values[i] = None
+        return Readings(
+            [(r[2], r[3], n, r[4]) for r, n in zip(reads, ns, strict=True)],
+            cids,
+            values,
+            quality_strings(q, all_good),
+            [True] * len(cids) if all_good else good.tolist(),
+        )
 
     def configure(self, channel_id: int, deadband: float, heartbeat_s: float) -> None:
         with self._lock:
-            track = self._tracks.get(channel_id)
-            if track is None:
-                self._tracks[channel_id] = _Track(max(0.0, deadband), max(0.001, heartbeat_s))
-            else:
-                track.deadband, track.heartbeat = max(0.0, deadband), max(0.001, heartbeat_s)
+            slot = self._state.slot(channel_id)
+            self._state.deadband[slot] = max(0.0, deadband)
+            self._state.heartbeat[slot] = max(0.001, heartbeat_s)
 
     @property
     def db_down(self) -> bool:
@@ -391,149 +433,18 @@ class ReadingWriter:
         if len(self.spool) and (final or self.clock() >= self._next_retry):
             self._drain_spool()
 
-    def fold_block(self, block: Block, data: list, device_id: int, now: datetime) -> list[ReadingEvent]:
-        """``decode_events`` and ``submit`` in one pass over a block's registers: what the poller does
-        for every good response (~10,000 a second). Returns the block's events, already folded.
-
-        Big-endian 16-bit channels without sentinels (almost all gas and pressure transmitters) take
-        the fast path: decoded, range-checked and folded with their track at hand, no second pass over
-        the events. Anything else (other data types, sentinels, bad values, a new minute) is decoded
-        by ``decode_events`` and folded by ``_fold``, so the two paths cannot disagree.
-        (Measured alternatives: C-level ``map`` chains over the block's channels were slower in the
-        poller than this loop; so was folding on the writer thread, by its GIL hand-offs.)
-        """
-        cached = block.fold_plan
-        if cached is None or cached[0] is not self:
-            cached = block.fold_plan = (self, self._fold_plan(block))
-        plan = cached[1]
-        if plan is None or len(data) < block.count:
-            events = decode_events(block, data, device_id, now, ReadingEvent)
-            self.submit(events)
-            return events
-        t = now.timestamp()
-        minute = int(t // 60) * 60
-        us = int(t * 1_000_000)
-        poller = self.poller
-        new = _new_event
-        out: list[ReadingEvent] = []
-        append = out.append
-        rows: list[Row] = []
-        slow: list[ReadingEvent] = []
-        with self._lock:
-            for cid, i, signed, scale, offset, low, high, tr in plan:
-                raw = data[i]
-                if signed and raw & 0x8000:
-                    raw -= 0x10000
-                value = raw * scale + offset
-                if not low <= value <= high:
-                    ev = new(ReadingEvent, (cid, device_id, None, False, _OUT_OF_RANGE, now, None))
-                    append(ev)
-                    slow.append(ev)
-                    continue
-                ev = new(ReadingEvent, (cid, device_id, value, True, _GOOD, now, None))
-                append(ev)
-                if tr.minute != minute:
-                    slow.append(ev)  # opens (or is late for) a minute bucket
-                    continue
-                if value < tr.mn:
-                    tr.mn = value
-                if value > tr.mx:
-                    tr.mx = value
-                tr.sm += value
-                tr.cnt += 1
-                lt = tr.last_t
-                if lt is not None and lt <= t < lt + tr.heartbeat and tr.last_q == _GOOD:
-                    lv = tr.last_v
-                    if lv is None or abs(value - lv) <= tr.deadband:
-                        continue
-                tr.last_v, tr.last_q, tr.last_t = value, _GOOD, t
-                rows.append((cid, us, value, _GOOD, None, poller))
-            if slow:
-                rows += self._fold(slow)
-            self.stats["received"] += len(out) - len(slow)
-        if rows:
-            self._kept.append(rows)
-        return out
-
-    def _fold_plan(self, block: Block) -> list | None:
-        """Per channel (id, offset, signed, scale, offset, low, high, track), or None when some
-        channel needs the general decoder."""
-        if block.bits:
-            return None
-        plan = []
-        with self._lock:
-            for cid, i, kind, scale, offset, low, high, sentinels, _ch in _compile(block):
-                if kind == 0 or sentinels:
-                    return None
-                tr = self._tracks.get(cid)
-                if tr is None:
-                    tr = self._tracks[cid] = _Track()
-                plan.append((cid, i, kind == 2, scale, offset, low, high, tr))
-        return plan
-
-    def _fold(self, batch: Sequence[ReadingEvent]) -> list[Row]:
-        """Fold readings into the minute buckets; return those that pass the deadband.
-
-        Hot path (every reading passes here): one dict lookup per reading, no allocations for
-        readings that the deadband drops.
-        """
-        rows: list[Row] = []
-        append = rows.append
-        tracks = self._tracks
-        closed = self._closed
-        poller = self.poller
-        last_dt = None
-        t = 0.0
-        minute = 0
-        for cid, _dev, v, good, q, dt, device_time in batch:
-            if dt is not last_dt:
-                last_dt = dt
-                t = dt.timestamp()
-                minute = int(t // 60) * 60
-            tr = tracks.get(cid)
-            if tr is None:
-                tr = tracks[cid] = _Track()
-            if tr.minute != minute:
-                if tr.minute is not None and minute < tr.minute:
-                    # a late reading for a closed minute: its own row, merged by the upsert
-                    closed.append(
-                        (cid, minute, v, v, v or 0.0, 1, 0)
-                        if good and v is not None
-                        else (cid, minute, None, None, 0.0, 0, 1)
-                    )
-                    continue
-                tr.close_bucket(cid, closed)
-                tr.minute = minute
-            if good and v is not None:
-                if v < tr.mn:
-                    tr.mn = v
-                if v > tr.mx:
-                    tr.mx = v
-                tr.sm += v
-                tr.cnt += 1
-            else:
-                tr.bad += 1
-            lt = tr.last_t
-            if lt is not None and q == tr.last_q and lt <= t < lt + tr.heartbeat:
-                lv = tr.last_v
-                if v is None or lv is None or abs(v - lv) <= tr.deadband:
-                    continue
-            tr.last_v, tr.last_q, tr.last_t = v, q, t
-            append((cid, int(t * 1_000_000), v, q, to_us(device_time) if device_time is not None else None, poller))
-        self.stats["received"] += len(batch)
-        return rows
-
     def _pop_closed(self, now: float, everything: bool = False) -> list[AggRow]:
         """Buckets closed by the fold, plus (once a minute) those of channels that went quiet."""
         current = int(now // 60) * 60
         with self._lock:
-            closed = self._closed
             if everything or current != self._closed_through:
                 self._closed_through = current
-                for cid, tr in self._tracks.items():
-                    if tr.minute is not None and (everything or tr.minute < current) and (tr.cnt or tr.bad):
-                        tr.close_bucket(cid, closed)
-            self._closed = []
+                state = self._state
+                minutes = state.minute[: state.size]
+                stale = np.flatnonzero(~np.isnan(minutes) if everything else minutes < current)
+                if stale.size:
+                    state.close_buckets(stale, self._closed)
+            closed, self._closed = self._closed, []
         return closed
 
     def _write_or_spool(self, rows, aggs) -> None:

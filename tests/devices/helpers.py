@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
 from pymodbus.server import ModbusTcpServer
 
 from devices.poller.daemon import DeviceSpec, Poller, PollerConfig
 from devices.poller.decode import ChannelSpec
+from devices.poller.storage import ReadingWriter
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
@@ -117,12 +120,23 @@ def device(
     )
 
 
-def poller(**overrides) -> tuple[Poller, list, list]:
-    """A poller without database side effects; returns (poller, readings, statuses)."""
+def poller(*, store: bool = True, **overrides) -> tuple[Poller, list, list]:
+    """A poller without database side effects; returns (poller, readings, statuses).
+
+    With ``store`` (the default) it has a writer whose storage does nothing, as the daemon has a
+    writer: good block reads then go through the batched path (``Poller.add_read``); without, every
+    reading is decoded one by one as by ``poll_devices --no-store``.
+    """
     cfg = {"name": "test", "demote_after": 3, "probe_interval": 5.0, "backoff_base": 0.05, "backoff_cap": 0.2}
     cfg["live_push_interval"] = 0
     cfg.update(overrides)
-    p = Poller(PollerConfig(**cfg), None, store_status=False)
+    writer = None
+    if store:
+        spool = Path(tempfile.mkdtemp(prefix="poller-test-spool-"))
+        writer = ReadingWriter(
+            poller="test", spool_dir=spool, spool_max_bytes=10**6, store=lambda rows, aggs: len(rows)
+        )
+    p = Poller(PollerConfig(**cfg), writer, store_status=False)
     readings, statuses = [], []
     p.reading_hook = readings.extend
     original = p.set_status

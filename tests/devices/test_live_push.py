@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from devices.hooks import ReadingEvent
 from devices.poller.daemon import DeviceWorker, live_group
+from devices.poller.decode import plan_blocks
 from tests.devices.helpers import ch, device, poller
 
 
@@ -58,3 +59,32 @@ def test_nothing_piles_up_when_no_layer_can_take_the_values(monkeypatch):
         worker.recent.extend([[event]] * 5)
         asyncio.run(p.push_live())
         assert worker.recent == []
+
+
+def test_batched_reads_and_cycle_events_give_the_newest_value_of_each_channel(monkeypatch):
+    """Good block reads reach the push as batches (newest read of each block wins); a newer event of
+    a cycle (here a timeout) wins over an older batched value."""
+    layer = _Layer()
+    monkeypatch.setattr("channels.layers.get_channel_layer", lambda: layer)
+    p, readings, _statuses = poller(live_push_interval=1.0)
+    a, b = ch(9, 0), ch(9, 1)
+    worker = _worker(p, 9, [a, b])
+    block = plan_blocks([a, b])[0]
+    plan = p.writer.vector_plan(block)
+    t0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    t1, t2 = t0 + timedelta(milliseconds=100), t0 + timedelta(milliseconds=200)
+
+    async def run():
+        p.add_read(plan, [10, 20], 9, t0, block)
+        p.add_read(plan, [11, 21], 9, t1, block)  # the same block again: the first read is flushed first
+        p.flush_reads()
+        p.emit([ReadingEvent(b.id, 9, None, False, "timeout", t2)])
+        worker.recent.append([ReadingEvent(b.id, 9, None, False, "timeout", t2)])
+        await p.push_live()
+
+    asyncio.run(run())
+    assert [(r.channel_id, r.value) for r in readings[:4]] == [(a.id, 10), (b.id, 20), (a.id, 11), (b.id, 21)]
+    ((group, message),) = layer.sent
+    assert group == live_group(9)
+    assert message["values"] == {str(a.id): [11, "good", t1.timestamp()], str(b.id): [None, "timeout", t2.timestamp()]}
+    assert p.live_batches == [] and worker.recent == []

@@ -48,7 +48,8 @@ def test_blocks_are_coalesced_within_limits_and_split_on_gaps():
     assert sum(len(b.channels) for b in blocks) == len(chans)
 
 
-async def test_every_data_type_byte_and_word_order_with_scale_and_offset():
+@pytest.mark.parametrize("store", [True, False], ids=["batched", "one-by-one"])
+async def test_every_data_type_byte_and_word_order_with_scale_and_offset(store):
     port = free_port()
     server = await tcp_server(port)
     channels, expected = [], {}
@@ -59,7 +60,7 @@ async def test_every_data_type_byte_and_word_order_with_scale_and_offset():
         channels.append(spec)
         expected[spec.id] = raw * 0.5 - 3.0
         address += spec.words
-    p, readings, _ = poller()
+    p, readings, _ = poller(store=store)
     workers = await run_workers(p, [device(1, port, channels)], 0.3)
     await stop_workers(workers)
     await server.shutdown()
@@ -86,7 +87,8 @@ async def test_exception_response_is_bad_quality_and_polling_goes_on():
     assert len(ok) >= 5 and all(r.value == 42 for r in ok)
 
 
-async def test_nan_inf_sentinel_and_out_of_range_are_rejected():
+@pytest.mark.parametrize("store", [True, False], ids=["batched", "one-by-one"])
+async def test_nan_inf_sentinel_and_out_of_range_are_rejected(store):
     port = free_port()
     server = await tcp_server(port)
     nan = ch(1, 0, data_type="float32")
@@ -99,7 +101,7 @@ async def test_nan_inf_sentinel_and_out_of_range_are_rejected():
     await set_registers(server, 1, 2, raw_to_words(float("inf"), "float32"))
     await set_registers(server, 1, 4, raw_to_words(float("-inf"), "float64"))
     await set_registers(server, 1, 8, [65535, 101, 55])
-    p, readings, _ = poller()
+    p, readings, _ = poller(store=store)
     workers = await run_workers(p, [device(1, port, [nan, inf, neg_inf, sentinel, out_of_range, fine])], 0.3)
     await stop_workers(workers)
     await server.shutdown()

@@ -1,4 +1,12 @@
-"""The writer's fast path (fold_block) stores exactly what the general path (decode + submit) stores."""
+"""The writer's column-wise decoding and folding give exactly what decoding and folding one reading at
+a time give: the same events, the same stored rows, the same 1-minute aggregates.
+
+The reference below is the one-reading-at-a-time fold the writer used before it worked on columns
+(kept here as the specification): per channel, a late reading is a bucket of its own; a new minute
+closes the open bucket; good readings update min/max/sum/count, others count as bad; a reading is
+stored unless the last stored one has the same quality, is under a heartbeat old and (both having
+values) within the deadband.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +16,87 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devices.hooks import ReadingEvent
-from devices.poller.decode import ChannelSpec, decode_events, plan_blocks
-from devices.poller.storage import ReadingWriter
+from devices.hooks import ReadingEvent, Readings, reading_rows
+from devices.poller.decode import ChannelSpec, decode_events, plan_blocks, raw_to_words
+from devices.poller.storage import ReadingWriter, to_us
 
 
-def _channels(with_float: bool = False):
-    chans = [
-        ChannelSpec(1, 1, "GT-1", 1, "holding", 0, "uint16", scale=0.1, range_low=0, range_high=100, deadband=0.5),
-        ChannelSpec(
-            2, 1, "GT-2", 1, "holding", 1, "int16", scale=0.01, offset=-5, range_low=-20, range_high=20, deadband=0.05
-        ),
-        ChannelSpec(3, 1, "PT-1", 1, "holding", 3, "uint16", scale=0.001, deadband=0.02),  # no range, a gap
-        ChannelSpec(4, 1, "TT-1", 1, "holding", 4, "int16", scale=0.1, range_low=-40, range_high=120, deadband=1.0),
-    ]
-    if with_float:
-        chans.append(ChannelSpec(5, 1, "FT-1", 1, "holding", 5, "float32", deadband=0.1))
-    return chans
+class _Track:
+    def __init__(self, deadband=0.0, heartbeat=60.0):
+        self.deadband, self.heartbeat = deadband, heartbeat
+        self.last_v = self.last_q = self.last_t = self.minute = None
+        self.mn, self.mx, self.sm, self.cnt, self.bad = math.inf, -math.inf, 0.0, 0, 0
+
+    def close(self, cid, out):
+        if self.minute is not None and (self.cnt or self.bad):
+            if self.cnt:
+                out.append((cid, self.minute, self.mn, self.mx, self.sm, self.cnt, self.bad))
+            else:
+                out.append((cid, self.minute, None, None, self.sm, 0, self.bad))
+        self.mn, self.mx, self.sm, self.cnt, self.bad = math.inf, -math.inf, 0.0, 0, 0
 
 
-def _writer(tmp_path, name, chans, stored):
+class Reference:
+    """One reading at a time."""
+
+    def __init__(self):
+        self.tracks: dict[int, _Track] = {}
+        self.closed: list = []
+        self.rows: list = []
+        self.aggs: list = []
+        self.received = 0
+
+    def configure(self, cid, deadband, heartbeat):
+        tr = self.tracks.setdefault(cid, _Track())
+        tr.deadband, tr.heartbeat = max(0.0, deadband), max(0.001, heartbeat)
+
+    def submit(self, events):
+        for cid, _dev, v, good, q, dt, device_time in events:
+            t = dt.timestamp()
+            minute = int(t // 60) * 60
+            tr = self.tracks.setdefault(cid, _Track())
+            self.received += 1
+            if tr.minute != minute:
+                if tr.minute is not None and minute < tr.minute:
+                    self.closed.append(
+                        (cid, minute, v, v, v or 0.0, 1, 0)
+                        if good and v is not None
+                        else (cid, minute, None, None, 0.0, 0, 1)
+                    )
+                    continue
+                tr.close(cid, self.closed)
+                tr.minute = minute
+            if good and v is not None:
+                tr.mn, tr.mx = min(tr.mn, v), max(tr.mx, v)
+                tr.sm += v
+                tr.cnt += 1
+            else:
+                tr.bad += 1
+            lt = tr.last_t
+            if lt is not None and q == tr.last_q and lt <= t < lt + tr.heartbeat:
+                lv = tr.last_v
+                if v is None or lv is None or abs(v - lv) <= tr.deadband:
+                    continue
+            tr.last_v, tr.last_q, tr.last_t = v, q, t
+            dev_us = to_us(device_time) if device_time is not None else None
+            self.rows.append((cid, int(t * 1_000_000), v, q, dev_us, "t"))
+
+    def flush(self, now, final=False):
+        current = int(now // 60) * 60
+        for cid, tr in self.tracks.items():
+            if tr.minute is not None and (final or tr.minute < current) and (tr.cnt or tr.bad):
+                tr.close(cid, self.closed)
+        self.aggs += self.closed
+        self.closed = []
+
+
+def _writer(tmp_path, name, chans, stored, clock):
     def store(rows, aggs):
         stored["rows"].extend(rows)
         stored["aggs"].extend(aggs)
         return len(rows)
 
-    w = ReadingWriter(poller="t", spool_dir=tmp_path / name, spool_max_bytes=10**8, store=store, clock=lambda: 0.0)
+    w = ReadingWriter(poller="t", spool_dir=tmp_path / name, spool_max_bytes=10**8, store=store, clock=lambda: clock[0])
     for ch in chans:
         w.configure(ch.id, ch.deadband, 5.0)  # a short heartbeat, so it is exercised
     return w
@@ -51,73 +114,182 @@ def _merged(aggs):
     return out
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_fast_path_stores_the_same_rows_and_aggregates(tmp_path, seed):
-    rng = random.Random(seed)
-    chans = _channels(with_float=seed == 5)  # a float channel sends the whole block the general way
-    block = plan_blocks(chans)[0]
-    fast_block = plan_blocks(chans)[0]
-    a, b = {"rows": [], "aggs": []}, {"rows": [], "aggs": []}
-    fast, slow = _writer(tmp_path, "fast", chans, a), _writer(tmp_path, "slow", chans, b)
-    regs = [500, 0, 7, 2000, 250, 0, 0]
-    at = datetime(2026, 3, 1, 8, 0, 50, tzinfo=UTC)
-    fast_reads = 0
-    for step in range(3000):
-        at += timedelta(milliseconds=rng.choice([100, 100, 100, 100, 250, 3000]))
+def _devices():
+    """Three devices: plain 16-bit gas/pressure channels, every wide type and order, sentinels."""
+    plain = [
+        ChannelSpec(1, 1, "GT-1", 1, "holding", 0, "uint16", scale=0.1, range_low=0, range_high=100, deadband=0.5),
+        ChannelSpec(
+            2, 1, "GT-2", 1, "holding", 1, "int16", scale=0.01, offset=-5, range_low=-20, range_high=20, deadband=0.05
+        ),
+        ChannelSpec(3, 1, "PT-1", 1, "holding", 3, "uint16", scale=0.001, deadband=0.02),  # no range, a gap
+        ChannelSpec(4, 1, "TT-1", 1, "holding", 4, "int16", scale=0.1, range_low=-40, range_high=120, deadband=1.0),
+    ]
+    wide = []
+    address = 0
+    cid = 10
+    for data_type in ("uint32", "int32", "float32", "float64", "int16", "uint16"):
+        for byte_order in ("big", "little"):
+            for word_order in ("big", "little"):
+                cid += 1
+                wide.append(
+                    ChannelSpec(
+                        cid,
+                        2,
+                        f"W-{cid}",
+                        1,
+                        "input",
+                        address,
+                        data_type,
+                        byte_order,
+                        word_order,
+                        scale=0.5,
+                        offset=1.0,
+                        range_low=-1e6,
+                        range_high=1e6,
+                        deadband=0.5,
+                    )
+                )
+                address += {"float64": 4, "int16": 1, "uint16": 1}.get(data_type, 2)
+    sentinels = [
+        ChannelSpec(40, 3, "S-1", 2, "holding", 0, "uint16", scale=0.1, sentinels=frozenset({65535, 0})),
+        ChannelSpec(41, 3, "S-2", 2, "holding", 1, "int16", sentinels=frozenset({-1})),
+        ChannelSpec(42, 3, "S-3", 2, "holding", 2, "float32", sentinels=frozenset({-9999.0}), range_low=-100),
+    ]
+    return {1: plain, 2: wide, 3: sentinels}
+
+
+def _registers(chans, rng, spike):
+    """Registers for a device's block: values near the last ones, sometimes a jump or garbage."""
+    count = max(ch.address + ch.words for ch in chans)
+    regs = [0] * count
+    for ch in chans:
         r = rng.random()
-        if r < 0.01:  # the device times out: bad readings from the poller loop
-            events = [ReadingEvent(ch.id, 1, None, False, "timeout", at) for ch in chans]
-            fast.submit(events)
-            slow.submit(events)
-            continue
-        for i in range(len(regs)):
-            if r < 0.05:
-                regs[i] = max(0, min(65535, regs[i] + rng.randrange(-30, 31)))  # moves beyond deadbands
-            else:
-                regs[i] = max(0, min(65535, regs[i] + rng.choice([-1, 0, 0, 0, 0, 0, 0, 0, 0, 1])))
-        data = list(regs)
-        if rng.random() < 0.02:  # a spike: out of range, negative int16, for this read only
-            data[rng.randrange(len(data))] = rng.randrange(0, 65536)
-        expected = decode_events(block, data, 1, at, ReadingEvent)
-        got = fast.fold_block(fast_block, data, 1, at)
-        assert got == expected
-        fast_reads += fast_block.fold_plan[1] is not None
-        slow.submit(expected)
+        if ch.data_type.startswith("float"):
+            value = rng.choice([12.5, 12.75, 13.0, -9999.0, math.nan, math.inf, 3e38, rng.uniform(-50, 50)])
+        elif ch.data_type == "int16":
+            value = rng.choice([-1, 0, 1, 250, -250, 32767, -32768])
+        elif ch.data_type == "int32":
+            value = rng.choice([-1, 0, 70000, -70000, 2**31 - 1, -(2**31)])
+        elif ch.data_type == "uint32":
+            value = rng.choice([0, 1, 70000, 2**32 - 1, 123456])
+        else:
+            value = rng.choice([0, 1, 500, 505, 510, 65535])
+        if spike and r < 0.3:
+            value = rng.choice([0, 1]) if not ch.data_type.startswith("float") else rng.uniform(-1e7, 1e7)
+        words = raw_to_words(value, ch.data_type, ch.byte_order, ch.word_order)
+        regs[ch.address : ch.address + len(words)] = words
+    return regs
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_columns_give_the_same_events_rows_and_aggregates(tmp_path, seed):
+    rng = random.Random(seed)
+    devices = _devices()
+    blocks = {d: plan_blocks(chans) for d, chans in devices.items()}
+    assert all(len(b) == 1 for b in blocks.values())
+    clock = [0.0]
+    got = {"rows": [], "aggs": []}
+    chans = [ch for cs in devices.values() for ch in cs]
+    w = _writer(tmp_path, "w", chans, got, clock)
+    ref = Reference()
+    for ch in chans:
+        ref.configure(ch.id, ch.deadband, 5.0)
+    plans = {d: w.vector_plan(b[0]) for d, b in blocks.items()}
+    assert all(plan is not None for plan in plans.values())
+    at = datetime(2026, 3, 1, 8, 0, 50, tzinfo=UTC)
+    for step in range(1500):
+        at += timedelta(milliseconds=rng.choice([100, 100, 100, 100, 250, 3000]))
+        if step == 700:
+            at -= timedelta(seconds=70)  # the clock stepped back: readings for a closed minute
+        reads, expected = [], []
+        for d, chans_d in devices.items():
+            r = rng.random()
+            if r < 0.03:  # the device times out: bad readings from the poller loop, folded one by one
+                events = [ReadingEvent(ch.id, d, None, False, "timeout", at) for ch in chans_d]
+                w.submit(events)
+                ref.submit(events)
+                continue
+            if r < 0.5 and step % 7:  # not read in this batch
+                continue
+            data = _registers(chans_d, rng, spike=rng.random() < 0.05)
+            reads.append((plans[d], data, d, at, blocks[d][0]))
+            expected += decode_events(blocks[d][0], data, d, at, ReadingEvent)
+        if reads:
+            readings = w.fold_reads(reads)
+            assert isinstance(readings, Readings)
+            assert list(readings) == expected
+            assert [tuple(e) for e in reading_rows(readings)] == [tuple(e) for e in expected]
+            ref.submit(expected)
         if rng.random() < 0.05:
-            fast.flush()
-            slow.flush()
-        if rng.random() < 0.002:  # reconfigured deadband
-            fast.configure(1, 0.2, 5.0)
-            slow.configure(1, 0.2, 5.0)
-    fast.flush(final=True)
-    slow.flush(final=True)
-    assert sorted(a["rows"]) == sorted(b["rows"])
-    got, want = _merged(a["aggs"]), _merged(b["aggs"])
-    assert got.keys() == want.keys()
-    for key, (mn, mx, sm, cnt, bad) in want.items():
-        assert got[key][0] == mn and got[key][1] == mx and (cnt, bad) == (got[key][3], got[key][4]), key
-        assert got[key][2] == pytest.approx(sm, rel=1e-9, abs=1e-9), key
-    assert fast.stats["received"] == slow.stats["received"]
-    if seed != 5:
-        assert fast_reads > 1000  # the fast path was really taken
-    else:
-        assert fast_reads == 0  # a float channel: the general decoder for the whole block
+            clock[0] = at.timestamp()
+            w.flush()
+            ref.flush(clock[0])
+        if rng.random() < 0.005:  # reconfigured deadband
+            w.configure(1, 0.2, 5.0)
+            ref.configure(1, 0.2, 5.0)
+    w.flush(final=True)
+    ref.flush(clock[0], final=True)
+    assert sorted(got["rows"], key=repr) == sorted(ref.rows, key=repr)
+    assert _merged(got["aggs"]) == _merged(ref.aggs)
+    assert w.stats["received"] == ref.received
+    qualities = {row[3] for row in ref.rows}
+    assert {"good", "nan", "sentinel", "out_of_range", "timeout"} <= qualities  # every case was met
+    assert len(ref.rows) > 3000 and any(agg[5] == 1 for agg in ref.aggs)  # and late readings
 
 
-def test_fast_path_keeps_a_reading_only_beyond_its_deadband(tmp_path):
-    chans = _channels()
+@pytest.mark.parametrize("seed", range(3))
+def test_submit_with_repeated_channels_folds_in_order(tmp_path, seed):
+    """HTTP-style batches: many readings of the same channels in one call, some late or bad."""
+    rng = random.Random(seed)
+    clock = [0.0]
+    got = {"rows": [], "aggs": []}
+    chans = _devices()[1]
+    w = _writer(tmp_path, "w", chans, got, clock)
+    ref = Reference()
+    for ch in chans:
+        ref.configure(ch.id, ch.deadband, 5.0)
+    at = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
+    for _ in range(60):
+        batch = []
+        for _ in range(rng.randrange(1, 40)):
+            at += timedelta(milliseconds=rng.choice([50, 100, 700, 4000, -61000]))
+            cid = rng.choice([1, 2, 3, 4])
+            good = rng.random() > 0.1
+            value = round(rng.uniform(0, 3), 1) if good else None
+            device_time = at - timedelta(milliseconds=5) if rng.random() < 0.3 else None
+            batch.append(ReadingEvent(cid, 1, value, good, "good" if good else "crc", at, device_time))
+        w.submit(batch)
+        ref.submit(batch)
+        clock[0] = at.timestamp()
+        w.flush()
+        ref.flush(clock[0])
+    w.flush(final=True)
+    ref.flush(clock[0], final=True)
+    assert got["rows"] == ref.rows  # in the order given
+    assert _merged(got["aggs"]) == _merged(ref.aggs)
+
+
+def test_a_reading_is_kept_only_beyond_its_deadband(tmp_path):
+    chans = _devices()[1]
     block = plan_blocks(chans)[0]
     stored = {"rows": [], "aggs": []}
-    w = _writer(tmp_path, "w", chans, stored)
+    w = _writer(tmp_path, "w", chans, stored, [0.0])
+    plan = w.vector_plan(block)
     at = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
     data = [500, 100, 0, 2000, 250]
     for k in range(20):  # 1.9 s of steady values: only the first reading of each channel is kept
-        w.fold_block(block, data, 1, at + timedelta(milliseconds=100 * k))
-    assert block.fold_plan[1] is not None
+        w.fold_reads([(plan, data, 1, at + timedelta(milliseconds=100 * k), block)])
     w.flush()
     assert len(stored["rows"]) == 4 and stored["aggs"] == []  # the minute is still open
-    w.fold_block(block, [510, 100, 0, 2000, 250], 1, at + timedelta(seconds=2))  # GT-1 +1.0 > 0.5
+    w.fold_reads([(plan, [510, 100, 0, 2000, 250], 1, at + timedelta(seconds=2), block)])  # GT-1 +1.0 > 0.5
     w.flush(final=True)
     assert [r[2] for r in stored["rows"] if r[0] == 1] == [50.0, 51.0]
     (agg,) = [a for a in stored["aggs"] if a[0] == 1]
     assert agg[5] == 21 and agg[2] == 50.0 and agg[3] == 51.0
+
+
+def test_blocks_the_columns_cannot_decode_have_no_plan(tmp_path):
+    w = _writer(tmp_path, "w", [], {"rows": [], "aggs": []}, [0.0])
+    coils = plan_blocks([ChannelSpec(1, 1, "XV-1", 1, "coil", 0)])[0]
+    many = plan_blocks([ChannelSpec(2, 1, "S", 1, "holding", 0, sentinels=frozenset({1, 2, 3, 4, 5}))])[0]
+    assert w.vector_plan(coils) is None and w.vector_plan(many) is None
