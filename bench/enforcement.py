@@ -75,9 +75,10 @@ class DrawSteps:
 
     draw_plan looks these functions up when it runs, so it calls the wrappers. The inspections are
     sent in chunks while compute_draw makes the teams (PostgreSQL: pipelined, the server stores them
-    meanwhile): "send" is the client's part of that, inside compute_draw's time, and "waited" what
-    the draw still had to wait for the server after the snapshot JSON. "SQL through Django" adds up
-    every statement sent through Django's cursors (not the pipelined ones). COMMIT is the end of the
+    meanwhile): "send" is the client's part of that, inside compute_draw's time. The Draw row's
+    UPDATE with the snapshot is queued behind them (PostgreSQL), and "waited" is what the draw still
+    had to wait for the server after that. "SQL through Django" adds up every statement sent
+    through Django's cursors (not the pipelined ones). COMMIT is the end of the
     transaction (the deferred foreign keys that are left, and the WAL flush).
     """
 
@@ -88,10 +89,10 @@ class DrawSteps:
         "compute_draw",
         "  of which sending the inspections + teams",
         "canonical JSON (snapshot + result)",
-        "inspections + teams: waited for the server after the JSON",
         "SM3 hashes",
         "SM2 signature",
         "Draw row: UPDATE with the snapshot and result",
+        "waited for the server: inspections + teams, Draw UPDATE",
         "COMMIT",
     ]
 
@@ -138,11 +139,11 @@ class DrawSteps:
         self._time("SM3 hashes", crypto, "sm3_hex")
         self._time("Draw row: INSERT", Draw.objects, "create")
         self._time("SM2 signature", signing, "sign")
-        self._time("Draw row: UPDATE with the snapshot and result", Draw, "save")
+        self._time("Draw row: UPDATE with the snapshot and result", services._DrawWriter, "update")
         self._time("COMMIT", real, "commit")
 
         self._time("  of which sending the inspections + teams", services._DrawWriter, "send")
-        self._time("inspections + teams: waited for the server after the JSON", services._DrawWriter, "__exit__")
+        self._time("waited for the server: inspections + teams, Draw UPDATE", services._DrawWriter, "__exit__")
 
         def count_sql(execute, sql, params, many, context):
             start = time.perf_counter()

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
@@ -483,15 +483,16 @@ def draw_plan(*, plan: InspectionPlan, user=None, reason: str = "", seed: str | 
             writer.send()  # the last teams, before the snapshot is serialised
             snapshot_text = drawing.canonical_bytes(snapshot).decode("utf-8")
             result_text = drawing.canonical_bytes(result).decode("utf-8")
-        if writer.written != len(result["assignments"]):
+            draw.snapshot = snapshot_text
+            draw.snapshot_hash = sm3_hex(snapshot_text.encode("utf-8"))
+            draw.result = result_text
+            draw.result_hash = sm3_hex(result_text.encode("utf-8"))
+            draw.selected_count = len(result["assignments"])
+            draw.signature = sm2.sign(draw.signed_payload())
+            # Queued behind the inspections (PostgreSQL): the server stores the snapshot next.
+            writer.update(draw, ["snapshot", "snapshot_hash", "result", "result_hash", "selected_count", "signature"])
+        if writer.written != len(result["assignments"]):  # (the transaction rolls back)
             raise RuntimeError("the inspections written differ from the draw result")
-        draw.snapshot = snapshot_text
-        draw.snapshot_hash = sm3_hex(snapshot_text.encode("utf-8"))
-        draw.result = result_text
-        draw.result_hash = sm3_hex(result_text.encode("utf-8"))
-        draw.selected_count = len(result["assignments"])
-        draw.signature = sm2.sign(draw.signed_payload())
-        draw.save(update_fields=["snapshot", "snapshot_hash", "result", "result_hash", "selected_count", "signature"])
         # Telling the inspectors is not part of the draw: it runs after commit (a Celery task).
         from enforcement.tasks import notify_draw
 
@@ -537,7 +538,8 @@ class _DrawWriter:
     database otherwise. Elsewhere the rows are inserted when the block ends.
     """
 
-    CHUNK = 2000  # teams per statement: early enough for the server to start, few round trips
+    CHUNK = 2000  # teams per statement: few statements
+    FIRST_CHUNK = 400  # but a small first one: the server starts as soon as the first teams are made
 
     def __init__(self, plan, draw, seniors: set[int]):
         self.plan, self.draw, self.seniors = plan, draw, seniors
@@ -579,7 +581,7 @@ class _DrawWriter:
 
     def add(self, eid: int, team: list[int]) -> None:
         self.pending.append((eid, team))
-        if len(self.pending) >= self.CHUNK:
+        if len(self.pending) >= (self.CHUNK if self.written else self.FIRST_CHUNK):
             self.send()
 
     def send(self) -> None:
@@ -619,6 +621,22 @@ class _DrawWriter:
             members=_array_text([uid for _eid, team in chunk for uid in team]),
         )
         self.cursor.execute(self.sql, params)  # sent, not waited for
+
+    def update(self, instance, fields: list[str]) -> None:
+        """``instance.save(update_fields=fields)``; on PostgreSQL queued in the pipeline, with the
+        values as parameters (the snapshot is megabytes: not quoted into the SQL text)."""
+        if not self.postgresql:
+            instance.save(update_fields=fields)
+            return
+        meta, q = instance._meta, connection.ops.quote_name
+        real = connections[DEFAULT_DB_ALIAS]
+        assignments, params = [], []
+        for name in fields:
+            field = meta.get_field(name)
+            assignments.append(f"{q(field.column)} = %s")
+            params.append(field.get_db_prep_save(getattr(instance, field.attname), real))
+        sql = f"UPDATE {q(meta.db_table)} SET {', '.join(assignments)} WHERE {q(meta.pk.column)} = %s"  # noqa: S608
+        self.cursor.execute(sql, [*params, instance.pk])
 
     def _statement(self) -> tuple[str, dict]:
         """One INSERT ... SELECT from arrays for a chunk's inspections and their team rows.

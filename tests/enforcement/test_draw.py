@@ -411,7 +411,8 @@ def test_a_failing_inspection_write_rolls_the_draw_back(county, plan, monkeypatc
 
         return compute(seed, snapshot, on_selected=also_unknown, on_team=first_team_twice)
 
-    monkeypatch.setattr(services._DrawWriter, "CHUNK", 1)  # sent at once, while the draw goes on
+    monkeypatch.setattr(services._DrawWriter, "FIRST_CHUNK", 1)  # sent at once, while the draw goes on
+    monkeypatch.setattr(services._DrawWriter, "CHUNK", 1)
     monkeypatch.setattr(drawing, "compute_draw", with_unknown_enterprise)
     with pytest.raises(IntegrityError):
         services.draw_plan(plan=plan, user=county.head)
