@@ -498,7 +498,6 @@ class Poller:
         self._tasks: list[asyncio.Task] = []
         self.reading_hook: Callable = publish_readings
         self._pending: list[tuple] = []  # the batch of good block reads, see add_read
-        self._pending_devices: set[int] = set()
         self._batch = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self.live_batches: list[Readings] = []  # batches since the last live push
@@ -507,7 +506,7 @@ class Poller:
     # --- from workers (event loop thread) ---
     def emit(self, events: list[ReadingEvent]) -> None:
         """Hand readings to the hook (alerts) and to storage."""
-        if self._pending_devices and events and events[0].device_id in self._pending_devices:
+        if self._pending and events and any(read[2] == events[0].device_id for read in self._pending):
             self.flush_reads()  # this device's batched readings come first
         self.reading_hook(events)
         if self.writer is not None:
@@ -519,7 +518,6 @@ class Poller:
             self.flush_reads()
         block.batch = self._batch
         self._pending.append((plan, data, device_id, now, block))
-        self._pending_devices.add(device_id)
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(self.config.batch_window, self.flush_reads)
 
@@ -529,7 +527,6 @@ class Poller:
             self._flush_handle.cancel()
             self._flush_handle = None
         pending, self._pending = self._pending, []
-        self._pending_devices = set()
         self._batch += 1
         if not pending:
             return

@@ -122,12 +122,14 @@ def fold(
     good: np.ndarray,
     q: np.ndarray,
     closed: list,
+    all_good: bool = False,
 ) -> np.ndarray:
     """Fold one batch of readings in which no slot repeats; return the indices (into the batch) of
     the readings to store, ascending.
 
     s: slots; t: receive times (epoch s); v: values (NaN for none); good: the reading's good flag;
-    q: quality codes. Per reading, as one at a time: a reading for an earlier minute than the open
+    q: quality codes (``all_good``: the caller knows that every reading is good, with a value).
+    Per reading, as one at a time: a reading for an earlier minute than the open
     bucket is a bucket of its own (merged by the database's upsert) and is not stored raw; a later
     minute closes the open bucket first; a good reading with a value updates min/max/sum/count,
     anything else counts as bad; then the reading is stored unless the last stored one has the same
@@ -156,8 +158,8 @@ def fold(
             rs = s[roll]
             st.close_buckets(rs, closed)
             st.minute[rs] = m[roll]
-    ok = good & (v == v)
-    if ok.all():
+    ok = None if all_good else good & (v == v)
+    if ok is None or ok.all():
         sg, vg = s, v
     else:
         sg, vg = s[ok], v[ok]

@@ -66,6 +66,7 @@ AggRow = tuple[int, int, float | None, float | None, float, int, int]
 _DB_DOWN = (OperationalError, InterfaceError)
 _NAN = float("nan")
 _FLAGS = attrgetter("flags")
+_N = attrgetter("n")
 
 
 def to_us(dt: datetime) -> int:
@@ -368,12 +369,12 @@ class ReadingWriter:
         ``reads``: (plan, registers, device id, receive time, key) per read, in order; no block twice
         (its channels would repeat). Returns their readings, for the reading hook.
         """
-        plans = [r[0] for r in reads]
-        s, v, q, good, all_good = decode_reads(plans, [r[1] for r in reads], reduce(or_, map(_FLAGS, plans)))
-        ns = [plan.n for plan in plans]
-        t = np.repeat(np.array([r[3].timestamp() for r in reads], dtype=np.float64), ns)
+        plans, datas, devices, times, keys = zip(*reads, strict=True)
+        s, v, q, good, all_good = decode_reads(plans, datas, reduce(or_, map(_FLAGS, plans)))
+        ns = list(map(_N, plans))
+        t = np.repeat(np.fromiter(map(datetime.timestamp, times), np.float64, len(times)), ns)
         with self._lock:
-            kept = fold(self._state, s, t, v, good, q, self._closed)
+            kept = fold(self._state, s, t, v, good, q, self._closed, all_good)
             self.stats["received"] += s.size
         cids = self._state.cid[s].astype(np.int64).tolist()
         if kept.size:
@@ -383,7 +384,7 @@ class ReadingWriter:
             for i in np.flatnonzero(~good).tolist():
                 values[i] = None
         return Readings(
-            [(r[2], r[3], n, r[4]) for r, n in zip(reads, ns, strict=True)],
+            list(zip(devices, times, ns, keys, strict=True)),
             cids,
             values,
             quality_strings(q, all_good),
