@@ -1,8 +1,10 @@
 """Batched storage of readings: deadband compression, 1-minute aggregates, COPY, and a disk spool.
 
-The poller hands every reading to ``ReadingWriter.submit``, which folds it at once, in the
-caller's thread, into the channel's open 1-minute aggregate and keeps it only when it passes the
-per-channel deadband/heartbeat (a few percent of readings for steady values). A writer thread
+The poller hands its batches of good block reads to ``ReadingWriter.fold_reads`` and any other
+reading to ``ReadingWriter.submit``; both fold them at once, in the caller's thread and
+column-wise (``devices.poller.folding``), into each channel's open 1-minute aggregate, and keep a
+reading only when it passes the channel's deadband/heartbeat (a few percent of readings for
+steady values). A writer thread
 takes what was kept every ``flush_interval`` and writes it in one transaction:
 
 - PostgreSQL: COPY straight into devices_reading (rows of deleted channels filtered first); if
