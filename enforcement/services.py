@@ -396,18 +396,23 @@ def _targets_postgresql(region_ids: list[int], as_of: date) -> tuple[list, list]
         WHERE e.region_id = ANY(%(regions)s)
         ORDER BY e.id
     """  # noqa: S608  (identifiers from the models, values as parameters)
-    with transaction.atomic(), connection.cursor() as cursor:
+    import psycopg
+
+    targets, last_team = [], []
+    with transaction.atomic(), connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         # With fresh statistics the planner overestimates the joins of the aggregates by orders of
         # magnitude and JIT-compiles the query: ~1 s of compiling for a ~0.3 s query. Both settings
         # hold for the rest of this transaction only (SET LOCAL); nothing in a draw profits from JIT.
         cursor.execute("SET LOCAL jit = off")
         # Sorts and hashes of ~100,000 rows: in memory rather than spilled to disk (default 4 MB).
         cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    # Closed enterprises are not targets, but their last team still counts (as in _targets_orm).
-    targets = [list(row[:7]) for row in rows if row[7]]
-    last_team = [[row[0], sorted(row[8])] for row in rows if row[8]]
+        # The rows are taken as the server sends them, a few thousand at a time: their conversion
+        # here overlaps the rest of the query (the last third of it streams out in id order).
+        for row in cursor.stream(sql, params, size=5000):
+            if row[7]:  # closed enterprises are not targets, but their last team still counts (as in _targets_orm)
+                targets.append(list(row[:7]))
+            if row[8]:
+                last_team.append([row[0], sorted(row[8])])
     return targets, last_team
 
 
