@@ -41,3 +41,16 @@ def test_other_errors_are_logged_not_retried(rt, gas, monkeypatch, caplog):
     assert len(calls) == 1
     assert not Alert.objects.exists()
     assert "could not record" in caplog.text
+
+
+def test_a_batch_of_the_poller_raises_the_same_alert_as_single_events(rt, gas):
+    """The poller hands good block reads over as ``Readings`` (columns): the runtime reads them as
+    rows, and the alert is the one a list of events raises."""
+    from devices.hooks import Readings
+
+    ev = reading(gas.channel, 30)
+    batch = Readings([(ev.device_id, ev.received_at, 1, object())], [ev.channel_id], [30.0], ["good"], [True])
+    assert list(batch) == [ev._replace(value=30.0)]
+    rt.on_readings(batch)
+    alert = Alert.objects.get(channel=gas.channel, kind="high")
+    assert alert.state == "active_unack" and alert.value == 30

@@ -88,3 +88,28 @@ def test_batched_reads_and_cycle_events_give_the_newest_value_of_each_channel(mo
     assert group == live_group(9)
     assert message["values"] == {str(a.id): [11, "good", t1.timestamp()], str(b.id): [None, "timeout", t2.timestamp()]}
     assert p.live_batches == [] and worker.recent == []
+
+
+def test_a_devices_other_readings_come_after_its_batched_ones_and_the_window_flushes():
+    p, readings, _statuses = poller()
+    a, b = ch(5, 0), ch(6, 0)
+    block_a, block_b = plan_blocks([a])[0], plan_blocks([b])[0]
+    t0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    t1 = t0 + timedelta(milliseconds=50)
+
+    async def run():
+        p.add_read(p.writer.vector_plan(block_a), [7], 5, t0, block_a)
+        p.add_read(p.writer.vector_plan(block_b), [8], 6, t0, block_b)
+        p.emit([ReadingEvent(a.id, 5, None, False, "timeout", t1)])  # device 5: its batch goes first
+        assert p._pending == []
+        p.add_read(p.writer.vector_plan(block_b), [9], 6, t1, block_b)
+        await asyncio.sleep(p.config.batch_window * 4)  # the window closes by itself
+
+    asyncio.run(run())
+    assert [(r.channel_id, r.value, r.quality) for r in readings] == [
+        (a.id, 7, "good"),
+        (b.id, 8, "good"),
+        (a.id, None, "timeout"),
+        (b.id, 9, "good"),
+    ]
+    assert p.writer.stats["received"] == 4
