@@ -177,6 +177,8 @@ class Draw(models.Model):
         ordering = ["-drawn_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["plan", "sequence"], name="unique_draw_sequence"),
+            # The target of Inspection's (draw_id, plan_id) foreign key (see Inspection.plan).
+            models.UniqueConstraint(fields=["id", "plan"], name="draw_id_plan"),
             models.UniqueConstraint(
                 fields=["plan"], condition=models.Q(status="current"), name="one_current_draw_per_plan"
             ),
@@ -208,6 +210,11 @@ class Inspection(models.Model):
         related_name="inspections",
         db_index=False,  # (enterprise, -date) below starts with it: a second index is only written
     )
+    # An inspection of a plan is one of its draw's: plan and draw are checked together, by one
+    # foreign key (draw_id, plan_id) -> Draw (id, plan_id) MATCH FULL that migration 0005 adds on
+    # PostgreSQL (Django has no composite foreign keys): both set, the draw exists and is of that
+    # plan; or neither (an inspection outside any plan). One check per drawn inspection instead of
+    # two separate ones.
     plan = models.ForeignKey(
         InspectionPlan,
         verbose_name=_("检查计划"),
@@ -215,9 +222,16 @@ class Inspection(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="inspections",
+        db_constraint=False,
     )
     draw = models.ForeignKey(
-        Draw, verbose_name=_("抽取记录"), null=True, blank=True, on_delete=models.PROTECT, related_name="inspections"
+        Draw,
+        verbose_name=_("抽取记录"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="inspections",
+        db_constraint=False,
     )
     team = models.ManyToManyField(
         USER, verbose_name=_("检查组"), related_name="enforcement_inspections", through="InspectionTeamMember"

@@ -10,7 +10,7 @@ from django.db import connection
 
 from enforcement import drawing, services
 from enforcement.choices import SENIOR_LEVELS, CreditGrade, DrawStatus, InspectionStatus, RiskKey
-from enforcement.models import ConflictOfInterest, Draw, FrequencyRule, Inspection, InspectorProfile
+from enforcement.models import ConflictOfInterest, Draw, FrequencyRule, Inspection, InspectionPlan, InspectorProfile
 from regulator.errors import InvalidInput
 
 pytestmark = pytest.mark.django_db
@@ -418,3 +418,26 @@ def test_a_failing_inspection_write_rolls_the_draw_back(county, plan, monkeypatc
         services.draw_plan(plan=plan, user=county.head)
     plan.refresh_from_db()
     assert plan.status == "draft" and not Draw.objects.exists() and not Inspection.objects.filter(plan=plan).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the composite foreign key is PostgreSQL only")
+@pytest.mark.parametrize("case", ["other_plans_draw", "plan_without_draw", "draw_without_plan"])
+def test_an_inspection_plan_and_draw_are_checked_together(county, plan, case):
+    """One foreign key (draw_id, plan_id) -> Draw (id, plan_id) MATCH FULL checks both (migration 0005)."""
+    from django.db import IntegrityError, transaction
+
+    draw = services.draw_plan(plan=plan, user=county.head)
+    other = InspectionPlan.objects.create(
+        name="另一计划", jurisdiction=plan.jurisdiction, period_start=plan.period_start, period_end=plan.period_end
+    )
+    values = {
+        "other_plans_draw": {"plan": other, "draw": draw},
+        "plan_without_draw": {"plan": plan, "draw": None},
+        "draw_without_plan": {"plan": None, "draw": draw},
+    }[case]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Inspection.objects.create(enterprise=county.enterprises[0], date=plan.period_start, **values)
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    Inspection.objects.create(enterprise=county.enterprises[0], date=plan.period_start, plan=plan, draw=draw)
+    Inspection.objects.create(enterprise=county.enterprises[0], date=plan.period_start)
