@@ -118,6 +118,7 @@ class PollerConfig:
             "command_interval": settings.DEVICES_COMMAND_POLL_MS / 1000,
             "coil_write_timeout": settings.DEVICES_COIL_WRITE_TIMEOUT_SECONDS,
             "live_push_interval": settings.DEVICES_LIVE_PUSH_MS / 1000,
+            "batch_window": settings.DEVICES_BATCH_MS / 1000,
             "max_gap": settings.DEVICES_MAX_REGISTER_GAP,
             "event_loop": "uvloop",
             "gc_tuning": True,
