@@ -287,6 +287,7 @@ class InspectionTeamMember(models.Model):
     declared to leave out its index on inspection alone, which the unique (inspection, user)
     index already serves (it starts with inspection). A draw writes ~28,000 of these rows."""
 
+    pk = models.CompositePrimaryKey("inspection", "user")
     inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="+", db_index=False)
     user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="+")
 
@@ -294,7 +295,6 @@ class InspectionTeamMember(models.Model):
         db_table = "enforcement_inspection_team"
         verbose_name = _("检查组成员")
         verbose_name_plural = _("检查组成员")
-        unique_together = [("inspection", "user")]
 
     def __str__(self):
         return f"{self.inspection_id} / {self.user_id}"
