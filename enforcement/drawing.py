@@ -200,6 +200,14 @@ def compute_draw(seed: str, snapshot: dict, *, on_selected=None, on_team=None) -
     order = [(0, position, uid) for position, uid in enumerate(uids)]
     entry = {item[2]: item for item in order}
 
+    # Who may go where, worked out once rather than per enterprise and inspector: the inspectors
+    # whose jurisdiction contains a region path, and those in conflict with an enterprise.
+    within: dict[str, frozenset[int]] = {}
+    conflicted: dict[int, set[int]] = {}
+    for uid, their_conflicts in conflicts.items():
+        for conflict in their_conflicts:
+            conflicted.setdefault(conflict, set()).add(uid)
+
     sequence = list(selected)
     rng.shuffle(sequence)
     assignments: dict[int, list[int]] = {}
@@ -207,15 +215,19 @@ def compute_draw(seed: str, snapshot: dict, *, on_selected=None, on_team=None) -
     for eid in sequence:
         path, ancestry = info[eid]
         banned = last_team.get(eid, ())
+        allowed = within.get(path)
+        if allowed is None:
+            allowed = within[path] = frozenset(uid for uid, where in jpath.items() if path.startswith(where))
+        excluded = conflicted.get(eid, ())
         # One pass in workload order: the first specialist, the first senior, and the first few
         # eligible inspectors are all that the team can be made of.
         specialist = None if need_specialty else 0
         first_senior = None
         early: list[int] = []
         for _load, _key, uid in order:
-            if eid in conflicts[uid] or uid in banned or not path.startswith(jpath[uid]):
+            if uid not in allowed or uid in excluded or uid in banned:
                 continue
-            if specialist is None and specs[uid] & ancestry:
+            if specialist is None and not specs[uid].isdisjoint(ancestry):
                 specialist = uid
             if first_senior is None and senior[uid]:
                 first_senior = uid
@@ -242,18 +254,7 @@ def compute_draw(seed: str, snapshot: dict, *, on_selected=None, on_team=None) -
             continue
         if frozenset(team) in previous_teams:
             team = _avoid_previous_team(
-                team,
-                order,
-                eid,
-                path,
-                banned,
-                conflicts,
-                jpath,
-                senior,
-                specs,
-                ancestry,
-                need_specialty,
-                previous_teams,
+                team, order, allowed, excluded, banned, senior, specs, ancestry, need_specialty, previous_teams
             )
             if team is None:
                 unassigned.append([eid, "same_team_as_last_draw"])
@@ -287,25 +288,12 @@ UNASSIGNED_REASONS = {
 
 
 def _avoid_previous_team(
-    team,
-    order,
-    eid,
-    path,
-    banned,
-    conflicts,
-    jpath,
-    senior,
-    specs,
-    ancestry,
-    need_specialty,
-    previous_teams,
+    team, order, allowed, excluded, banned, senior, specs, ancestry, need_specialty, previous_teams
 ):
     """Swap one member (last first) for the next eligible inspector until the team is new."""
-    candidates = [
-        uid
-        for _load, _key, uid in order  # every eligible inspector, in workload order
-        if eid not in conflicts[uid] and uid not in banned and path.startswith(jpath[uid])
-    ]
+    candidates = (  # every eligible inspector, in workload order (taken as far as needed)
+        uid for _load, _key, uid in order if uid in allowed and uid not in excluded and uid not in banned
+    )
     for uid in candidates:
         if uid in team:
             continue
