@@ -218,12 +218,10 @@ def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
         previous_teams = sorted({tuple(t) for _e, t in json.loads(previous)["assignments"]})
         previous_teams = [list(t) for t in previous_teams]
 
-    profiles = (
-        InspectorProfile.objects.filter(
-            status=InspectorStatus.ACTIVE, user__is_active=True, user__jurisdiction__path__startswith=path
-        )
-        .select_related("user__jurisdiction")
-        .order_by("user_id")
+    from regulator.choices import REGULATOR_ROLES
+
+    profiles = InspectorProfile.objects.filter(
+        status=InspectorStatus.ACTIVE, user__is_active=True, user__jurisdiction__path__startswith=path
     )
     specialties: dict[int, list[str]] = {}
     for pid, code in InspectorProfile.specialties.through.objects.filter(inspectorprofile__in=profiles).values_list(
@@ -235,16 +233,13 @@ def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
         "inspector_id", "enterprise_id"
     ):
         conflicts.setdefault(pid, []).append(eid)
+    # Plain values, not ~3,000 model instances (profile, user, region): the server is idle meanwhile.
     inspectors = [
-        [
-            p.user_id,
-            p.certification_level,
-            p.user.jurisdiction.path,
-            sorted(specialties.get(p.pk, [])),
-            sorted(conflicts.get(p.pk, [])),
-        ]
-        for p in profiles
-        if p.user.is_regulator
+        [user_id, level, jurisdiction, sorted(specialties.get(pid, [])), sorted(conflicts.get(pid, []))]
+        for pid, user_id, level, jurisdiction, role in profiles.order_by("user_id").values_list(
+            "pk", "user_id", "certification_level", "user__jurisdiction__path", "user__role"
+        )
+        if role in REGULATOR_ROLES
     ]
     industries = sorted([code, parent or ""] for code, parent in Industry.objects.values_list("code", "parent__code"))
     frequency = sorted([c, r, lo, hi] for (c, r), (lo, hi) in frequency_table().items())
