@@ -51,26 +51,6 @@ def canonical_bytes(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def canonical_text_in_slices(obj: dict, rows: int = 2000) -> str:
-    """``canonical_bytes(obj).decode()`` for a dict of lists (a snapshot), built from slices.
-
-    Byte for byte the same text: JSON of an object with sorted keys is its members in key order,
-    and JSON of a list is its items, so slices of a list can be serialised apart and joined. The
-    C encoder holds the GIL for a whole ``json.dumps`` call (0.4 s for a 100,000-target snapshot);
-    slices of a few thousand rows let another thread (the draw's writes) run in between.
-    """
-    parts = []
-    for key in sorted(obj):
-        value = obj[key]
-        if isinstance(value, list) and len(value) > rows:
-            chunks = (canonical_bytes(value[i : i + rows]).decode("utf-8")[1:-1] for i in range(0, len(value), rows))
-            text = "[" + ",".join(chunks) + "]"
-        else:
-            text = canonical_bytes(value).decode("utf-8")
-        parts.append(canonical_bytes(key).decode("utf-8") + ":" + text)
-    return "{" + ",".join(parts) + "}"
-
-
 def sm3_of(obj) -> str:
     from regulator.crypto import sm3_hex
 

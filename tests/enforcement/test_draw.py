@@ -385,8 +385,6 @@ def test_the_draw_of_a_fixed_seed_and_snapshot_never_changes():
     snapshot = _pinned_snapshot()
     result = drawing.compute_draw("5eed" * 8, snapshot)
     assert len(result["assignments"]) > 30 and result["capped"] and result["due"] and result["unassigned"]
-    for rows in (1, 7, 2000):
-        assert drawing.canonical_text_in_slices(snapshot, rows=rows).encode() == drawing.canonical_bytes(snapshot)
     assert drawing.sm3_of(snapshot) == "81f68414c79563b131c122b53abc5b1bd35e615fa04558a3fd4fd234e080e21c"
     assert drawing.sm3_of(result) == "3e977b849bc9bcf28659d632cd1c2c96ecae19be925ca34ed866019d2e9675ae"
 
