@@ -530,12 +530,12 @@ class _DrawWriter:
     """Writes a draw's inspections, with team and leader (an intermediate or senior member), in
     chunks as ``compute_draw`` makes the teams (its ``on_selected`` and ``on_team`` listeners).
 
-    On PostgreSQL the chunks go out in pipeline mode on the draw's own connection (same
-    transaction): sending does not wait for the server, which stores them on its own core while
-    this process computes; the block's end waits for the last of them, and raises the first error
-    (as Django's error, e.g. IntegrityError). The foreign keys are checked as each statement runs
-    rather than at COMMIT: the same work, but done meanwhile. The block should not use the
-    database otherwise. Elsewhere the rows are inserted when the block ends.
+    On PostgreSQL the chunks (and ``update``) go out in pipeline mode on the draw's own connection
+    (same transaction): sending does not wait for the server, which stores them on its own core
+    while this process computes; the block's end waits for the last of them, and raises the first
+    error (as Django's error, e.g. IntegrityError). The foreign keys are checked as each statement
+    runs rather than at COMMIT: the same work, but done meanwhile. The block should not use the
+    database otherwise. Elsewhere each chunk is inserted when it is sent.
     """
 
     CHUNK = 2000  # teams per statement: few statements
