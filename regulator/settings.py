@@ -448,7 +448,7 @@ DEVICES_COIL_WRITE_TIMEOUT_SECONDS = env_int("DEVICES_COIL_WRITE_TIMEOUT_SECONDS
 DEVICES_LIVE_PUSH_MS = env_int("DEVICES_LIVE_PUSH_MS", 1000)  # 0 = no live values to browsers
 DEVICES_MAX_REGISTER_GAP = env_int("DEVICES_MAX_REGISTER_GAP", 8)
 DEVICES_FLUSH_MS = env_int("DEVICES_FLUSH_MS", 500)  # storage batching delay
-DEVICES_BATCH_MS = env_int("DEVICES_BATCH_MS", 5)  # good reads decoded and folded together (alerts wait as long)
+DEVICES_BATCH_MS = env_int("DEVICES_BATCH_MS", 10)  # good reads decoded and folded together (alerts wait as long)
 DEVICES_SPOOL_MAX_MB = env_int("DEVICES_SPOOL_MAX_MB", 256)  # store-and-forward buffer when the DB is down
 DEVICES_RAW_RETENTION_DAYS = env_int("DEVICES_RAW_RETENTION_DAYS", 30)
 DEVICES_AGGREGATE_RETENTION_DAYS = env_int("DEVICES_AGGREGATE_RETENTION_DAYS", 3650)

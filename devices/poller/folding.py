@@ -137,10 +137,14 @@ def fold(
     """
     st = state
     index = None  # positions in the caller's batch, once late readings were taken out
-    m = np.floor_divide(t, 60.0) * 60.0
+    first, last = t.min(), t.max()
+    m0 = float(first // 60.0 * 60.0)
+    m = m0 if last < m0 + 60.0 else np.floor_divide(t, 60.0) * 60.0  # usually one minute for all
     cur = st.minute[s]
     same = m == cur
     if not same.all():
+        if np.ndim(m) == 0:
+            m = np.full(t.size, m)
         late = m < cur
         if late.any():
             for cid, minute, value, ok in zip(

@@ -201,6 +201,8 @@ def test_columns_give_the_same_events_rows_and_aggregates(tmp_path, seed):
         at += timedelta(milliseconds=rng.choice([100, 100, 100, 100, 250, 3000]))
         if step == 700:
             at -= timedelta(seconds=70)  # the clock stepped back: readings for a closed minute
+        if step % 100 == 50:
+            at = at.replace(second=59, microsecond=990_000)  # this batch straddles a minute
         reads, expected = [], []
         for d, chans_d in devices.items():
             r = rng.random()
@@ -212,8 +214,9 @@ def test_columns_give_the_same_events_rows_and_aggregates(tmp_path, seed):
             if r < 0.5 and step % 7:  # not read in this batch
                 continue
             data = _registers(chans_d, rng, spike=rng.random() < 0.05)
-            reads.append((plans[d], data, d, at, blocks[d][0]))
-            expected += decode_events(blocks[d][0], data, d, at, ReadingEvent)
+            at_d = at + timedelta(milliseconds=40 * d)  # one batch may straddle a minute
+            reads.append((plans[d], data, d, at_d, blocks[d][0]))
+            expected += decode_events(blocks[d][0], data, d, at_d, ReadingEvent)
         if reads:
             readings = w.fold_reads(reads)
             assert isinstance(readings, Readings)
