@@ -553,6 +553,7 @@ class _DrawWriter:
         if self.postgresql:
             import psycopg
 
+            connection.ensure_connection()
             raw = connection.connection  # psycopg's own connection: Django's cursor does not pipeline
             self._stack.enter_context(connection.wrap_database_errors)  # psycopg's errors as Django's
             self._stack.enter_context(raw.pipeline())
