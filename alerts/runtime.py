@@ -26,7 +26,7 @@ from django.db.models import Count, Max
 
 from alerts import engine as eng
 from alerts.choices import AlertKind
-from devices.hooks import reading_rows
+from devices.hooks import evaluation_rows
 
 logger = logging.getLogger(__name__)
 
@@ -189,12 +189,9 @@ class AlertRuntime:
             self.maybe_reload()
             self._sync_from_database({r.channel_id for r in readings})
         changes = []
-        last_at, t = None, 0.0
         with self.lock:
             evaluate = self.engine.evaluate
-            for channel_id, _device, value, good, quality, at, _device_time in reading_rows(readings):
-                if at is not last_at:  # a poll cycle's readings share one time: convert it once
-                    last_at, t = at, at.timestamp()
+            for channel_id, value, good, quality, t in evaluation_rows(readings):
                 evaluate(channel_id, value, good, t, quality, changes)
         if changes:
             self._dispatch(changes, background)

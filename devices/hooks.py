@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import chain, repeat
 from typing import NamedTuple
 
@@ -36,14 +36,15 @@ class Readings(Sequence):
     """The readings of several block reads, as the poller hands them over: columns, not events.
 
     A sequence of ``ReadingEvent`` (built when first iterated or indexed); ``rows()`` gives the same
-    readings as plain 7-tuples in the same order without building events, which is what a sink that
-    unpacks them (the alerts runtime) should use.
+    readings as plain 7-tuples in the same order without building events, and ``evaluation_rows()``
+    what a rule engine needs (the alerts runtime reads that, see ``evaluation_rows`` below).
     """
 
     __slots__ = ("reads", "channel_ids", "values", "qualities", "goods", "_events")
 
     def __init__(self, reads, channel_ids, values, qualities, goods):
-        self.reads = reads  # per block read, in order: (device id, received at, readings, block key)
+        # Per block read, in order: (device id, received at in epoch seconds, readings, block key).
+        self.reads = reads
         self.channel_ids = channel_ids  # and one entry per reading in these four
         self.values = values  # None when the quality is bad
         self.qualities = qualities
@@ -52,9 +53,14 @@ class Readings(Sequence):
 
     def rows(self) -> Iterator[tuple]:
         reads = self.reads
-        devices = chain.from_iterable(repeat(device, n) for device, _at, n, _key in reads)
-        times = chain.from_iterable(repeat(at, n) for _device, at, n, _key in reads)
+        devices = chain.from_iterable(repeat(device, n) for device, _t, n, _key in reads)
+        times = chain.from_iterable(repeat(datetime.fromtimestamp(t, UTC), n) for _device, t, n, _key in reads)
         return zip(self.channel_ids, devices, self.values, self.goods, self.qualities, times, repeat(None))
+
+    def evaluation_rows(self) -> Iterator[tuple]:
+        """(channel id, value, good, quality, received at in epoch seconds) per reading."""
+        times = chain.from_iterable(repeat(t, n) for _device, t, n, _key in self.reads)
+        return zip(self.channel_ids, self.values, self.goods, self.qualities, times, strict=True)
 
     def events(self) -> list[ReadingEvent]:
         if self._events is None:
@@ -82,9 +88,20 @@ class Readings(Sequence):
         return f"<Readings of {len(self.reads)} reads, {len(self)} readings>"
 
 
-def reading_rows(readings: Sequence[ReadingEvent]):
-    """Readings as plain 7-tuples (channel, device, value, good, quality, received, device time)."""
-    return readings.rows() if isinstance(readings, Readings) else readings
+def evaluation_rows(readings: Sequence[ReadingEvent]) -> Iterator[tuple]:
+    """(channel id, value, good, quality, received at in epoch seconds) per reading: what a rule
+    engine needs, from a ``Readings`` batch or from a list of events."""
+    if isinstance(readings, Readings):
+        return readings.evaluation_rows()
+    return _event_rows(readings)
+
+
+def _event_rows(readings):
+    last_at, t = None, 0.0
+    for channel_id, _device, value, good, quality, at, _device_time in readings:
+        if at is not last_at:  # a poll cycle's readings share one time: convert it once
+            last_at, t = at, at.timestamp()
+        yield channel_id, value, good, quality, t
 
 
 @dataclass(frozen=True, slots=True)

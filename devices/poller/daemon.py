@@ -166,7 +166,7 @@ class DeviceStats:
     cycles: int = 0
     reads: int = 0
     overruns: int = 0
-    last_seen: datetime | None = None
+    last_seen: float | None = None  # epoch seconds of the last response
     window_start: float = field(default_factory=time.monotonic)
     window_cycles: int = 0
     rate_hz: float | None = None
@@ -332,6 +332,8 @@ class DeviceWorker:
         # Good responses of blocks with a vector plan join the poller's batch (decoded, folded and
         # handed to the reading hook together); everything else becomes events of this cycle.
         add_read = poller.add_read
+        pending_append = poller.pending.append  # (the poller empties this list, never replaces it)
+        time_time = time.time
         self._units_changed = True
         while not self.stopping:
             if jobs:
@@ -373,11 +375,12 @@ class DeviceWorker:
                         )
                         continue
                     stats.reads += 1
-                    now = datetime.now(UTC)
+                    t = time_time()  # receive time; a datetime only where events are made here
                     any_response = True
                     if result.isError():
                         code = getattr(result, "exception_code", 0)
                         logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
+                        now = datetime.fromtimestamp(t, UTC)
                         bad.extend(
                             ReadingEvent(ch.id, spec.id, None, False, Quality.EXCEPTION.value, now)
                             for ch in block.channels
@@ -385,9 +388,13 @@ class DeviceWorker:
                         continue
                     data = result.bits if block.bits else result.registers
                     if plan is not None and len(data) >= block.count:
-                        add_read(plan, data, device_id, now, block)
+                        if block.batch == poller.batch or poller.flush_handle is None:
+                            add_read(plan, data, device_id, t, block)  # a new batch, or this block again
+                        else:
+                            block.batch = poller.batch
+                            pending_append((plan, data, device_id, t, block))
                     else:
-                        events += decode_events(block, data, device_id, now, ReadingEvent)
+                        events += decode_events(block, data, device_id, datetime.fromtimestamp(t, UTC), ReadingEvent)
                 if lost:
                     break
                 if unit_failed or unit.failures or unit.demoted:  # else nothing changes
@@ -401,7 +408,7 @@ class DeviceWorker:
                 if live:
                     self.recent.append(events)
             if any_response:
-                self.stats.last_seen = now
+                self.stats.last_seen = t
             if lost:
                 return lost
             self.stats.cycles += 1
@@ -501,37 +508,39 @@ class Poller:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poller-db")
         self._tasks: list[asyncio.Task] = []
         self.reading_hook: Callable = publish_readings
-        self._pending: list[tuple] = []  # the batch of good block reads, see add_read
-        self._batch = 0
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self.pending: list[tuple] = []  # the batch of good block reads, see add_read
+        self.batch = 0  # its number: a block's last read joined batch ``block.batch``
+        self.flush_handle: asyncio.TimerHandle | None = None  # the end of its window
         self.live_batches: list[Readings] = []  # batches since the last live push
         self.batch_stats = [0, 0]  # batches, reads in them
 
     # --- from workers (event loop thread) ---
     def emit(self, events: list[ReadingEvent]) -> None:
         """Hand readings to the hook (alerts) and to storage."""
-        if self._pending and events and any(read[2] == events[0].device_id for read in self._pending):
+        if self.pending and events and any(read[2] == events[0].device_id for read in self.pending):
             self.flush_reads()  # this device's batched readings come first
         self.reading_hook(events)
         if self.writer is not None:
             self.writer.submit(events)
 
-    def add_read(self, plan, data: list, device_id: int, now: datetime, block) -> None:
-        """A good response of a block with a vector plan: into the batch (see ``batch_window``)."""
-        if block.batch == self._batch:  # read twice in one window: the earlier read goes first
+    def add_read(self, plan, data: list, device_id: int, t: float, block) -> None:
+        """A good response (received at ``t``, epoch seconds) of a block with a vector plan: into the
+        batch (see ``batch_window``). The poll loop appends to ``pending`` itself in the usual case."""
+        if block.batch == self.batch:  # read twice in one window: the earlier read goes first
             self.flush_reads()
-        block.batch = self._batch
-        self._pending.append((plan, data, device_id, now, block))
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(self.config.batch_window, self.flush_reads)
+        block.batch = self.batch
+        self.pending.append((plan, data, device_id, t, block))
+        if self.flush_handle is None:
+            self.flush_handle = asyncio.get_running_loop().call_later(self.config.batch_window, self.flush_reads)
 
     def flush_reads(self) -> None:
         """Decode and fold the batch, and hand its readings to the hook (and the live push)."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        pending, self._pending = self._pending, []
-        self._batch += 1
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        pending = self.pending[:]
+        self.pending.clear()
+        self.batch += 1
         if not pending:
             return
         self.batch_stats[0] += 1
@@ -663,7 +672,8 @@ class Poller:
                 st.rate_hz = (st.cycles - st.window_cycles) / elapsed
             st.window_start, st.window_cycles = now, st.cycles
             status, reason = self.status.get(device_id, (worker.spec.status, ""))
-            rows.append((device_id, st.last_seen, st.rate_hz, st.overruns - st.reported_overruns, status, reason))
+            last_seen = None if st.last_seen is None else datetime.fromtimestamp(st.last_seen, UTC)
+            rows.append((device_id, last_seen, st.rate_hz, st.overruns - st.reported_overruns, status, reason))
             st.reported_overruns = st.overruns
         if rows and self.store_status:
             await self._db_call(_store_stats, rows, self.config.name)
@@ -727,7 +737,7 @@ class Poller:
                         batch.channel_ids[start:end], batch.values[start:end], batch.qualities[start:end], strict=True
                     ):
                         if cid not in values:
-                            values[cid] = (value, quality, at)
+                            values[cid] = (value, quality, at)  # (at: epoch seconds)
                 end = start
         for device_id, worker in self.workers.items():
             recent, worker.recent = worker.recent, []
@@ -737,10 +747,11 @@ class Poller:
             for events in recent:  # oldest first: a newer reading replaces an older one
                 for ev in events:
                     old = values.get(ev.channel_id)
-                    if old is None or old[2] <= ev.received_at:
-                        values[ev.channel_id] = (ev.value, ev.quality, ev.received_at)
+                    at = ev.received_at.timestamp()
+                    if old is None or old[2] <= at:
+                        values[ev.channel_id] = (ev.value, ev.quality, at)
         return {
-            device_id: {str(cid): [value, quality, at.timestamp()] for cid, (value, quality, at) in values.items()}
+            device_id: {str(cid): [value, quality, at] for cid, (value, quality, at) in values.items()}
             for device_id, values in latest.items()
             if values
         }

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import reduce
+from itertools import chain
 from operator import attrgetter, or_
 from pathlib import Path
 
@@ -69,6 +70,7 @@ _DB_DOWN = (OperationalError, InterfaceError)
 _NAN = float("nan")
 _FLAGS = attrgetter("flags")
 _N = attrgetter("n")
+_CHANNEL_IDS = attrgetter("channel_ids")
 
 
 def to_us(dt: datetime) -> int:
@@ -365,20 +367,20 @@ class ReadingWriter:
                 cached = block.fold_plan = (self, vector_plan(block, self._state))
         return cached[1]
 
-    def fold_reads(self, reads: Sequence[tuple[VectorPlan, list, int, datetime, object]]) -> Readings:
+    def fold_reads(self, reads: Sequence[tuple[VectorPlan, list, int, float, object]]) -> Readings:
         """Decode and fold the good responses of several block reads at once (thread-safe).
 
-        ``reads``: (plan, registers, device id, receive time, key) per read, in order; no block twice
-        (its channels would repeat). Returns their readings, for the reading hook.
+        ``reads``: (plan, registers, device id, receive time in epoch seconds, key) per read, in
+        order; no block twice (its channels would repeat). Returns their readings, for the hook.
         """
         plans, datas, devices, times, keys = zip(*reads, strict=True)
         s, v, q, good, all_good = decode_reads(plans, datas, reduce(or_, map(_FLAGS, plans)))
         ns = list(map(_N, plans))
-        t = np.repeat(np.fromiter(map(datetime.timestamp, times), np.float64, len(times)), ns)
+        t = np.repeat(np.array(times, dtype=np.float64), ns)
         with self._lock:
             kept = fold(self._state, s, t, v, good, q, self._closed, all_good)
             self.stats["received"] += s.size
-        cids = self._state.cid[s].astype(np.int64).tolist()
+        cids = list(chain.from_iterable(map(_CHANNEL_IDS, plans)))
         if kept.size:
             self._kept.append(self._rows(kept, cids, t, v, q, None))
         values = v.tolist()

@@ -49,7 +49,9 @@ def test_a_batch_of_the_poller_raises_the_same_alert_as_single_events(rt, gas):
     from devices.hooks import Readings
 
     ev = reading(gas.channel, 30)
-    batch = Readings([(ev.device_id, ev.received_at, 1, object())], [ev.channel_id], [30.0], ["good"], [True])
+    batch = Readings(
+        [(ev.device_id, ev.received_at.timestamp(), 1, object())], [ev.channel_id], [30.0], ["good"], [True]
+    )
     assert list(batch) == [ev._replace(value=30.0)]
     rt.on_readings(batch)
     alert = Alert.objects.get(channel=gas.channel, kind="high")

@@ -75,8 +75,8 @@ def test_batched_reads_and_cycle_events_give_the_newest_value_of_each_channel(mo
     t1, t2 = t0 + timedelta(milliseconds=100), t0 + timedelta(milliseconds=200)
 
     async def run():
-        p.add_read(plan, [10, 20], 9, t0, block)
-        p.add_read(plan, [11, 21], 9, t1, block)  # the same block again: the first read is flushed first
+        p.add_read(plan, [10, 20], 9, t0.timestamp(), block)
+        p.add_read(plan, [11, 21], 9, t1.timestamp(), block)  # the same block again: the first read is flushed first
         p.flush_reads()
         p.emit([ReadingEvent(b.id, 9, None, False, "timeout", t2)])
         worker.recent.append([ReadingEvent(b.id, 9, None, False, "timeout", t2)])
@@ -98,11 +98,11 @@ def test_a_devices_other_readings_come_after_its_batched_ones_and_the_window_flu
     t1 = t0 + timedelta(milliseconds=50)
 
     async def run():
-        p.add_read(p.writer.vector_plan(block_a), [7], 5, t0, block_a)
-        p.add_read(p.writer.vector_plan(block_b), [8], 6, t0, block_b)
+        p.add_read(p.writer.vector_plan(block_a), [7], 5, t0.timestamp(), block_a)
+        p.add_read(p.writer.vector_plan(block_b), [8], 6, t0.timestamp(), block_b)
         p.emit([ReadingEvent(a.id, 5, None, False, "timeout", t1)])  # device 5: its batch goes first
-        assert p._pending == []
-        p.add_read(p.writer.vector_plan(block_b), [9], 6, t1, block_b)
+        assert p.pending == []
+        p.add_read(p.writer.vector_plan(block_b), [9], 6, t1.timestamp(), block_b)
         await asyncio.sleep(p.config.batch_window * 4)  # the window closes by itself
 
     asyncio.run(run())

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devices.hooks import ReadingEvent, Readings, reading_rows
+from devices.hooks import ReadingEvent, Readings, evaluation_rows
 from devices.poller.decode import ChannelSpec, decode_events, plan_blocks, raw_to_words
 from devices.poller.storage import ReadingWriter, to_us
 
@@ -215,13 +215,14 @@ def test_columns_give_the_same_events_rows_and_aggregates(tmp_path, seed):
                 continue
             data = _registers(chans_d, rng, spike=rng.random() < 0.05)
             at_d = at + timedelta(milliseconds=40 * d)  # one batch may straddle a minute
-            reads.append((plans[d], data, d, at_d, blocks[d][0]))
+            reads.append((plans[d], data, d, at_d.timestamp(), blocks[d][0]))
             expected += decode_events(blocks[d][0], data, d, at_d, ReadingEvent)
         if reads:
             readings = w.fold_reads(reads)
             assert isinstance(readings, Readings)
             assert list(readings) == expected
-            assert [tuple(e) for e in reading_rows(readings)] == [tuple(e) for e in expected]
+            assert [tuple(e) for e in readings.rows()] == [tuple(e) for e in expected]
+            assert list(evaluation_rows(readings)) == list(evaluation_rows(expected))
             ref.submit(expected)
         if rng.random() < 0.05:
             clock[0] = at.timestamp()
@@ -281,10 +282,11 @@ def test_a_reading_is_kept_only_beyond_its_deadband(tmp_path):
     at = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
     data = [500, 100, 0, 2000, 250]
     for k in range(20):  # 1.9 s of steady values: only the first reading of each channel is kept
-        w.fold_reads([(plan, data, 1, at + timedelta(milliseconds=100 * k), block)])
+        w.fold_reads([(plan, data, 1, (at + timedelta(milliseconds=100 * k)).timestamp(), block)])
     w.flush()
     assert len(stored["rows"]) == 4 and stored["aggs"] == []  # the minute is still open
-    w.fold_reads([(plan, [510, 100, 0, 2000, 250], 1, at + timedelta(seconds=2), block)])  # GT-1 +1.0 > 0.5
+    later = (at + timedelta(seconds=2)).timestamp()
+    w.fold_reads([(plan, [510, 100, 0, 2000, 250], 1, later, block)])  # GT-1 +1.0 > 0.5
     w.flush(final=True)
     assert [r[2] for r in stored["rows"] if r[0] == 1] == [50.0, 51.0]
     (agg,) = [a for a in stored["aggs"] if a[0] == 1]
