@@ -1,9 +1,10 @@
 """Polling benchmark: the devices poller vs a bare pymodbus client loop, in the same run.
 
-    .venv/bin/python bench/poll.py [--devices 1000] [--channels 10] [--hz 10] [--seconds 15]
+    .venv/bin/python bench/poll.py [--devices 1000] [--channels 10] [--hz 10] [--seconds 10] [--rounds 3] [--pin]
 
 Lightweight asyncio Modbus TCP responders run in separate processes (the pymodbus server is too
-CPU-heavy for 10,000 requests/s). Then, one after the other, in a fresh process each:
+CPU-heavy for 10,000 requests/s). Then, in alternating rounds (bare first, then the poller first,
+...: the speed of a shared machine drifts), in a fresh process each:
 
 - bare: one pymodbus AsyncModbusTcpClient per device, each paced at --hz with absolute deadlines,
   reading the device's registers in one request;
@@ -286,8 +287,18 @@ def run_mode(mode, ports, args):
     cmd += ["--channels", str(args.channels), "--hz", str(args.hz), "--seconds", str(args.seconds)]
     cmd += ["--warmup", str(args.warmup), "--loop", args.loop, "--gc-threshold", args.gc_threshold]
     cmd += ["--alerts"] if args.alerts else []
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT).stdout
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT, preexec_fn=_pin(args, 0)).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def _pin(args, which: int):
+    """With --pin: the measured client on the first CPU, the responders on the others, so the
+    scheduler does not move them around (or put them on one CPU) differently from run to run."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.pin or len(cpus) < 2:
+        return None
+    chosen = {cpus[0]} if which == 0 else set(cpus[1:])
+    return lambda: os.sched_setaffinity(0, chosen)
 
 
 def summarise(name, r, devices, hz):
@@ -314,7 +325,9 @@ def main():
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--channels", type=int, default=10)
     parser.add_argument("--hz", type=float, default=10)
-    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--seconds", type=float, default=10, help="measured per mode and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of both modes")
+    parser.add_argument("--pin", action="store_true", help="pin the client and the responders to separate CPUs")
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--responders", type=int, default=1, help="responder processes")
     parser.add_argument("--mode", choices=["bare", "poller", "responder"], default=None)
@@ -322,7 +335,6 @@ def main():
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop", help="event loop of both modes")
     parser.add_argument("--alerts", action="store_true", help="poller hands readings to the real alert engine")
-    parser.add_argument("--poller-first", action="store_true", help="run the poller before the bare loop")
     parser.add_argument("--gc-threshold", default="", help="e.g. 700,10,10 (default: the daemon's, for both modes)")
     args = parser.parse_args()
 
@@ -350,34 +362,54 @@ def main():
     for i in range(args.responders):
         n = min(per, args.devices - i * per)
         p = subprocess.Popen(
-            [sys.executable, __file__, "--mode", "responder", "--count", str(n)], stdout=subprocess.PIPE, text=True
+            [sys.executable, __file__, "--mode", "responder", "--count", str(n)],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=_pin(args, 1),
         )
         procs.append(p)
         ports += json.loads(p.stdout.readline())
     try:
         print(
             f"{args.devices} devices x {args.channels} channels at {args.hz:g} Hz, "
-            f"{args.seconds:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs, "
+            f"{args.rounds} rounds of {args.seconds:g} s measured per mode after {args.warmup:g} s warm-up, "
+            f"{os.cpu_count()} CPUs, "
             f"{args.responders} responder process(es)"
         )
         from _common import python_speed
 
         print(f"machine: {python_speed()}")
-        poller_run = run_mode("poller", ports, args) if args.poller_first else None
-        rows = [summarise("bare pymodbus loop", run_mode("bare", ports, args), args.devices, args.hz)]
-        poller_run = poller_run or run_mode("poller", ports, args)
-        rows.append(summarise("devices poller", poller_run, args.devices, args.hz))
-        poller_batch = poller_run["reads_per_batch"]
+        # Alternating rounds (bare first, then poller first, ...): on a shared machine the speed
+        # drifts over a minute, and one run of each, one after the other, mostly measures the drift.
+        rounds = []
+        for k in range(args.rounds):
+            order = ["bare", "poller"] if k % 2 == 0 else ["poller", "bare"]
+            done = {mode: run_mode(mode, ports, args) for mode in order}
+            rounds.append(
+                (
+                    summarise(f"bare pymodbus loop #{k + 1}", done["bare"], args.devices, args.hz),
+                    summarise(f"devices poller #{k + 1}", done["poller"], args.devices, args.hz),
+                    done["poller"]["reads_per_batch"],
+                )
+            )
     finally:
         for p in procs:
             p.terminate()
             p.wait()
     cols = ["reads/s", "target", "cpu %", "cpu us/read", "p50 ms", "p99 ms", "max ms", "gc", "gc ms", "gc max ms"]
-    print(f"{'':22}" + "".join(f"{c:>13}" for c in cols))
-    for r in rows:
-        print(f"{r['name']:22}" + "".join(f"{r[c]:>13.1f}" for c in cols))
-    ratio = rows[1]["cpu us/read"] / rows[0]["cpu us/read"]
-    print(f"CPU per read, poller / bare: {ratio:.2f}x (the poller's batches: {poller_batch:.0f} reads each)")
+    print(f"{'':24}" + "".join(f"{c:>13}" for c in cols))
+    for bare, poller, _batch in rounds:
+        for r in (bare, poller):
+            print(f"{r['name']:24}" + "".join(f"{r[c]:>13.1f}" for c in cols))
+    ratios = [poller["cpu us/read"] / bare["cpu us/read"] for bare, poller, _batch in rounds]
+    batch = statistics.fmean(b for _bare, _poller, b in rounds)
+    print(
+        f"CPU per read, poller / bare, per round: {', '.join(f'{r:.2f}x' for r in ratios)}; "
+        f"median {statistics.median(ratios):.2f}x (the poller's batches: {batch:.0f} reads each)"
+    )
+    worst = max(poller["p99 ms"] for _bare, poller, _batch in rounds)
+    slowest = min(poller["reads/s"] / poller["target"] for _bare, poller, _batch in rounds)
+    print(f"poller: worst p99 cycle jitter {worst:.1f} ms; lowest rate {100 * slowest:.1f}% of the target")
 
 
 if __name__ == "__main__":
