@@ -173,6 +173,8 @@ class DeviceStats:
     reported_overruns: int = 0
 
 
+_NO_EVENTS: list = []  # (never appended to: a cycle with bad readings makes its own list)
+
 _READERS = {
     RegisterType.HOLDING: "read_holding_registers",
     RegisterType.INPUT: "read_input_registers",
@@ -345,8 +347,8 @@ class DeviceWorker:
             started = loop.time()
             if config.record_lateness:
                 poller.lateness.append(started - next_t)
-            events: list[ReadingEvent] = []  # every reading of this cycle, for the hook
-            bad: list[ReadingEvent] = []  # those not folded yet
+            events: list[ReadingEvent] | None = None  # this cycle's readings outside the batch
+            bad: list[ReadingEvent] = _NO_EVENTS  # its bad readings (a new list when there are some)
             lost = None
             any_response = False
             probed_and_failed = False
@@ -363,6 +365,7 @@ class DeviceWorker:
                     except ModbusIOException:
                         unit_failed = True
                         now = datetime.now(UTC)
+                        bad = bad or []
                         bad.extend(
                             ReadingEvent(ch.id, spec.id, None, False, Quality.TIMEOUT.value, now)
                             for ch in block.channels
@@ -371,6 +374,7 @@ class DeviceWorker:
                     except Exception as exc:  # garbage on the wire: a bad reading, never a crash
                         logger.debug("garbage from %s unit %s: %r", spec.name, unit.unit_id, exc)
                         now = datetime.now(UTC)
+                        bad = bad or []
                         bad.extend(
                             ReadingEvent(ch.id, spec.id, None, False, Quality.GARBAGE.value, now)
                             for ch in block.channels
@@ -383,6 +387,7 @@ class DeviceWorker:
                         code = getattr(result, "exception_code", 0)
                         logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
                         now = datetime.fromtimestamp(t, UTC)
+                        bad = bad or []
                         bad.extend(
                             ReadingEvent(ch.id, spec.id, None, False, Quality.EXCEPTION.value, now)
                             for ch in block.channels
@@ -396,7 +401,8 @@ class DeviceWorker:
                             block.batch = poller.batch
                             pending_append((plan, data, device_id, t, block))
                     else:
-                        events += decode_events(block, data, device_id, datetime.fromtimestamp(t, UTC), ReadingEvent)
+                        at = datetime.fromtimestamp(t, UTC)
+                        events = (events or []) + decode_events(block, data, device_id, at, ReadingEvent)
                 if lost:
                     break
                 if unit_failed or unit.failures or unit.demoted:  # else nothing changes
@@ -404,16 +410,16 @@ class DeviceWorker:
                     if unit_failed and unit.demoted:
                         probed_and_failed = True
             if bad:
-                events += bad
+                events = (events or []) + bad
             if events:
                 poller.emit(events)
                 if live:
                     self.recent.append(events)
             if any_response:
-                self.stats.last_seen = t
+                stats.last_seen = t
             if lost:
                 return lost
-            self.stats.cycles += 1
+            stats.cycles += 1
             if self._units_changed:
                 self._units_changed = False
                 self._update_status()
