@@ -9,9 +9,12 @@ def test_warm_up_freezes_the_start_up_heap():
     gc.unfreeze()
     try:
         frozen = warm_up_and_freeze()
-        assert frozen == gc.get_freeze_count() > 10_000  # every view module and the URLconf are loaded
+        assert frozen > 10_000  # every view module and the URLconf are loaded
+        # Reference counting still frees a frozen object now and then (another thread of the test
+        # process may drop one at any moment): "about the same", not "exactly the same".
+        assert gc.get_freeze_count() >= frozen * 0.99
         gc.collect()
-        assert gc.get_freeze_count() == frozen  # a full collection leaves the frozen objects alone
+        assert gc.get_freeze_count() >= frozen * 0.99  # a full collection leaves the frozen objects alone
     finally:
         gc.unfreeze()
 
