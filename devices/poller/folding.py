@@ -72,6 +72,8 @@ class FoldState:
         self.capacity = capacity
         for name, default in _FIELDS.items():
             setattr(self, name, np.full(capacity, default, dtype=np.float64))
+        # How each channel's registers are decoded (rows P_*, see VectorPlan), set by vector_plan.
+        self.params = np.full((_ROWS, capacity), math.nan, dtype=np.float64)
 
     def slot(self, channel_id: int) -> int:
         slot = self.slots.get(channel_id)
@@ -81,6 +83,9 @@ class FoldState:
                     grown = np.full(self.capacity * 2, default, dtype=np.float64)
                     grown[: self.capacity] = getattr(self, name)
                     setattr(self, name, grown)
+                params = np.full((_ROWS, self.capacity * 2), math.nan, dtype=np.float64)
+                params[:, : self.capacity] = self.params
+                self.params = params
                 self.capacity *= 2
             slot = self.slots[channel_id] = self.size
             self.size += 1
@@ -204,8 +209,9 @@ def split_rounds(s: np.ndarray) -> list[np.ndarray] | None:
 
 _KIND = {"uint16": 1, "int16": 2, "uint32": 3, "int32": 4, "float32": 5, "float64": 6}
 _MAX_SENTINELS = 4
-# A plan's channels as rows of one float array (one column per channel): slot, offset in the block,
-# scale, offset, low, high, kind, byte order little, word order little, then the sentinels (NaN: none).
+# How a channel's registers are decoded, as rows of FoldState.params (one column per slot): its
+# slot, offset in the block, scale, offset, low, high, kind, byte order little, word order little,
+# then the sentinels (NaN: none). A batch gathers the rows it needs for its channels' slots.
 P_SLOT, P_OFF, P_SCALE, P_OFFSET, P_LOW, P_HIGH, P_KIND, P_BYTES, P_WORDS, P_SENT = range(10)
 _ROWS = P_SENT + _MAX_SENTINELS
 # VectorPlan.flags, what decoding a batch must do: 32/64-bit channels, little-endian bytes,
@@ -217,12 +223,11 @@ class VectorPlan:
     """A block's channels as arrays, for ``decode_reads``; ``vector_plan`` gives None instead when
     some channel cannot be decoded this way (bits, more than four sentinels, a non-finite scale)."""
 
-    __slots__ = ("n", "params", "slots", "channel_ids", "flags")
+    __slots__ = ("n", "slots", "channel_ids", "flags")
 
-    def __init__(self, params: np.ndarray, channel_ids: list[int], flags: int):
-        self.n = params.shape[1]
-        self.params = params
-        self.slots = params[P_SLOT].astype(np.int64)
+    def __init__(self, slots: np.ndarray, channel_ids: list[int], flags: int):
+        self.n = slots.size
+        self.slots = slots
         self.channel_ids = channel_ids
         self.flags = flags
 
@@ -266,23 +271,37 @@ def vector_plan(block: Block, state: FoldState) -> VectorPlan | None:
     offsets = [column[P_OFF] for column in columns]
     if flags & WIDE or block.count != len(columns) or offsets != list(range(len(columns))):
         flags |= GAPS
-    params = np.array(columns, dtype=np.float64).reshape(len(columns), _ROWS).T.copy()
-    return VectorPlan(params, [ch.id for ch in block.channels], flags)
+    params = np.array(columns, dtype=np.float64).reshape(len(columns), _ROWS).T
+    slots = params[P_SLOT].astype(np.int64)
+    state.params[:, slots] = params
+    return VectorPlan(slots, [ch.id for ch in block.channels], flags)
 
 
 def _swap_bytes(w: np.ndarray, little: np.ndarray) -> np.ndarray:
     return np.where(little, ((w & 0xFF) << 8) | (w >> 8), w)
 
 
-def decode_reads(plans: list[VectorPlan], datas: list[list[int]], flags: int):
+class _Columns:
+    """``p[k]``: row k of the decoding parameters for the batch's channels, gathered when needed."""
+
+    __slots__ = ("params", "s", "rows")
+
+    def __init__(self, params: np.ndarray, s: np.ndarray):
+        self.params, self.s, self.rows = params, s, {}
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        row = self.rows.get(k)
+        if row is None:
+            row = self.rows[k] = self.params[k][self.s]
+        return row
+
+
+def decode_reads(state: FoldState, plans: list[VectorPlan], datas: list[list[int]], flags: int):
     """The registers of several reads -> (slots, values, quality codes, good), one entry per channel
     in order. ``datas[k]`` holds at least its block's count of registers; ``flags`` is the union of
     the plans' flags."""
-    if len(plans) > 1:
-        p = np.concatenate([plan.params for plan in plans], axis=1)
-        s = p[P_SLOT].astype(np.int64)
-    else:
-        p, s = plans[0].params, plans[0].slots
+    s = np.concatenate([plan.slots for plan in plans]) if len(plans) > 1 else plans[0].slots
+    p = _Columns(state.params, s)
     flat = np.fromiter(chain.from_iterable(datas), np.int64)
     total = flat.size
     if flags & GAPS or total != s.size:

@@ -374,7 +374,7 @@ class ReadingWriter:
         order; no block twice (its channels would repeat). Returns their readings, for the hook.
         """
         plans, datas, devices, times, keys = zip(*reads, strict=True)
-        s, v, q, good, all_good = decode_reads(plans, datas, reduce(or_, map(_FLAGS, plans)))
+        s, v, q, good, all_good = decode_reads(self._state, plans, datas, reduce(or_, map(_FLAGS, plans)))
         ns = list(map(_N, plans))
         t = np.repeat(np.array(times, dtype=np.float64), ns)
         with self._lock:
