@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.files.base import ContentFile
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
@@ -221,7 +221,10 @@ def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
     from regulator.choices import REGULATOR_ROLES
 
     profiles = InspectorProfile.objects.filter(
-        status=InspectorStatus.ACTIVE, user__is_active=True, user__jurisdiction__path__startswith=path
+        status=InspectorStatus.ACTIVE,
+        user__is_active=True,
+        user__role__in=REGULATOR_ROLES,  # User.is_regulator
+        user__jurisdiction__path__startswith=path,
     )
     specialties: dict[int, list[str]] = {}
     for pid, code in InspectorProfile.specialties.through.objects.filter(inspectorprofile__in=profiles).values_list(
@@ -236,10 +239,9 @@ def build_snapshot(plan: InspectionPlan, *, as_of: date | None = None) -> dict:
     # Plain values, not ~3,000 model instances (profile, user, region): the server is idle meanwhile.
     inspectors = [
         [user_id, level, jurisdiction, sorted(specialties.get(pid, [])), sorted(conflicts.get(pid, []))]
-        for pid, user_id, level, jurisdiction, role in profiles.order_by("user_id").values_list(
-            "pk", "user_id", "certification_level", "user__jurisdiction__path", "user__role"
+        for pid, user_id, level, jurisdiction in profiles.order_by("user_id").values_list(
+            "pk", "user_id", "certification_level", "user__jurisdiction__path"
         )
-        if role in REGULATOR_ROLES
     ]
     industries = sorted([code, parent or ""] for code, parent in Industry.objects.values_list("code", "parent__code"))
     frequency = sorted([c, r, lo, hi] for (c, r), (lo, hi) in frequency_table().items())
@@ -630,12 +632,11 @@ class _DrawWriter:
             instance.save(update_fields=fields)
             return
         meta, q = instance._meta, connection.ops.quote_name
-        real = connections[DEFAULT_DB_ALIAS]
         assignments, params = [], []
         for name in fields:
             field = meta.get_field(name)
             assignments.append(f"{q(field.column)} = %s")
-            params.append(field.get_db_prep_save(getattr(instance, field.attname), real))
+            params.append(field.get_db_prep_save(getattr(instance, field.attname), connection))
         sql = f"UPDATE {q(meta.db_table)} SET {', '.join(assignments)} WHERE {q(meta.pk.column)} = %s"  # noqa: S608
         self.cursor.execute(sql, [*params, instance.pk])
 

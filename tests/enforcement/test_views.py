@@ -279,5 +279,6 @@ def test_the_admin_shows_an_inspection_with_its_team(client, drawn, django_user_
     assert set(inspection.team.values_list("pk", flat=True)) >= {member.pk}
     assert member.enforcement_inspections.filter(pk=inspection.pk).exists()
     inspection.team.remove(member)
+    assert not inspection.team.filter(pk=member.pk).exists()
     inspection.team.add(member)
     assert inspection.team.filter(pk=member.pk).exists()
