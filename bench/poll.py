@@ -10,8 +10,9 @@ CPU-heavy for 10,000 requests/s). Then, in alternating rounds (bare first, then 
   reading the device's registers in one request;
 - poller: devices.poller.daemon workers for the same devices: the good responses of a few
   milliseconds (PollerConfig.batch_window) are decoded, range-checked and folded (the writer's
-  deadband + 1-minute aggregation) together, column-wise, and handed to the reading hook as one
-  batch; the writer thread's database store is a no-op here, see bench/ingest.py for storage.
+  deadband + 1-minute aggregation) together, by compiled loops over the batch, and handed to the
+  reading hook as one batch; the writer thread's database store is a no-op here, see
+  bench/ingest.py for storage.
 
 Both modes run on the same event loop (--loop, default uvloop as the daemon) and GC threshold (the
 daemon's). --alerts hands the poller's readings to the real alert engine (a rule on every channel)

@@ -6,8 +6,8 @@ every ``probe_interval`` so it never slows the rest of its bus; a lost connectio
 capped exponential backoff and jitter. Configuration is reloaded every ``reload_interval`` (by
 ``updated_at``), so changes apply without a restart. Every reading goes to
 ``devices.hooks.publish_readings`` as it arrives, then to the batched writer: the good responses
-of the last few milliseconds (``batch_window``) together, decoded and folded column-wise
-(``devices.poller.folding``), anything else (timeouts, exceptions, coils) one event per channel.
+of the last few milliseconds (``batch_window``) together, decoded and folded by compiled loops
+over the batch (``devices.poller.folding``), anything else (timeouts, exceptions, coils) one event per channel.
 
 All ORM work runs on one database thread (``_db``), never on the event loop.
 """

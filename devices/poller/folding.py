@@ -1,33 +1,33 @@
-"""Deadband compression and 1-minute aggregation of readings, and decoding of register blocks, on
-columns of readings (numpy) rather than one reading at a time.
+"""Decoding of register blocks, deadband compression and 1-minute aggregation of readings, compiled
+with numba and run on a whole batch of reads at once.
 
 The poller reads ~10,000 blocks (~100,000 channels) a second. Decoding, range-checking and folding
-each channel in Python cost about half as much as pymodbus's own work for the read; on columns of
-about a thousand channels at once (the reads of a batch window) the same work costs about half of
-that in the poller (bench/poll.py), and a fifth in isolation.
+each channel in Python cost about half as much as pymodbus's own work for the read; on numpy columns
+(the reads of a batch window at a time) about a fifth, but in the poller, between pymodbus's work,
+the ~50 numpy calls of a batch still cost 4-5 µs a read. Compiled loops over the batch (``decode``
+and ``fold``, numba ``njit``, cached on disk) do the same work reading by reading, in order, in one
+pass each.
 
-``FoldState`` holds every channel's state in arrays indexed by a slot: the deadband memory (last
-stored value, quality, time), the open minute bucket (min, max, sum, count, bad count). ``fold``
-applies one column batch in which every slot appears at most once; ``split_rounds`` cuts a batch
-with repeated channels into such batches, in order. The result is the same, reading for reading,
-as folding the readings one by one (tests/devices/test_storage_fastpath.py checks it against a
-one-at-a-time reference on random streams).
+``FoldState`` holds every channel's state by slot in one array (``FoldState.a``, a row per field):
+the deadband memory (last stored value, quality, time) and the open minute bucket (min, max, sum,
+count, bad count). How a channel is decoded is kept by slot too (``FoldState.params``, written when a
+block's plan is made, see ``vector_plan``): the poller folds what is pending before a reload starts
+workers with new plans.
 
-``VectorPlan`` / ``decode_reads`` decode the good responses of register blocks into such columns
-(every data type, byte and word order, scale, offset, sentinels, NaN/Inf, range), exactly as
-``decode.decode_events`` does one channel at a time. How a channel is decoded is kept by slot too
-(``FoldState.params``, written when a block's plan is made): the poller folds what is pending
-before a reload starts workers with new plans.
+``fold`` gives the same result, reading for reading, as folding the readings one at a time in
+Python; ``decode`` the same values and qualities as ``decode.decode_events``
+(tests/devices/test_storage_fastpath.py checks both against a one-at-a-time reference on random
+streams of every data type and order).
 """
 
 from __future__ import annotations
 
 import math
-from itertools import chain
 
 import numpy as np
+from numba import njit
 
-from devices.choices import BIT_REGISTERS, WORDS, Quality
+from devices.choices import BIT_REGISTERS, Quality
 from devices.poller.decode import Block
 
 # Quality strings as small codes (0: none yet). Unknown strings get a code on first sight.
@@ -48,8 +48,8 @@ def qcode(quality: str) -> int:
     return code
 
 
-# The state of every channel, one array per field, indexed by slot: deadband and heartbeat, the
-# last stored reading (value, time, quality code), the open minute bucket.
+# The state of every channel, one row of FoldState.a per field, indexed by slot: deadband and
+# heartbeat, the last stored reading (value, time, quality code), the open minute bucket.
 _FIELDS = {
     "deadband": 0.0,
     "heartbeat": 60.0,
@@ -64,6 +64,18 @@ _FIELDS = {
     "bad": 0.0,
     "cid": 0.0,
 }
+F_DEADBAND, F_HEARTBEAT, F_LAST_V, F_LAST_T, F_LAST_Q, F_MINUTE, F_MN, F_MX, F_SM, F_CNT, F_BAD, F_CID = range(
+    len(_FIELDS)
+)
+_DEFAULTS = np.array(list(_FIELDS.values()), dtype=np.float64)
+
+# How a channel's registers are decoded, rows of FoldState.params (a column per slot): offset in
+# the block, scale, offset, low, high, kind, byte order little, word order little, then the
+# sentinels (NaN: none).
+_KIND = {"uint16": 1, "int16": 2, "uint32": 3, "int32": 4, "float32": 5, "float64": 6}
+_MAX_SENTINELS = 4
+P_OFF, P_SCALE, P_OFFSET, P_LOW, P_HIGH, P_KIND, P_BYTES, P_WORDS, P_SENT = range(9)
+_ROWS = P_SENT + _MAX_SENTINELS
 
 
 class FoldState:
@@ -73,26 +85,24 @@ class FoldState:
         self.slots: dict[int, int] = {}
         self.size = 0
         self.capacity = capacity
-        for name, default in _FIELDS.items():
-            setattr(self, name, np.full(capacity, default, dtype=np.float64))
-        # How each channel's registers are decoded (rows P_*, see VectorPlan), set by vector_plan.
+        self.a = np.repeat(_DEFAULTS[:, None], capacity, axis=1)
         self.params = np.full((_ROWS, capacity), math.nan, dtype=np.float64)
+        # The plans' slots, one after the other: plan p's are table[start[p] : start[p] + n[p]].
+        self.table = np.empty(0, dtype=np.int64)
+        self.plan_start = np.empty(0, dtype=np.int64)
+        self.plan_n = np.empty(0, dtype=np.int64)
+        self.plan_ids: dict[tuple[int, ...], int] = {}
 
     def slot(self, channel_id: int) -> int:
         slot = self.slots.get(channel_id)
         if slot is None:
             if self.size == self.capacity:
-                for name, default in _FIELDS.items():
-                    grown = np.full(self.capacity * 2, default, dtype=np.float64)
-                    grown[: self.capacity] = getattr(self, name)
-                    setattr(self, name, grown)
-                params = np.full((_ROWS, self.capacity * 2), math.nan, dtype=np.float64)
-                params[:, : self.capacity] = self.params
-                self.params = params
+                self.a = np.concatenate([self.a, np.repeat(_DEFAULTS[:, None], self.capacity, axis=1)], axis=1)
+                self.params = np.concatenate([self.params, np.full_like(self.params, math.nan)], axis=1)
                 self.capacity *= 2
             slot = self.slots[channel_id] = self.size
             self.size += 1
-            self.cid[slot] = channel_id
+            self.a[F_CID, slot] = channel_id
         return slot
 
     def slot_array(self, channel_ids) -> np.ndarray:
@@ -101,145 +111,169 @@ class FoldState:
             (s if (s := get(c)) is not None else self.slot(c) for c in channel_ids), np.int64, len(channel_ids)
         )
 
+    def plan_id(self, slots: list[int]) -> int:
+        """The id of a plan (its slots, in order) in the table, added on first sight."""
+        key = tuple(slots)
+        pid = self.plan_ids.get(key)
+        if pid is None:
+            pid = self.plan_ids[key] = self.plan_start.size
+            self.plan_start = np.append(self.plan_start, self.table.size)
+            self.plan_n = np.append(self.plan_n, len(slots))
+            self.table = np.append(self.table, np.array(slots, dtype=np.int64))
+        return pid
+
     def close_buckets(self, s: np.ndarray, out: list) -> None:
         """Emit the open buckets of slots ``s`` that hold something, and empty them."""
-        minute, cnt, bad = self.minute[s], self.cnt[s], self.bad[s]
-        has = ~np.isnan(minute) & ((cnt > 0) | (bad > 0))
-        if has.any():
-            h = s[has]
-            for cid, m, mn, mx, sm, c, b in zip(
-                self.cid[h].tolist(), minute[has].tolist(), self.mn[h].tolist(), self.mx[h].tolist(),
-                self.sm[h].tolist(), cnt[has].tolist(), bad[has].tolist(), strict=True,
-            ):  # fmt: skip
-                if c:
-                    out.append((int(cid), int(m), mn, mx, sm, int(c), int(b)))
+        closed = np.empty((s.size, 7), dtype=np.float64)
+        out += bucket_rows(closed[: _close(self.a, s, closed)])
+
+
+def _field(index: int) -> property:
+    return property(lambda self: self.a[index], doc="the field's row of FoldState.a (a view), by slot")
+
+
+for _index, _name in enumerate(_FIELDS):
+    setattr(FoldState, _name, _field(_index))
+
+
+@njit(cache=True, nogil=True)
+def _close(a, s, closed):  # pragma: no cover (compiled)
+    n = 0
+    for k in s:
+        if a[F_MINUTE, k] == a[F_MINUTE, k] and (a[F_CNT, k] > 0 or a[F_BAD, k] > 0):
+            closed[n, 0] = a[F_CID, k]
+            closed[n, 1] = a[F_MINUTE, k]
+            closed[n, 2] = a[F_MN, k]
+            closed[n, 3] = a[F_MX, k]
+            closed[n, 4] = a[F_SM, k]
+            closed[n, 5] = a[F_CNT, k]
+            closed[n, 6] = a[F_BAD, k]
+            n += 1
+        a[F_MN, k] = np.inf
+        a[F_MX, k] = -np.inf
+        a[F_SM, k] = 0.0
+        a[F_CNT, k] = 0.0
+        a[F_BAD, k] = 0.0
+    return n
+
+
+def bucket_rows(closed: np.ndarray) -> list[tuple]:
+    """Rows of closed buckets (cid, minute, min, max, sum, count, bad) as storage's AggRow tuples."""
+    out = []
+    for cid, minute, mn, mx, sm, cnt, bad in closed.tolist():
+        if cnt:
+            out.append((int(cid), int(minute), mn, mx, sm, int(cnt), int(bad)))
+        else:
+            out.append((int(cid), int(minute), None, None, sm, 0, int(bad)))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _fold(a, s, t, v, good, q, kept, closed):  # pragma: no cover (compiled)
+    nk = 0
+    nc = 0
+    for i in range(s.size):
+        k = s[i]
+        ti = t[i]
+        vi = v[i]
+        ok = good[i] and vi == vi
+        m = ti // 60.0 * 60.0
+        cur = a[F_MINUTE, k]
+        if m != cur:
+            if m < cur:  # a late reading: a bucket of its own (merged by the upsert), not stored raw
+                closed[nc, 0] = a[F_CID, k]
+                closed[nc, 1] = m
+                if ok:
+                    closed[nc, 2] = vi
+                    closed[nc, 3] = vi
+                    closed[nc, 4] = vi if vi != 0.0 else 0.0
+                    closed[nc, 5] = 1.0
+                    closed[nc, 6] = 0.0
                 else:
-                    out.append((int(cid), int(m), None, None, sm, 0, int(b)))
-        self.mn[s] = math.inf
-        self.mx[s] = -math.inf
-        self.sm[s] = 0.0
-        self.cnt[s] = 0.0
-        self.bad[s] = 0.0
+                    closed[nc, 2] = np.nan
+                    closed[nc, 3] = np.nan
+                    closed[nc, 4] = 0.0
+                    closed[nc, 5] = 0.0
+                    closed[nc, 6] = 1.0
+                nc += 1
+                continue
+            if cur == cur and (a[F_CNT, k] > 0 or a[F_BAD, k] > 0):
+                closed[nc, 0] = a[F_CID, k]
+                closed[nc, 1] = cur
+                closed[nc, 2] = a[F_MN, k]
+                closed[nc, 3] = a[F_MX, k]
+                closed[nc, 4] = a[F_SM, k]
+                closed[nc, 5] = a[F_CNT, k]
+                closed[nc, 6] = a[F_BAD, k]
+                nc += 1
+            a[F_MINUTE, k] = m
+            a[F_MN, k] = np.inf
+            a[F_MX, k] = -np.inf
+            a[F_SM, k] = 0.0
+            a[F_CNT, k] = 0.0
+            a[F_BAD, k] = 0.0
+        if ok:
+            if vi < a[F_MN, k]:
+                a[F_MN, k] = vi
+            if vi > a[F_MX, k]:
+                a[F_MX, k] = vi
+            a[F_SM, k] += vi
+            a[F_CNT, k] += 1.0
+        else:
+            a[F_BAD, k] += 1.0
+        lt = a[F_LAST_T, k]
+        if lt <= ti and ti < lt + a[F_HEARTBEAT, k] and a[F_LAST_Q, k] == q[i]:
+            if not (abs(vi - a[F_LAST_V, k]) > a[F_DEADBAND, k]):  # NaN on either side: no comparison
+                continue
+        a[F_LAST_V, k] = vi
+        a[F_LAST_Q, k] = q[i]
+        a[F_LAST_T, k] = ti
+        kept[nk] = i
+        nk += 1
+    return nk, nc
 
 
 def fold(
-    state: FoldState,
-    s: np.ndarray,
-    t: np.ndarray,
-    v: np.ndarray,
-    good: np.ndarray,
-    q: np.ndarray,
-    closed: list,
-    all_good: bool = False,
+    state: FoldState, s: np.ndarray, t: np.ndarray, v: np.ndarray, good: np.ndarray, q: np.ndarray, closed: list
 ) -> np.ndarray:
-    """Fold one batch of readings in which no slot repeats; return the indices (into the batch) of
-    the readings to store, ascending.
+    """Fold readings in order (a channel may repeat); return the indices of those to store.
 
     s: slots; t: receive times (epoch s); v: values (NaN for none); good: the reading's good flag;
-    q: quality codes (``all_good``: the caller knows that every reading is good, with a value).
-    Per reading, as one at a time: a reading for an earlier minute than the open
+    q: quality codes. Per reading, as one at a time: a reading for an earlier minute than the open
     bucket is a bucket of its own (merged by the database's upsert) and is not stored raw; a later
     minute closes the open bucket first; a good reading with a value updates min/max/sum/count,
     anything else counts as bad; then the reading is stored unless the last stored one has the same
     quality, is less than a heartbeat old, and (both having values) is within the deadband.
+    Closed buckets are appended to ``closed`` as AggRow tuples.
     """
-    st = state
-    index = None  # positions in the caller's batch, once late readings were taken out
-    first, last = t.min(), t.max()
-    m0 = float(first // 60.0 * 60.0)
-    m = m0 if last < m0 + 60.0 else np.floor_divide(t, 60.0) * 60.0  # usually one minute for all
-    cur = st.minute[s]
-    same = m == cur
-    if not same.all():
-        if np.ndim(m) == 0:
-            m = np.full(t.size, m)
-        late = m < cur
-        if late.any():
-            for cid, minute, value, ok in zip(
-                st.cid[s[late]].tolist(), m[late].tolist(), v[late].tolist(), good[late].tolist(), strict=True
-            ):
-                if ok and value == value:
-                    closed.append((int(cid), int(minute), value, value, value or 0.0, 1, 0))
-                else:
-                    closed.append((int(cid), int(minute), None, None, 0.0, 0, 1))
-            keep = ~late
-            index = np.flatnonzero(keep)
-            s, t, v, good, q, m, same = s[keep], t[keep], v[keep], good[keep], q[keep], m[keep], same[keep]
-        roll = ~same
-        if roll.any():
-            rs = s[roll]
-            st.close_buckets(rs, closed)
-            st.minute[rs] = m[roll]
-    ok = None if all_good else good & (v == v)
-    if ok is None or ok.all():
-        sg, vg = s, v
-    else:
-        sg, vg = s[ok], v[ok]
-        st.bad[s[~ok]] += 1.0
-    st.mn[sg] = np.minimum(st.mn[sg], vg)
-    st.mx[sg] = np.maximum(st.mx[sg], vg)
-    st.sm[sg] += vg
-    st.cnt[sg] += 1.0
-    lt = st.last_t[s]
-    drop = (lt <= t) & (t < lt + st.heartbeat[s]) & (st.last_q[s] == q)
-    drop &= ~(np.abs(v - st.last_v[s]) > st.deadband[s])  # NaN on either side: no comparison, dropped
-    kept = np.flatnonzero(~drop)
-    if kept.size:
-        ks = s[kept]
-        st.last_v[ks] = v[kept]
-        st.last_q[ks] = q[kept]
-        st.last_t[ks] = t[kept]
-    return kept if index is None else index[kept]
-
-
-def split_rounds(s: np.ndarray) -> list[np.ndarray] | None:
-    """None when no slot repeats; else index arrays, in order, each holding every slot at most once
-    (the k-th readings of every channel in round k), so that folding them round by round is folding
-    the readings in order."""
-    if np.unique(s).size == s.size:
-        return None
-    seen: dict[int, int] = {}
-    rank = []
-    for slot in s.tolist():
-        k = seen.get(slot, 0)
-        seen[slot] = k + 1
-        rank.append(k)
-    ranks = np.array(rank)
-    return [np.flatnonzero(ranks == k) for k in range(int(ranks.max()) + 1)]
+    kept = np.empty(s.size, dtype=np.int64)
+    buckets = np.empty((s.size, 7), dtype=np.float64)
+    nk, nc = _fold(state.a, s, t, v, good, q, kept, buckets)
+    if nc:
+        closed += bucket_rows(buckets[:nc])
+    return kept[:nk]
 
 
 # --- decoding of register blocks ---------------------------------------------------------------
 
-_KIND = {"uint16": 1, "int16": 2, "uint32": 3, "int32": 4, "float32": 5, "float64": 6}
-_MAX_SENTINELS = 4
-# How a channel's registers are decoded, as rows of FoldState.params (one column per slot): its
-# slot, offset in the block, scale, offset, low, high, kind, byte order little, word order little,
-# then the sentinels (NaN: none). A batch gathers the rows it needs for its channels' slots.
-P_SLOT, P_OFF, P_SCALE, P_OFFSET, P_LOW, P_HIGH, P_KIND, P_BYTES, P_WORDS, P_SENT = range(10)
-_ROWS = P_SENT + _MAX_SENTINELS
-# VectorPlan.flags, what decoding a batch must do: 32/64-bit channels, little-endian bytes,
-# sentinels, int16 channels, registers that are no channel's (gaps) or more than one word a channel.
-WIDE, SWAP, SENTINELS, SIGNED, GAPS = 1, 2, 4, 8, 16
-
 
 class VectorPlan:
-    """A block's channels as arrays, for ``decode_reads``; ``vector_plan`` gives None instead when
+    """A block's channels for ``decode``: the plan's id in FoldState's table of slots (decoding
+    parameters in FoldState.params), their number and ids; ``vector_plan`` gives None instead when
     some channel cannot be decoded this way (bits, more than four sentinels, a non-finite scale)."""
 
-    __slots__ = ("n", "slots", "channel_ids", "flags")
+    __slots__ = ("pid", "n", "channel_ids")
 
-    def __init__(self, slots: np.ndarray, channel_ids: list[int], flags: int):
-        self.n = slots.size
-        self.slots = slots
+    def __init__(self, pid: int, channel_ids: list[int]):
+        self.pid = pid
+        self.n = len(channel_ids)
         self.channel_ids = channel_ids
-        self.flags = flags
 
 
 def vector_plan(block: Block, state: FoldState) -> VectorPlan | None:
     if block.register_type in BIT_REGISTERS:
         return None
     columns = []
-    flags = 0
     for ch in block.channels:
         if ch.data_type not in _KIND or len(ch.sentinels) > _MAX_SENTINELS:
             return None
@@ -249,126 +283,134 @@ def vector_plan(block: Block, state: FoldState) -> VectorPlan | None:
             return None
         low = -math.inf if ch.range_low is None else ch.range_low
         high = math.inf if ch.range_high is None else ch.range_high
-        sentinels = sorted(float(x) for x in ch.sentinels) + [math.nan] * (_MAX_SENTINELS - len(ch.sentinels))
-        kind = _KIND[ch.data_type]
-        flags |= (
-            (WIDE if WORDS[ch.data_type] > 1 else 0)
-            | (SWAP if ch.byte_order == "little" else 0)
-            | (SENTINELS if ch.sentinels else 0)
-            | (SIGNED if kind == 2 else 0)
-        )
+        sentinels = [float(x) for x in ch.sentinels] + [math.nan] * (_MAX_SENTINELS - len(ch.sentinels))
         columns.append(
             [
-                state.slot(ch.id),
                 ch.address - block.start,
                 ch.scale,
                 ch.offset,
                 low,
                 high,
-                kind,
+                _KIND[ch.data_type],
                 ch.byte_order == "little",
                 ch.word_order == "little",
                 *sentinels,
             ]
         )
-    offsets = [column[P_OFF] for column in columns]
-    if flags & WIDE or block.count != len(columns) or offsets != list(range(len(columns))):
-        flags |= GAPS
-    params = np.array(columns, dtype=np.float64).reshape(len(columns), _ROWS).T
-    slots = params[P_SLOT].astype(np.int64)
-    state.params[:, slots] = params
-    return VectorPlan(slots, [ch.id for ch in block.channels], flags)
+    slots = [state.slot(ch.id) for ch in block.channels]
+    state.params[:, slots] = np.array(columns, dtype=np.float64).reshape(len(columns), _ROWS).T
+    return VectorPlan(state.plan_id(slots), [ch.id for ch in block.channels])
 
 
-def _swap_bytes(w: np.ndarray, little: np.ndarray) -> np.ndarray:
-    return np.where(little, ((w & 0xFF) << 8) | (w >> 8), w)
+@njit(cache=True, nogil=True, inline="always")
+def _word(flat, i, swap):  # pragma: no cover (compiled)
+    w = flat[i]
+    return ((w & 0xFF) << 8) | (w >> 8) if swap else w
 
 
-class _Columns:
-    """``p[k]``: row k of the decoding parameters for the batch's channels, gathered when needed."""
+@njit(cache=True, nogil=True)
+def _decode(params, table, plan_start, plan_n, pids, flat, counts, times, s, t, v, q, good):  # pragma: no cover
+    """Registers -> slot, time, engineering value, quality code, good, one per channel; True when
+    all are good."""
+    u32 = np.zeros(1, dtype=np.uint32)
+    f32 = u32.view(np.float32)
+    u64 = np.zeros(1, dtype=np.uint64)
+    f64 = u64.view(np.float64)
+    all_good = True
+    i = 0
+    start = 0
+    for r in range(pids.size):
+        pid = pids[r]
+        first = plan_start[pid]
+        received = times[r]
+        for j in range(plan_n[pid]):
+            k = table[first + j]
+            s[i] = k
+            t[i] = received
+            pos = start + np.int64(params[P_OFF, k])
+            kind = params[P_KIND, k]
+            swap = params[P_BYTES, k] > 0
+            w0 = _word(flat, pos, swap)
+            if kind == 1.0:
+                raw = float(w0)
+            elif kind == 2.0:
+                raw = float(w0 - 0x10000 if w0 >= 0x8000 else w0)
+            else:
+                w1 = _word(flat, pos + 1, swap)
+                little = params[P_WORDS, k] > 0
+                x = (w1 << 16) | w0 if little else (w0 << 16) | w1
+                if kind == 3.0:
+                    raw = float(x)
+                elif kind == 4.0:
+                    raw = float(x - 0x100000000 if x >= 0x80000000 else x)
+                elif kind == 5.0:
+                    u32[0] = x
+                    raw = float(f32[0])
+                else:
+                    w2 = _word(flat, pos + 2, swap)
+                    w3 = _word(flat, pos + 3, swap)
+                    if little:
+                        w0, w1, w2, w3 = w3, w2, w1, w0
+                    u64[0] = np.uint64((w0 << 48) | (w1 << 32) | (w2 << 16) | w3)
+                    raw = f64[0]
+            value = raw * params[P_SCALE, k] + params[P_OFFSET, k]
+            code = GOOD
+            if (
+                raw == params[P_SENT, k]
+                or raw == params[P_SENT + 1, k]
+                or raw == params[P_SENT + 2, k]
+                or raw == params[P_SENT + 3, k]
+            ):
+                code = SENTINEL_Q  # (a NaN/Inf raw value never equals one, and is NaN as in decode_events)
+            elif not np.isfinite(value):
+                code = NAN_Q
+            elif not (params[P_LOW, k] <= value <= params[P_HIGH, k]):
+                code = OUT_OF_RANGE_Q
+            if code == GOOD:
+                v[i] = value
+                good[i] = True
+            else:
+                v[i] = np.nan
+                good[i] = False
+                all_good = False
+            q[i] = code
+            i += 1
+        start += counts[r]
+    return all_good
 
-    __slots__ = ("params", "s", "rows")
 
-    def __init__(self, params: np.ndarray, s: np.ndarray):
-        self.params, self.s, self.rows = params, s, {}
+def decode(state: FoldState, pids: np.ndarray, flat: np.ndarray, counts: np.ndarray, times: np.ndarray, n: int):
+    """Several reads -> (slots, times, values, quality codes, good, all good), one entry per
+    channel, in order. Read r: plan ``pids[r]``, received at ``times[r]``, ``counts[r]`` registers
+    (at least its block's count) in ``flat``, after those of the reads before it; ``n`` channels
+    in all."""
+    s = np.empty(n, dtype=np.int64)
+    t = np.empty(n, dtype=np.float64)
+    v = np.empty(n, dtype=np.float64)
+    q = np.empty(n, dtype=np.float64)
+    good = np.empty(n, dtype=np.bool_)
+    st = state
+    all_good = _decode(st.params, st.table, st.plan_start, st.plan_n, pids, flat, counts, times, s, t, v, q, good)
+    return s, t, v, q, good, all_good
 
-    def __getitem__(self, k: int) -> np.ndarray:
-        row = self.rows.get(k)
-        if row is None:
-            row = self.rows[k] = self.params[k][self.s]
-        return row
+
+_warm = False
 
 
-def decode_reads(state: FoldState, plans: list[VectorPlan], datas: list[list[int]], flags: int):
-    """The registers of several reads -> (slots, values, quality codes, good), one entry per channel
-    in order. ``datas[k]`` holds at least its block's count of registers; ``flags`` is the union of
-    the plans' flags."""
-    s = np.concatenate([plan.slots for plan in plans]) if len(plans) > 1 else plans[0].slots
-    p = _Columns(state.params, s)
-    flat = np.fromiter(chain.from_iterable(datas), np.int64)
-    total = flat.size
-    if flags & GAPS or total != s.size:
-        pos = p[P_OFF].astype(np.int64)
-        if len(datas) > 1:
-            counts = np.fromiter(map(len, datas), np.int64, len(datas))
-            pos += np.repeat(np.cumsum(counts) - counts, [plan.n for plan in plans])
-        w0 = flat[pos]
-    else:  # one register per channel, no gaps: the registers are the channels, in order
-        w0 = flat
-    if flags & SWAP:
-        byte_little = p[P_BYTES] > 0
-        w0 = _swap_bytes(w0, byte_little)
-    if flags & SIGNED:
-        w0 = np.where((p[P_KIND] == 2) & (w0 >= 0x8000), w0 - 0x10000, w0)
-    raw = w0.astype(np.float64)
-    if flags & WIDE:
-        kind = p[P_KIND]
-        last = total - 1
-        w1 = flat[np.minimum(pos + 1, last)]
-        if flags & SWAP:
-            w1 = _swap_bytes(w1, byte_little)
-        word_little = p[P_WORDS] > 0
-        u32 = np.where(word_little, (w1 << 16) | w0, (w0 << 16) | w1)
-        raw = np.where(kind == 3, u32, raw)
-        raw = np.where(kind == 4, np.where(u32 >= 0x80000000, u32 - 0x100000000, u32), raw)
-        is_f32 = kind == 5
-        if is_f32.any():
-            with np.errstate(invalid="ignore"):  # NaN payloads: NaN either way
-                f32 = u32.astype(np.uint32).view(np.float32).astype(np.float64)
-            raw = np.where(is_f32, f32, raw)
-        is_f64 = kind == 6
-        if is_f64.any():
-            w2 = flat[np.minimum(pos + 2, last)]
-            w3 = flat[np.minimum(pos + 3, last)]
-            if flags & SWAP:
-                w2, w3 = _swap_bytes(w2, byte_little), _swap_bytes(w3, byte_little)
-            words = [x.astype(np.uint64) for x in (w0, w1, w2, w3)]
-            big = (words[0] << 48) | (words[1] << 32) | (words[2] << 16) | words[3]
-            little = (words[3] << 48) | (words[2] << 32) | (words[1] << 16) | words[0]
-            u64 = np.where(word_little, little, big)
-            raw = np.where(is_f64, u64.view(np.float64), raw)
-        with np.errstate(invalid="ignore", over="ignore"):
-            value = raw * p[P_SCALE] + p[P_OFFSET]
-        good = (p[P_LOW] <= value) & (value <= p[P_HIGH]) & np.isfinite(value)
-    else:  # 16-bit registers with a finite scale and offset: always a finite value
-        value = raw * p[P_SCALE] + p[P_OFFSET]
-        good = (p[P_LOW] <= value) & (value <= p[P_HIGH])
-    all_good = good.all()
-    q = np.full(s.size, GOOD, dtype=np.float64)
-    if not all_good:
-        q[~good] = OUT_OF_RANGE_Q
-        q[~good & ~np.isfinite(value)] = NAN_Q
-    if flags & SENTINELS:
-        hit = raw == p[P_SENT]
-        for k in range(1, _MAX_SENTINELS):
-            hit |= raw == p[P_SENT + k]
-        if hit.any():  # (a NaN/Inf raw value never equals one, and is NaN as in decode_events)
-            q[hit] = SENTINEL_Q
-            good &= ~hit
-            all_good = False
-    if not all_good:
-        value = np.where(good, value, np.nan)
-    return s, value, q, good, all_good
+def warm_up() -> None:
+    """Compile the loops (or load them from numba's on-disk cache, ~0.3 s) for the argument types
+    the writer passes, so that the poller's first batch does not stall its event loop (~2 s)."""
+    global _warm
+    if _warm:
+        return
+    state = FoldState(1)
+    pid = state.plan_id([state.slot(0)])
+    state.params[:, 0] = [0, 1, 0, -math.inf, math.inf, 1, 0, 0, *[math.nan] * _MAX_SENTINELS]
+    one = np.ones(1, dtype=np.int64)
+    s, t, v, q, good, _all_good = decode(state, one * pid, one, one, np.zeros(1), 1)
+    fold(state, s, t, v, good, q, [])
+    state.close_buckets(s, [])
+    _warm = True
 
 
 def quality_strings(q: np.ndarray, all_good: bool) -> list[str]:

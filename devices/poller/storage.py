@@ -1,8 +1,9 @@
 """Batched storage of readings: deadband compression, 1-minute aggregates, COPY, and a disk spool.
 
 The poller hands its batches of good block reads to ``ReadingWriter.fold_reads`` and any other
-reading to ``ReadingWriter.submit``; both fold them at once, in the caller's thread and
-column-wise (``devices.poller.folding``), into each channel's open 1-minute aggregate, and keep a
+reading to ``ReadingWriter.submit``; both fold them at once, in the caller's thread, with
+compiled loops over the batch (``devices.poller.folding``), into each channel's open 1-minute
+aggregate, and keep a
 reading only when it passes the channel's deadband/heartbeat (a few percent of readings for
 steady values). A writer thread
 takes what was kept every ``flush_interval`` and writes it in one transaction:
@@ -29,9 +30,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import reduce
 from itertools import chain
-from operator import attrgetter, or_
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +51,12 @@ from devices.poller.folding import (
     QUALITIES,
     FoldState,
     VectorPlan,
-    decode_reads,
+    decode,
     fold,
     qcode,
     quality_strings,
-    split_rounds,
     vector_plan,
+    warm_up,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ AggRow = tuple[int, int, float | None, float | None, float, int, int]
 
 _DB_DOWN = (OperationalError, InterfaceError)
 _NAN = float("nan")
-_FLAGS = attrgetter("flags")
+_PID = attrgetter("pid")
 _N = attrgetter("n")
 _CHANNEL_IDS = attrgetter("channel_ids")
 
@@ -304,6 +304,7 @@ class ReadingWriter:
         self.store = store
         self.clock = clock
         self._state = FoldState()  # every channel's deadband memory and open minute, as arrays
+        warm_up()  # compile (or load from numba's cache) the batch loops before the first batch
         self._closed: list[AggRow] = []
         # Folding happens in submit() / fold_reads(), on the caller's thread (the poller's event
         # loop), with no hand-off. Queued to a writer thread instead (as before), the fold cost the
@@ -335,15 +336,7 @@ class ReadingWriter:
         if any(d is not None for d in device_times):
             dev_us = [None if d is None else to_us(d) for d in device_times]
         with self._lock:
-            state = self._state
-            s = state.slot_array(cids)
-            rounds = split_rounds(s)
-            if rounds is None:
-                kept = fold(state, s, t, v, good, q, self._closed)
-            else:
-                kept = np.sort(
-                    np.concatenate([r[fold(state, s[r], t[r], v[r], good[r], q[r], self._closed)] for r in rounds])
-                )
+            kept = fold(self._state, self._state.slot_array(cids), t, v, good, q, self._closed)
             self.stats["received"] += len(events)
         if kept.size:
             self._kept.append(self._rows(kept, cids, t, v, q, dev_us))
@@ -374,11 +367,16 @@ class ReadingWriter:
         order; no block twice (its channels would repeat). Returns their readings, for the hook.
         """
         plans, datas, devices, times, keys = zip(*reads, strict=True)
-        s, v, q, good, all_good = decode_reads(self._state, plans, datas, reduce(or_, map(_FLAGS, plans)))
+        size = len(reads)
+        pids = np.fromiter(map(_PID, plans), np.int64, size)
         ns = list(map(_N, plans))
-        t = np.repeat(np.array(times, dtype=np.float64), ns)
+        lengths = list(map(len, datas))
+        flat = np.fromiter(chain.from_iterable(datas), np.int64, sum(lengths))
+        counts = np.array(lengths, dtype=np.int64)
+        at = np.array(times, dtype=np.float64)
         with self._lock:
-            kept = fold(self._state, s, t, v, good, q, self._closed, all_good)
+            s, t, v, q, good, all_good = decode(self._state, pids, flat, counts, at, sum(ns))
+            kept = fold(self._state, s, t, v, good, q, self._closed)
             self.stats["received"] += s.size
         cids = list(chain.from_iterable(map(_CHANNEL_IDS, plans)))
         if kept.size:

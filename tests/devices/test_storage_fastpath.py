@@ -298,3 +298,35 @@ def test_blocks_the_columns_cannot_decode_have_no_plan(tmp_path):
     coils = plan_blocks([ChannelSpec(1, 1, "XV-1", 1, "coil", 0)])[0]
     many = plan_blocks([ChannelSpec(2, 1, "S", 1, "holding", 0, sentinels=frozenset({1, 2, 3, 4, 5}))])[0]
     assert w.vector_plan(coils) is None and w.vector_plan(many) is None
+
+
+def test_replanned_blocks_share_their_plan_and_the_loops_compile_once(tmp_path):
+    """A reload plans every block again (new Block objects): the same channels in the same order get
+    the same plan, so the table of slots does not grow with reloads. The state grows past its first
+    capacity without losing what it holds. And the compiled loops see one set of argument types
+    only, so no batch ever waits for numba to compile."""
+    from devices.poller import folding
+
+    stored = {"rows": [], "aggs": []}
+    chans = [
+        ChannelSpec(100 + i, 1 + i // 10, f"GT-{i}", 1, "holding", i % 10, scale=0.1, range_low=0, range_high=100)
+        for i in range(400)  # more than FoldState's first capacity (256 slots)
+    ]
+    w = _writer(tmp_path, "w", chans, stored, [0.0])
+    blocks = [plan_blocks([ch for ch in chans if ch.device_id == d])[0] for d in range(1, 41)]
+    plans = [w.vector_plan(b) for b in blocks]
+    again = [w.vector_plan(plan_blocks(list(b.channels))[0]) for b in blocks]
+    assert [p.pid for p in plans] == [p.pid for p in again] == list(range(40))
+    swapped = plan_blocks(list(blocks[0].channels))[0]
+    swapped.channels.reverse()
+    assert w.vector_plan(swapped).pid == 40
+    at = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
+    data = [100 + i for i in range(10)]
+    readings = w.fold_reads([(p, data, d + 1, at.timestamp(), blocks[d]) for d, p in enumerate(plans)])
+    assert list(readings) == [e for d, b in enumerate(blocks) for e in decode_events(b, data, d + 1, at, ReadingEvent)]
+    w.submit([ReadingEvent(100, 1, None, False, "timeout", at + timedelta(seconds=1))])
+    w.flush(final=True)
+    assert len(stored["rows"]) == 401 and len(stored["aggs"]) == 400
+    assert {a[0]: (a[5], a[6]) for a in stored["aggs"]}[100] == (1, 1)
+    for kernel in (folding._decode, folding._fold, folding._close):
+        assert len(kernel.signatures) == 1, kernel
