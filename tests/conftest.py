@@ -6,6 +6,16 @@ from regulator.choices import Role
 from tests import factories as f
 
 
+@pytest.fixture(autouse=True, scope="session")
+def compiled_poller_loops():
+    """Compile (or load from numba's cache) the poller's batch loops once per test process, as the
+    daemon does when it starts: compiled inside a test (~2 s on a clean checkout), they would stall
+    that test's event loop and shift the timing of its simulated devices."""
+    from devices.poller.folding import warm_up
+
+    warm_up()
+
+
 @pytest.fixture(autouse=True)
 def clean_cache(request):
     """Throttle counters and cached figures must not leak from one test into the next."""
