@@ -136,24 +136,31 @@ for _index, _name in enumerate(_FIELDS):
     setattr(FoldState, _name, _field(_index))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _close_one(a, k, closed, n):  # pragma: no cover (compiled)
+    """Emit slot k's open bucket into closed[n] if it holds something, and empty it; the new n."""
+    if a[F_MINUTE, k] == a[F_MINUTE, k] and (a[F_CNT, k] > 0 or a[F_BAD, k] > 0):
+        closed[n, 0] = a[F_CID, k]
+        closed[n, 1] = a[F_MINUTE, k]
+        closed[n, 2] = a[F_MN, k]
+        closed[n, 3] = a[F_MX, k]
+        closed[n, 4] = a[F_SM, k]
+        closed[n, 5] = a[F_CNT, k]
+        closed[n, 6] = a[F_BAD, k]
+        n += 1
+    a[F_MN, k] = np.inf
+    a[F_MX, k] = -np.inf
+    a[F_SM, k] = 0.0
+    a[F_CNT, k] = 0.0
+    a[F_BAD, k] = 0.0
+    return n
+
+
 @njit(cache=True, nogil=True)
 def _close(a, s, closed):  # pragma: no cover (compiled)
     n = 0
     for k in s:
-        if a[F_MINUTE, k] == a[F_MINUTE, k] and (a[F_CNT, k] > 0 or a[F_BAD, k] > 0):
-            closed[n, 0] = a[F_CID, k]
-            closed[n, 1] = a[F_MINUTE, k]
-            closed[n, 2] = a[F_MN, k]
-            closed[n, 3] = a[F_MX, k]
-            closed[n, 4] = a[F_SM, k]
-            closed[n, 5] = a[F_CNT, k]
-            closed[n, 6] = a[F_BAD, k]
-            n += 1
-        a[F_MN, k] = np.inf
-        a[F_MX, k] = -np.inf
-        a[F_SM, k] = 0.0
-        a[F_CNT, k] = 0.0
-        a[F_BAD, k] = 0.0
+        n = _close_one(a, k, closed, n)
     return n
 
 
@@ -197,21 +204,8 @@ def _fold(a, s, t, v, good, q, kept, closed):  # pragma: no cover (compiled)
                     closed[nc, 6] = 1.0
                 nc += 1
                 continue
-            if cur == cur and (a[F_CNT, k] > 0 or a[F_BAD, k] > 0):
-                closed[nc, 0] = a[F_CID, k]
-                closed[nc, 1] = cur
-                closed[nc, 2] = a[F_MN, k]
-                closed[nc, 3] = a[F_MX, k]
-                closed[nc, 4] = a[F_SM, k]
-                closed[nc, 5] = a[F_CNT, k]
-                closed[nc, 6] = a[F_BAD, k]
-                nc += 1
+            nc = _close_one(a, k, closed, nc)  # a later minute: close the open bucket first
             a[F_MINUTE, k] = m
-            a[F_MN, k] = np.inf
-            a[F_MX, k] = -np.inf
-            a[F_SM, k] = 0.0
-            a[F_CNT, k] = 0.0
-            a[F_BAD, k] = 0.0
         if ok:
             if vi < a[F_MN, k]:
                 a[F_MN, k] = vi
