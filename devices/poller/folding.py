@@ -303,9 +303,9 @@ def _word(flat, i, swap):  # pragma: no cover (compiled)
 
 
 @njit(cache=True, nogil=True)
-def _decode(params, table, plan_start, plan_n, pids, flat, counts, times, s, t, v, q, good):  # pragma: no cover
-    """Registers -> slot, time, engineering value, quality code, good, one per channel; True when
-    all are good."""
+def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, c, t, v, q, good):  # pragma: no cover
+    """Registers -> slot, channel id, time, engineering value, quality code, good, one per channel;
+    True when all are good."""
     u32 = np.zeros(1, dtype=np.uint32)
     f32 = u32.view(np.float32)
     u64 = np.zeros(1, dtype=np.uint64)
@@ -320,6 +320,7 @@ def _decode(params, table, plan_start, plan_n, pids, flat, counts, times, s, t, 
         for j in range(plan_n[pid]):
             k = table[first + j]
             s[i] = k
+            c[i] = np.int64(a[F_CID, k])
             t[i] = received
             pos = start + np.int64(params[P_OFF, k])
             kind = params[P_KIND, k]
@@ -374,18 +375,21 @@ def _decode(params, table, plan_start, plan_n, pids, flat, counts, times, s, t, 
 
 
 def decode(state: FoldState, pids: np.ndarray, flat: np.ndarray, counts: np.ndarray, times: np.ndarray, n: int):
-    """Several reads -> (slots, times, values, quality codes, good, all good), one entry per
-    channel, in order. Read r: plan ``pids[r]``, received at ``times[r]``, ``counts[r]`` registers
+    """Several reads -> (slots, channel ids, times, values, quality codes, good, all good), one
+    entry per channel, in order. Read r: plan ``pids[r]``, received at ``times[r]``, ``counts[r]`` registers
     (at least its block's count) in ``flat``, after those of the reads before it; ``n`` channels
     in all."""
     s = np.empty(n, dtype=np.int64)
+    c = np.empty(n, dtype=np.int64)
     t = np.empty(n, dtype=np.float64)
     v = np.empty(n, dtype=np.float64)
     q = np.empty(n, dtype=np.float64)
     good = np.empty(n, dtype=np.bool_)
     st = state
-    all_good = _decode(st.params, st.table, st.plan_start, st.plan_n, pids, flat, counts, times, s, t, v, q, good)
-    return s, t, v, q, good, all_good
+    all_good = _decode(
+        st.a, st.params, st.table, st.plan_start, st.plan_n, pids, flat, counts, times, s, c, t, v, q, good
+    )
+    return s, c, t, v, q, good, all_good
 
 
 _warm = False
@@ -401,7 +405,7 @@ def warm_up() -> None:
     pid = state.plan_id([state.slot(0)])
     state.params[:, 0] = [0, 1, 0, -math.inf, math.inf, 1, 0, 0, *[math.nan] * _MAX_SENTINELS]
     one = np.ones(1, dtype=np.int64)
-    s, t, v, q, good, _all_good = decode(state, one * pid, one, one, np.zeros(1), 1)
+    s, _c, t, v, q, good, _all_good = decode(state, one * pid, one, one, np.zeros(1), 1)
     fold(state, s, t, v, good, q, [])
     state.close_buckets(s, [])
     _warm = True
