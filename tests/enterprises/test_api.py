@@ -109,6 +109,11 @@ def test_filters(world, api):
     assert names(licence_expiring="true") == {world.here_no_park.name}
     Enterprise.objects.filter(pk=world.there.pk).update(high_risk_sector="chemicals")
     assert names(high_risk_sector="chemicals") == {world.there.name}
+    Enterprise.objects.filter(pk=world.there.pk).update(name="苏州ABC精细化工有限公司", former_names_text="Old Name")
+    assert names(q="abc精细") == {"苏州ABC精细化工有限公司"}  # letters: compared without case
+    assert names(q="old") == {"苏州ABC精细化工有限公司"}
+    assert names(q="精细化工") == {"苏州ABC精细化工有限公司"}  # none: a plain LIKE, same result
+    assert names(q="%") == names(q="_") == set()  # LIKE wildcards are text to search for
 
 
 def test_licences_api_flags_expiry_and_writes_through_service(world, api):
