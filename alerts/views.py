@@ -22,6 +22,7 @@ from alerts.choices import OPEN_STATES, AlertKind, AlertLevel, AlertState, Respo
 from alerts.forms import AlertToHazardForm
 from alerts.selectors import alerts_visible_to, open_alerts_for_board
 from regulator.errors import DomainError
+from regulator.search import text_q
 
 
 def _no_business_data(user) -> bool:
@@ -38,7 +39,7 @@ def board(request):
         qs = qs.filter(level=int(level))
     enterprise = request.GET.get("enterprise", "").strip()
     if enterprise:
-        qs = qs.filter(enterprise__name__icontains=enterprise)
+        qs = qs.filter(text_q(enterprise, "enterprise__name"))
     rows = list(qs[:300])
     # Flood groups collapse into their newest alert plus a count.
     seen_groups: set[int] = set()

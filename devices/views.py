@@ -18,6 +18,7 @@ from devices.models import CoilWriteCommand
 from enterprises.models import Enterprise
 from regulator.errors import DomainError
 from regulator.scoping import scope
+from regulator.search import text_q
 
 
 def can_operate(user) -> bool:
@@ -39,7 +40,7 @@ def device_list(request):
         devices = devices.filter(status=status)
     q = request.GET.get("q", "").strip()
     if q:
-        devices = devices.filter(name__icontains=q) | devices.filter(enterprise__name__icontains=q)
+        devices = devices.filter(text_q(q, "name", "enterprise__name"))
     page = Paginator(devices.order_by("enterprise__name", "name", "id"), 50).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)

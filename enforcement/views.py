@@ -36,6 +36,7 @@ from enforcement.models import InspectorProfile, RepairApplication
 from regulator import scoping
 from regulator.errors import DomainError
 from regulator.models import Region, User
+from regulator.search import text_q
 
 
 def _regulator_required(request):
@@ -330,7 +331,7 @@ def credit(request):
         qs = qs.filter(grade=grade)
     q = request.GET.get("q", "").strip()
     if q:
-        qs = qs.filter(enterprise__name__icontains=q)
+        qs = qs.filter(text_q(q, "enterprise__name"))
     page = Paginator(qs, 30).get_page(request.GET.get("page"))
     listings = selectors.listings_visible_to(request.user).prefetch_related("repairs")
     pending = RepairApplication.objects.filter(listing__in=listings, status=RepairStatus.PENDING).select_related(

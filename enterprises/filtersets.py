@@ -11,6 +11,7 @@ from enterprises.choices import HighRiskSector, LicenceType, OperatingStatus, Ri
 from enterprises.models import Enterprise, Industry, Licence, MajorHazardInstallation, licences_expiring_q
 from enterprises.widgets import FastNullBooleanSelect, FastSelect, PlainModelChoiceIterator
 from regulator.models import Park, Region
+from regulator.search import text_q
 
 
 def _regions(request):
@@ -106,13 +107,7 @@ class EnterpriseFilterSet(django_filters.FilterSet):
         value = (value or "").strip()
         if not value:
             return queryset
-        if value.upper() == value.lower():
-            # Nothing to fold (Chinese, digits): a plain LIKE on the columns, whose statistics tell
-            # PostgreSQL that "化工" matches a third of the rows. UPPER(name) has none: estimated at
-            # one row, the plan joined every match before taking the page (bench/registry.py).
-            condition = Q(name__contains=value) | Q(former_names_text__contains=value)
-        else:
-            condition = Q(name__icontains=value) | Q(former_names_text__icontains=value)
+        condition = text_q(value, "name", "former_names_text")
         code = uscc.normalize(value)
         if code and len(code) >= 4 and code.isalnum():
             condition |= Q(uscc__startswith=code) if len(code) < 18 else Q(uscc=code)

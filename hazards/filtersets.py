@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from hazards.choices import OPEN_STATES, OVERDUE_STATES, HazardCategory, HazardGrade, HazardSource, HazardStatus
 from hazards.models import Hazard
 from regulator.models import Region
+from regulator.search import text_q
 
 _BOOL_CHOICES = (("1", _("是")), ("0", _("否")))
 
@@ -52,6 +53,4 @@ class HazardFilterSet(django_filters.FilterSet):
         value = value.strip()[:100]
         if not value:
             return queryset
-        return queryset.filter(
-            Q(description__icontains=value) | Q(location__icontains=value) | Q(enterprise__name__icontains=value)
-        )
+        return queryset.filter(text_q(value, "description", "location", "enterprise__name"))
