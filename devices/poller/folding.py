@@ -8,7 +8,7 @@ poller's CPU (perf, bench/poll.py), half of it gathers missing the cache field b
 loops over the batch (``decode`` and ``fold``, numba ``njit``, cached on disk) do the same work
 reading by reading, in order, in one pass each: 2.9%.
 
-``FoldState`` holds every channel's state by slot in one array (``FoldState.a``, a row per field):
+``FoldState`` holds every channel's state in one array (``FoldState.a``, a row per slot):
 the deadband memory (last stored value, quality, time) and the open minute bucket (min, max, sum,
 count, bad count). How a channel is decoded is kept by slot too (``FoldState.params``, written when a
 block's plan is made, see ``vector_plan``): the poller folds what is pending before a reload starts
@@ -48,7 +48,7 @@ def qcode(quality: str) -> int:
     return code
 
 
-# The state of every channel, one row of FoldState.a per field, indexed by slot: deadband and
+# The state of a channel, its row of FoldState.a (a column per field, in this order): deadband and
 # heartbeat, the last stored reading (value, time, quality code), the open minute bucket.
 _FIELDS = {
     "deadband": 0.0,
@@ -69,7 +69,7 @@ F_DEADBAND, F_HEARTBEAT, F_LAST_V, F_LAST_T, F_LAST_Q, F_MINUTE, F_MN, F_MX, F_S
 )
 _DEFAULTS = np.array(list(_FIELDS.values()), dtype=np.float64)
 
-# How a channel's registers are decoded, rows of FoldState.params (a column per slot): offset in
+# How a channel's registers are decoded, its row of FoldState.params (columns in this order): offset in
 # the block, scale, offset, low, high, kind, byte order little, word order little, then the
 # sentinels (NaN: none).
 _KIND = {"uint16": 1, "int16": 2, "uint32": 3, "int32": 4, "float32": 5, "float64": 6}
@@ -85,8 +85,8 @@ class FoldState:
         self.slots: dict[int, int] = {}
         self.size = 0
         self.capacity = capacity
-        self.a = np.repeat(_DEFAULTS[:, None], capacity, axis=1)
-        self.params = np.full((_ROWS, capacity), math.nan, dtype=np.float64)
+        self.a = np.repeat(_DEFAULTS[None, :], capacity, axis=0)
+        self.params = np.full((capacity, _ROWS), math.nan, dtype=np.float64)
         # The plans' slots, one after the other: plan p's are table[start[p] : start[p] + n[p]].
         self.table = np.empty(0, dtype=np.int64)
         self.plan_start = np.empty(0, dtype=np.int64)
@@ -97,12 +97,12 @@ class FoldState:
         slot = self.slots.get(channel_id)
         if slot is None:
             if self.size == self.capacity:
-                self.a = np.concatenate([self.a, np.repeat(_DEFAULTS[:, None], self.capacity, axis=1)], axis=1)
-                self.params = np.concatenate([self.params, np.full_like(self.params, math.nan)], axis=1)
+                self.a = np.concatenate([self.a, np.repeat(_DEFAULTS[None, :], self.capacity, axis=0)])
+                self.params = np.concatenate([self.params, np.full_like(self.params, math.nan)])
                 self.capacity *= 2
             slot = self.slots[channel_id] = self.size
             self.size += 1
-            self.a[F_CID, slot] = channel_id
+            self.a[slot, F_CID] = channel_id
         return slot
 
     def slot_array(self, channel_ids) -> np.ndarray:
@@ -129,7 +129,7 @@ class FoldState:
 
 
 def _field(index: int) -> property:
-    return property(lambda self: self.a[index], doc="the field's row of FoldState.a (a view), by slot")
+    return property(lambda self: self.a[:, index], doc="the field's column of FoldState.a (a view), by slot")
 
 
 for _index, _name in enumerate(_FIELDS):
@@ -139,20 +139,20 @@ for _index, _name in enumerate(_FIELDS):
 @njit(cache=True, nogil=True, inline="always")
 def _close_one(a, k, closed, n):  # pragma: no cover (compiled)
     """Emit slot k's open bucket into closed[n] if it holds something, and empty it; the new n."""
-    if a[F_MINUTE, k] == a[F_MINUTE, k] and (a[F_CNT, k] > 0 or a[F_BAD, k] > 0):
-        closed[n, 0] = a[F_CID, k]
-        closed[n, 1] = a[F_MINUTE, k]
-        closed[n, 2] = a[F_MN, k]
-        closed[n, 3] = a[F_MX, k]
-        closed[n, 4] = a[F_SM, k]
-        closed[n, 5] = a[F_CNT, k]
-        closed[n, 6] = a[F_BAD, k]
+    if a[k, F_MINUTE] == a[k, F_MINUTE] and (a[k, F_CNT] > 0 or a[k, F_BAD] > 0):
+        closed[n, 0] = a[k, F_CID]
+        closed[n, 1] = a[k, F_MINUTE]
+        closed[n, 2] = a[k, F_MN]
+        closed[n, 3] = a[k, F_MX]
+        closed[n, 4] = a[k, F_SM]
+        closed[n, 5] = a[k, F_CNT]
+        closed[n, 6] = a[k, F_BAD]
         n += 1
-    a[F_MN, k] = np.inf
-    a[F_MX, k] = -np.inf
-    a[F_SM, k] = 0.0
-    a[F_CNT, k] = 0.0
-    a[F_BAD, k] = 0.0
+    a[k, F_MN] = np.inf
+    a[k, F_MX] = -np.inf
+    a[k, F_SM] = 0.0
+    a[k, F_CNT] = 0.0
+    a[k, F_BAD] = 0.0
     return n
 
 
@@ -185,10 +185,10 @@ def _fold(a, s, t, v, good, q, kept, closed):  # pragma: no cover (compiled)
         vi = v[i]
         ok = good[i] and vi == vi
         m = ti // 60.0 * 60.0
-        cur = a[F_MINUTE, k]
+        cur = a[k, F_MINUTE]
         if m != cur:
             if m < cur:  # a late reading: a bucket of its own (merged by the upsert), not stored raw
-                closed[nc, 0] = a[F_CID, k]
+                closed[nc, 0] = a[k, F_CID]
                 closed[nc, 1] = m
                 if ok:
                     closed[nc, 2] = vi
@@ -205,23 +205,23 @@ def _fold(a, s, t, v, good, q, kept, closed):  # pragma: no cover (compiled)
                 nc += 1
                 continue
             nc = _close_one(a, k, closed, nc)  # a later minute: close the open bucket first
-            a[F_MINUTE, k] = m
+            a[k, F_MINUTE] = m
         if ok:
-            if vi < a[F_MN, k]:
-                a[F_MN, k] = vi
-            if vi > a[F_MX, k]:
-                a[F_MX, k] = vi
-            a[F_SM, k] += vi
-            a[F_CNT, k] += 1.0
+            if vi < a[k, F_MN]:
+                a[k, F_MN] = vi
+            if vi > a[k, F_MX]:
+                a[k, F_MX] = vi
+            a[k, F_SM] += vi
+            a[k, F_CNT] += 1.0
         else:
-            a[F_BAD, k] += 1.0
-        lt = a[F_LAST_T, k]
-        if lt <= ti and ti < lt + a[F_HEARTBEAT, k] and a[F_LAST_Q, k] == q[i]:
-            if not (abs(vi - a[F_LAST_V, k]) > a[F_DEADBAND, k]):  # NaN on either side: no comparison
+            a[k, F_BAD] += 1.0
+        lt = a[k, F_LAST_T]
+        if lt <= ti and ti < lt + a[k, F_HEARTBEAT] and a[k, F_LAST_Q] == q[i]:
+            if not (abs(vi - a[k, F_LAST_V]) > a[k, F_DEADBAND]):  # NaN on either side: no comparison
                 continue
-        a[F_LAST_V, k] = vi
-        a[F_LAST_Q, k] = q[i]
-        a[F_LAST_T, k] = ti
+        a[k, F_LAST_V] = vi
+        a[k, F_LAST_Q] = q[i]
+        a[k, F_LAST_T] = ti
         kept[nk] = i
         nk += 1
     return nk, nc
@@ -292,7 +292,7 @@ def vector_plan(block: Block, state: FoldState) -> VectorPlan | None:
             ]
         )
     slots = [state.slot(ch.id) for ch in block.channels]
-    state.params[:, slots] = np.array(columns, dtype=np.float64).reshape(len(columns), _ROWS).T
+    state.params[slots] = np.array(columns, dtype=np.float64).reshape(len(columns), _ROWS)
     return VectorPlan(state.plan_id(slots), [ch.id for ch in block.channels])
 
 
@@ -320,11 +320,11 @@ def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, 
         for j in range(plan_n[pid]):
             k = table[first + j]
             s[i] = k
-            c[i] = np.int64(a[F_CID, k])
+            c[i] = np.int64(a[k, F_CID])
             t[i] = received
-            pos = start + np.int64(params[P_OFF, k])
-            kind = params[P_KIND, k]
-            swap = params[P_BYTES, k] > 0
+            pos = start + np.int64(params[k, P_OFF])
+            kind = params[k, P_KIND]
+            swap = params[k, P_BYTES] > 0
             w0 = _word(flat, pos, swap)
             if kind == 1.0:
                 raw = float(w0)
@@ -332,7 +332,7 @@ def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, 
                 raw = float(w0 - 0x10000 if w0 >= 0x8000 else w0)
             else:
                 w1 = _word(flat, pos + 1, swap)
-                little = params[P_WORDS, k] > 0
+                little = params[k, P_WORDS] > 0
                 x = (w1 << 16) | w0 if little else (w0 << 16) | w1
                 if kind == 3.0:
                     raw = float(x)
@@ -348,18 +348,18 @@ def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, 
                         w0, w1, w2, w3 = w3, w2, w1, w0
                     u64[0] = np.uint64((w0 << 48) | (w1 << 32) | (w2 << 16) | w3)
                     raw = f64[0]
-            value = raw * params[P_SCALE, k] + params[P_OFFSET, k]
+            value = raw * params[k, P_SCALE] + params[k, P_OFFSET]
             code = GOOD
             if (
-                raw == params[P_SENT, k]
-                or raw == params[P_SENT + 1, k]
-                or raw == params[P_SENT + 2, k]
-                or raw == params[P_SENT + 3, k]
+                raw == params[k, P_SENT]
+                or raw == params[k, P_SENT + 1]
+                or raw == params[k, P_SENT + 2]
+                or raw == params[k, P_SENT + 3]
             ):
                 code = SENTINEL_Q  # (a NaN/Inf raw value never equals one, and is NaN as in decode_events)
             elif not np.isfinite(value):
                 code = NAN_Q
-            elif not (params[P_LOW, k] <= value <= params[P_HIGH, k]):
+            elif not (params[k, P_LOW] <= value <= params[k, P_HIGH]):
                 code = OUT_OF_RANGE_Q
             if code == GOOD:
                 v[i] = value
@@ -403,7 +403,7 @@ def warm_up() -> None:
         return
     state = FoldState(1)
     pid = state.plan_id([state.slot(0)])
-    state.params[:, 0] = [0, 1, 0, -math.inf, math.inf, 1, 0, 0, *[math.nan] * _MAX_SENTINELS]
+    state.params[0] = [0, 1, 0, -math.inf, math.inf, 1, 0, 0, *[math.nan] * _MAX_SENTINELS]
     one = np.ones(1, dtype=np.int64)
     s, _c, t, v, q, good, _all_good = decode(state, one * pid, one, one, np.zeros(1), 1)
     fold(state, s, t, v, good, q, [])
