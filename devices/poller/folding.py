@@ -37,6 +37,7 @@ GOOD = _QCODE[Quality.GOOD.value]
 NAN_Q = _QCODE[Quality.NAN.value]
 SENTINEL_Q = _QCODE[Quality.SENTINEL.value]
 OUT_OF_RANGE_Q = _QCODE[Quality.OUT_OF_RANGE.value]
+GARBAGE_Q = _QCODE[Quality.GARBAGE.value]
 _GOOD_STR = Quality.GOOD.value
 
 
@@ -324,6 +325,13 @@ def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, 
             t[i] = received
             pos = start + np.int64(params[k, P_OFF])
             kind = params[k, P_KIND]
+            if pos + (1 if kind <= 2.0 else 4 if kind == 6.0 else 2) > start + counts[r]:
+                v[i] = np.nan  # fewer registers than the block's (the poller never batches such a read)
+                q[i] = GARBAGE_Q
+                good[i] = False
+                all_good = False
+                i += 1
+                continue
             swap = params[k, P_BYTES] > 0
             w0 = _word(flat, pos, swap)
             if kind == 1.0:

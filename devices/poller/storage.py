@@ -3,10 +3,9 @@
 The poller hands its batches of good block reads to ``ReadingWriter.fold_reads`` and any other
 reading to ``ReadingWriter.submit``; both fold them at once, in the caller's thread, with
 compiled loops over the batch (``devices.poller.folding``), into each channel's open 1-minute
-aggregate, and keep a
-reading only when it passes the channel's deadband/heartbeat (a few percent of readings for
-steady values). A writer thread
-takes what was kept every ``flush_interval`` and writes it in one transaction:
+aggregate, and keep a reading only when it passes the channel's deadband/heartbeat (a few percent
+of readings for steady values). A writer thread takes what was kept every ``flush_interval`` and
+writes it in one transaction:
 
 - PostgreSQL: COPY straight into devices_reading (rows of deleted channels filtered first); if
   the batch overlaps stored rows (a spool replayed after a crash) the COPY fails on the unique
@@ -363,7 +362,7 @@ class ReadingWriter:
         """Decode and fold the good responses of several block reads at once (thread-safe).
 
         ``reads``: (plan, registers, device id, receive time in epoch seconds, key) per read, in
-        order; no block twice (its channels would repeat). Returns their readings, for the hook.
+        order (a block read twice is folded in order). Returns their readings, for the hook.
         """
         plans, datas, devices, times, keys = zip(*reads, strict=True)
         size = len(reads)

@@ -330,3 +330,19 @@ def test_replanned_blocks_share_their_plan_and_the_loops_compile_once(tmp_path):
     assert {a[0]: (a[5], a[6]) for a in stored["aggs"]}[100] == (1, 1)
     for kernel in (folding._decode, folding._fold, folding._close):
         assert len(kernel.signatures) == 1, kernel
+
+
+def test_a_read_shorter_than_its_block_never_reads_past_its_registers(tmp_path):
+    """The poller sends short responses to decode_events (all garbage); the compiled decode, handed
+    one anyway, marks the channels whose registers are missing as garbage instead of reading the
+    next read's registers (or past the end: numba does not check bounds)."""
+    chans = _devices()[1]
+    block = plan_blocks(chans)[0]
+    w = _writer(tmp_path, "w", chans, {"rows": [], "aggs": []}, [0.0])
+    plan = w.vector_plan(block)
+    at = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC).timestamp()
+    short = w.fold_reads([(plan, [500, 100], 1, at, block)])  # registers 0-1 of 0-4
+    assert [(r.channel_id, r.quality) for r in short] == [(1, "good"), (2, "good"), (3, "garbage"), (4, "garbage")]
+    both = w.fold_reads([(plan, [500, 100], 1, at + 1, block), (plan, [500, 100, 0, 2000, 250], 1, at + 2, block)])
+    assert [r.quality for r in both][:4] == ["good", "good", "garbage", "garbage"]
+    assert [r.value for r in both][4:] == [50.0, -4.0, 2.0, 25.0]
