@@ -254,15 +254,15 @@ def fold(
 
 class VectorPlan:
     """A block's channels for ``decode``: the plan's id in FoldState's table of slots (decoding
-    parameters in FoldState.params), their number and ids; ``vector_plan`` gives None instead when
-    some channel cannot be decoded this way (bits, more than four sentinels, a non-finite scale)."""
+    parameters in FoldState.params, channel ids in FoldState.a) and their number; ``vector_plan``
+    gives None instead when some channel cannot be decoded this way (bits, more than four
+    sentinels, a non-finite scale)."""
 
-    __slots__ = ("pid", "n", "channel_ids")
+    __slots__ = ("pid", "n")
 
-    def __init__(self, pid: int, channel_ids: list[int]):
+    def __init__(self, pid: int, n: int):
         self.pid = pid
-        self.n = len(channel_ids)
-        self.channel_ids = channel_ids
+        self.n = n
 
 
 def vector_plan(block: Block, state: FoldState) -> VectorPlan | None:
@@ -294,7 +294,7 @@ def vector_plan(block: Block, state: FoldState) -> VectorPlan | None:
         )
     slots = [state.slot(ch.id) for ch in block.channels]
     state.params[slots] = np.array(columns, dtype=np.float64).reshape(len(columns), _ROWS)
-    return VectorPlan(state.plan_id(slots), [ch.id for ch in block.channels])
+    return VectorPlan(state.plan_id(slots), len(slots))
 
 
 @njit(cache=True, nogil=True, inline="always")
