@@ -95,6 +95,7 @@ class Quality(models.TextChoices):
     SENTINEL = "sentinel", _("哨兵值(传感器故障)")
     DISCONNECTED = "disconnected", _("连接中断")
     INVALID = "invalid", _("数据无效")
+    CLOCK_SKEW = "clock_skew", _("设备时钟偏差")
 
 
 class CoilWriteStatus(models.TextChoices):

@@ -334,9 +334,69 @@ def _parse_time(raw, field: str) -> datetime:
     return dt
 
 
+class _Rejected(ValueError):
+    """One item refused, with a machine-readable code next to the message."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _resolve_channel(item: dict, channels_by_id: dict, channels_by_tag: dict) -> Channel:
+    """The channel an item names, among the enterprise's own; a tag prefers HTTP-push channels,
+    since a tag may be both on a Modbus gateway and on the DCS feed."""
+    if "channel" in item:
+        try:
+            channel = channels_by_id.get(int(item["channel"]))
+        except (TypeError, ValueError):
+            channel = None
+    elif "tag" in item:
+        matches = channels_by_tag.get(str(item["tag"]), [])
+        pushed = [ch for ch in matches if ch.device.protocol == Protocol.HTTP]
+        matches = pushed or matches
+        if len(matches) > 1:
+            raise _Rejected(_("位号在本企业不唯一，请用 channel 编号"), "ambiguous_tag")
+        channel = matches[0] if matches else None
+    else:
+        raise _Rejected(_("缺少 channel 或 tag"), "no_channel")
+    if channel is None:
+        raise _Rejected(_("测点不存在或不属于本企业"), "unknown_channel")
+    # A token speaks for the enterprise's DCS/MES feed only: a polled channel has one source of
+    # truth, the poller, and a push must not raise or clear its alarms.
+    if channel.device.protocol != Protocol.HTTP:
+        raise _Rejected(_("该测点由采集进程通过 Modbus 轮询，不接受 HTTP 推送"), "not_http_device")
+    if not channel.device.enabled:
+        raise _Rejected(_("设备已停用，不接受推送"), "device_disabled")
+    if not channel.enabled:
+        raise _Rejected(_("测点已停用，不接受推送"), "channel_disabled")
+    return channel
+
+
+def _clock_skew(now: datetime, *times: datetime | None) -> float | None:
+    """Seconds by which the furthest of ``times`` is away from ``now`` when that exceeds the allowed
+    skew (either direction), else None."""
+    limit = settings.DEVICES_INGEST_MAX_CLOCK_SKEW_SECONDS
+    worst = max((abs((t - now).total_seconds()) for t in times if t is not None), default=0.0)
+    if worst > limit:
+        return max(((t - now).total_seconds() for t in times if t is not None), key=abs)
+    return None
+
+
+# Re-posts of a skewed reading are recognised by its device time among the rows stored this recently.
+_SKEW_DEDUPE_WINDOW = timedelta(days=1)
+
+
 def ingest_readings(*, enterprise, items: Sequence[dict], source: str = "http") -> dict:
-    """Store a batch pushed by an enterprise's DCS/MES: only its own channels, idempotent on
-    (channel, time), one result per item. Good items are handed to the alert hooks too."""
+    """Store a batch pushed by an enterprise's DCS/MES: only enabled channels of its own HTTP-push
+    devices, idempotent on (channel, time), one result per item. Readings are handed to the alert
+    hooks too.
+
+    A reading whose time is further than ``DEVICES_INGEST_MAX_CLOCK_SKEW_SECONDS`` from the receive
+    time (either way) is a device with a wrong clock: it is stored at the receive time with its own
+    time in ``device_time`` and quality ``clock_skew``, and the alert hooks get its value as a good
+    reading at the receive time: a leak reported by a device with a wrong clock still alarms, and a
+    wrong clock cannot clear an alarm at a time in the past.
+    """
     max_items = settings.DEVICES_INGEST_MAX_ITEMS
     if not isinstance(items, list | tuple):
         raise InvalidInput(_("readings 应为数组"), code="not_a_list")
@@ -348,32 +408,18 @@ def ingest_readings(*, enterprise, items: Sequence[dict], source: str = "http") 
         channels_by_id[ch.pk] = ch
         channels_by_tag.setdefault(ch.tag, []).append(ch)
     now = timezone.now()
-    future_limit = now + timedelta(seconds=settings.DEVICES_INGEST_MAX_FUTURE_SECONDS)
     results: list[dict] = []
-    accepted: list[tuple[int, Reading]] = []
-    seen: set[tuple[int, datetime]] = set()
+    # (item index, row to store, what the alert hooks evaluate: (value, quality), the device's
+    # own time when it was skewed)
+    accepted: list[tuple[int, Reading, tuple[float | None, str], datetime | None]] = []
+    seen: set[tuple] = set()
+    skewed_per_channel: dict[int, int] = {}
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise ValueError(_("每条数据应为对象"))
-            channel = None
-            if "channel" in item:
-                try:
-                    channel = channels_by_id.get(int(item["channel"]))
-                except (TypeError, ValueError):
-                    channel = None
-            elif "tag" in item:
-                matches = channels_by_tag.get(str(item["tag"]), [])
-                if len(matches) > 1:
-                    raise ValueError(_("位号在本企业不唯一，请用 channel 编号"))
-                channel = matches[0] if matches else None
-            else:
-                raise ValueError(_("缺少 channel 或 tag"))
-            if channel is None:
-                raise ValueError(_("测点不存在或不属于本企业"))
+            channel = _resolve_channel(item, channels_by_id, channels_by_tag)
             t = _parse_time(item.get("time"), "time")
-            if t > future_limit:
-                raise ValueError(_("时间晚于服务器时间过多"))
             device_time = _parse_time(item["device_time"], "device_time") if item.get("device_time") else None
             quality = str(item.get("quality") or Quality.GOOD.value)
             if quality != Quality.GOOD.value and quality not in _BAD_QUALITIES:
@@ -391,7 +437,23 @@ def ingest_readings(*, enterprise, items: Sequence[dict], source: str = "http") 
                     quality, value = Quality.OUT_OF_RANGE.value, None
             else:
                 value = None
-            key = (channel.pk, t)
+            evaluated = (value, quality)
+            skew = _clock_skew(now, t, device_time)
+            result = {"index": index, "status": "created", "channel": channel.pk}
+            if skew is None:
+                key = (channel.pk, t)
+                claimed = None
+            else:
+                claimed = device_time or t
+                key = ("skew", channel.pk, claimed)
+                # Several skewed readings of one channel in a batch all arrive "now": a microsecond
+                # apart, so none of them is dropped as a duplicate of (channel, time).
+                n = skewed_per_channel.get(channel.pk, 0)
+                skewed_per_channel[channel.pk] = n + 1
+                t, device_time = now + timedelta(microseconds=n), claimed
+                if quality == Quality.GOOD.value:
+                    quality = Quality.CLOCK_SKEW.value
+                result.update(clock_skew=True, skew_seconds=round(skew, 3), time=t.isoformat())
             if key in seen:
                 results.append({"index": index, "status": "duplicate", "channel": channel.pk})
                 continue
@@ -399,42 +461,45 @@ def ingest_readings(*, enterprise, items: Sequence[dict], source: str = "http") 
             reading = Reading(
                 channel=channel, time=t, value=value, quality=quality, device_time=device_time, poller=source
             )
-            accepted.append((index, reading))
-            results.append({"index": index, "status": "created", "channel": channel.pk, "quality": quality})
+            accepted.append((index, reading, evaluated, claimed))
+            result["quality"] = quality
+            results.append(result)
+        except _Rejected as exc:
+            results.append({"index": index, "status": "error", "error": str(exc), "code": exc.code})
         except ValueError as exc:
-            results.append({"index": index, "status": "error", "error": str(exc)})
+            results.append({"index": index, "status": "error", "error": str(exc), "code": "invalid"})
     if accepted:
-        existing = set(
-            Reading.objects.filter(
-                channel_id__in={r.channel_id for _i, r in accepted}, time__in={r.time for _i, r in accepted}
-            ).values_list("channel_id", "time")
-        )
+        existing = _already_stored(accepted, now)
         new = []
         by_index = {res["index"]: res for res in results}
-        for index, reading in accepted:
-            if (reading.channel_id, reading.time) in existing:
+        for index, reading, evaluated, claimed in accepted:
+            key = (reading.channel_id, reading.time) if claimed is None else ("skew", reading.channel_id, claimed)
+            if key in existing:
                 by_index[index]["status"] = "duplicate"
             else:
-                new.append(reading)
+                new.append((reading, evaluated))
+        rows = [r for r, _e in new]
         with transaction.atomic():
-            Reading.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
-            _recompute_aggregates(new)
-            device_ids = {r.channel.device_id for r in new}
+            Reading.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+            _recompute_aggregates(rows)
+            device_ids = {r.channel.device_id for r in rows}
             if device_ids:
                 Device.objects.filter(pk__in=device_ids).update(
                     last_seen=now, status=DeviceStatus.ONLINE, status_reason=""
                 )
+            # What the alert hooks evaluate is the process value at the stored time, not the stored
+            # quality: a clock_skew row is flagged for the record but its value still counts.
             events = [
                 ReadingEvent(
                     channel_id=r.channel_id,
                     device_id=r.channel.device_id,
-                    value=r.value,
-                    good=r.quality == Quality.GOOD.value,
-                    quality=r.quality,
+                    value=value,
+                    good=quality == Quality.GOOD.value,
+                    quality=quality,
                     received_at=r.time,
                     device_time=r.device_time,
                 )
-                for r in new
+                for r, (value, quality) in new
             ]
             if events:
                 transaction.on_commit(lambda: publish_readings(events))
@@ -442,6 +507,31 @@ def ingest_readings(*, enterprise, items: Sequence[dict], source: str = "http") 
     for res in results:
         summary[res["status"]] += 1
     return {"summary": summary, "results": results}
+
+
+def _already_stored(accepted, now: datetime) -> set[tuple]:
+    """Keys of ``accepted`` that an earlier post stored: (channel, time) for readings on time, and
+    ("skew", channel, device time) for skewed ones (stored at their first receive time, or, when a
+    re-post comes late enough to be skewed, at the time it was first stored under)."""
+    existing = set(
+        Reading.objects.filter(
+            channel_id__in={r.channel_id for _i, r, _e, _c in accepted},
+            time__in={r.time if c is None else c for _i, r, _e, c in accepted},
+        ).values_list("channel_id", "time")
+    )
+    keys = set(existing)
+    skewed = [(r.channel_id, c) for _i, r, _e, c in accepted if c is not None]
+    if skewed:
+        keys |= {("skew", ch, c) for ch, c in skewed if (ch, c) in existing}
+        keys |= {
+            ("skew", ch, c)
+            for ch, c in Reading.objects.filter(
+                channel_id__in={ch for ch, _c in skewed},
+                device_time__in={c for _ch, c in skewed},
+                time__gte=now - _SKEW_DEDUPE_WINDOW,
+            ).values_list("channel_id", "device_time")
+        }
+    return keys
 
 
 def _recompute_aggregates(readings: Sequence[Reading]) -> None:

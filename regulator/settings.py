@@ -453,6 +453,13 @@ DEVICES_SPOOL_MAX_MB = env_int("DEVICES_SPOOL_MAX_MB", 256)  # store-and-forward
 DEVICES_RAW_RETENTION_DAYS = env_int("DEVICES_RAW_RETENTION_DAYS", 30)
 DEVICES_AGGREGATE_RETENTION_DAYS = env_int("DEVICES_AGGREGATE_RETENTION_DAYS", 3650)
 DEVICES_INGEST_MAX_ITEMS = env_int("DEVICES_INGEST_MAX_ITEMS", 5000)
-DEVICES_INGEST_MAX_FUTURE_SECONDS = env_int("DEVICES_INGEST_MAX_FUTURE_SECONDS", 300)
+# A pushed reading whose time is further than this from the receive time (either way) is stored at the
+# receive time with quality clock_skew and its own time in device_time (the old name still works).
+DEVICES_INGEST_MAX_CLOCK_SKEW_SECONDS = env_int(
+    "DEVICES_INGEST_MAX_CLOCK_SKEW_SECONDS", env_int("DEVICES_INGEST_MAX_FUTURE_SECONDS", 300)
+)
+# Serial (RTU) bus budget: what a device needs between the end of a request and the start of its reply.
+DEVICES_RTU_TURNAROUND_MS = env_int("DEVICES_RTU_TURNAROUND_MS", 5)
+DEVICES_RTU_WARN_PERCENT = env_int("DEVICES_RTU_WARN_PERCENT", 80)  # above this the device page warns
 # Rate-of-change alerts compare a reading with the one this many seconds earlier (noise-proof).
 ALERT_RATE_WINDOW_SECONDS = float(env_int("ALERT_RATE_WINDOW_SECONDS", 10))

@@ -162,7 +162,9 @@ class IngestItemHelp(serializers.Serializer):
 
     channel = serializers.IntegerField(required=False, help_text=_("测点编号(或用 tag)"))
     tag = serializers.CharField(required=False, help_text=_("位号，在本企业唯一时可用"))
-    time = serializers.DateTimeField(help_text=_("采样时间，ISO 8601 带时区"))
+    time = serializers.DateTimeField(
+        help_text=_("采样时间，ISO 8601 带时区；与接收时间相差超过允许的时钟偏差时按接收时间存储并标记为设备时钟偏差")
+    )
     value = serializers.FloatField(required=False)
     quality = serializers.CharField(required=False, help_text=_("good 或故障原因"))
-    device_time = serializers.DateTimeField(required=False)
+    device_time = serializers.DateTimeField(required=False, help_text=_("设备自身时钟的时间(可选)"))

@@ -66,7 +66,11 @@ class ReadingIngestView(APIView):
 
     Body: ``{"readings": [{"channel": 12 | "tag": "GT-101", "time": "2026-01-01T08:00:00+08:00",
     "value": 3.2, "quality": "good"}, ...]}``. Answers 200 with one result per item
-    (created / duplicate / error); re-posting the same batch creates nothing.
+    (created / duplicate / error with a ``code``); re-posting the same batch creates nothing.
+    A token writes only enabled channels of its enterprise's HTTP-push devices (``not_http_device``,
+    ``unknown_channel``, ``device_disabled``, ``channel_disabled`` otherwise); a time further than
+    ``DEVICES_INGEST_MAX_CLOCK_SKEW_SECONDS`` from the receive time is stored at the receive time
+    with quality ``clock_skew`` (``"clock_skew": true`` in its result).
     """
 
     authentication_classes: list = []

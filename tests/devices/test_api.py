@@ -8,8 +8,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from devices.choices import Protocol
 from devices.hooks import register_reading_sink
-from devices.models import Reading, ReadingAggregate
+from devices.models import Device, Reading, ReadingAggregate
 from devices.services import ingest_token_create, ingest_token_revoke
 from tests.factories import PASSWORD
 
@@ -90,6 +91,8 @@ def ingest(token, items):
 
 
 def test_ingest_is_idempotent_scoped_and_reports_per_item(world, devices, django_capture_on_commit_callbacks):
+    # A token writes HTTP-push channels only (tests/devices/test_ingest_scope.py): make GT-101's device one.
+    Device.objects.filter(pk=devices["here"].pk).update(protocol=Protocol.HTTP, host="")
     _t, raw = ingest_token_create(enterprise=world.here, name="DCS")
     got = []
     register_reading_sink(got.extend)
