@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from devices import services
+from devices.forms import ChannelInlineFormSet
 from devices.models import Channel, CoilWriteCommand, Device, DeviceStatusChange, IngestToken
 from regulator.scoping import scope
 
@@ -17,6 +18,7 @@ class ScopedAdmin(admin.ModelAdmin):
 
 class ChannelInline(admin.TabularInline):
     model = Channel
+    formset = ChannelInlineFormSet  # the RTU bus budget over all the channels edited at once
     extra = 0
     fields = [
         "tag",

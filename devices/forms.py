@@ -1,11 +1,63 @@
-"""Browser forms for operating a device: maintenance mode and a manual coil write."""
+"""Browser forms for configuring a device (its RTU bus budget) and operating it: maintenance mode and a
+manual coil write."""
 
 from __future__ import annotations
 
 from django import forms
+from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
 
+from devices.buses import device_bus_budget, over_budget_message
 from devices.choices import Protocol, RegisterType
+from devices.models import Device
+
+
+class DeviceForm(forms.ModelForm):
+    """A device's configuration. ``Device.clean`` refuses an RTU bus on a serial port another device
+    already opens, and one whose block reads do not fit in its poll period (the admin's form does
+    the same through the model)."""
+
+    class Meta:
+        model = Device
+        fields = [
+            "enterprise",
+            "name",
+            "location",
+            "protocol",
+            "host",
+            "port",
+            "serial_port",
+            "baudrate",
+            "parity",
+            "stopbits",
+            "bytesize",
+            "poll_period_ms",
+            "timeout_ms",
+            "retries",
+            "enabled",
+            "maintenance",
+        ]
+
+
+class ChannelInlineFormSet(BaseInlineFormSet):
+    """The channels of one device edited together: each form alone may fit the bus while all the
+    new ones together do not, so the bus budget is checked once more over the whole set."""
+
+    def clean(self):
+        super().clean()
+        device = self.instance
+        if device is None or device.protocol != Protocol.RTU or any(self.errors):
+            return
+        in_forms = {f.instance.pk for f in self.forms if f.instance.pk}
+        channels = [c for c in device.channels.filter(enabled=True) if c.pk not in in_forms] if device.pk else []
+        for form in self.forms:
+            if not getattr(form, "cleaned_data", None) or form.cleaned_data.get("DELETE"):
+                continue
+            if form.instance.enabled and form.instance.address is not None:
+                channels.append(form.instance)
+        budget = device_bus_budget(device, channels)
+        if budget is not None and budget.over:
+            raise forms.ValidationError(over_budget_message(device, budget))
 
 
 class MaintenanceForm(forms.Form):

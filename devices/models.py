@@ -81,6 +81,14 @@ class Device(models.Model):
                 condition=models.Q(protocol="tcp") & ~models.Q(host=""),
                 name="devices_unique_tcp_endpoint",
             ),
+            # One serial port is one bus: its units are channels of one device, which polls them one
+            # after the other. Two devices opening the same port would interleave frames on the wire.
+            models.UniqueConstraint(
+                fields=["serial_port"],
+                condition=models.Q(protocol="rtu") & ~models.Q(serial_port=""),
+                name="devices_unique_rtu_serial_port",
+                violation_error_message=_("该串口已被另一台 RTU 总线设备使用"),
+            ),
         ]
 
     def __str__(self):
@@ -104,6 +112,37 @@ class Device(models.Model):
             raise ValidationError({"serial_port": _("RTU 总线需填写串口")})
         if self.timeout_ms and self.poll_period_ms and self.timeout_ms > 10 * self.poll_period_ms:
             raise ValidationError({"timeout_ms": _("应答超时不应超过采集周期的 10 倍")})
+        if self.protocol == Protocol.RTU:
+            self._clean_bus()
+
+    def _clean_bus(self, channels=None) -> None:
+        """An RTU bus: its port is not another device's, and its reads fit in its poll period."""
+        from devices.buses import device_bus_budget, over_budget_message
+
+        if (
+            self.serial_port
+            and Device.objects.filter(protocol=Protocol.RTU, serial_port=self.serial_port).exclude(pk=self.pk).exists()
+        ):
+            raise ValidationError(
+                {
+                    "serial_port": _(
+                        "该串口已被另一台 RTU 总线设备使用：同一串口上的从站请作为该设备的测点添加(设置从站地址)，"
+                        "不能再建一台设备打开同一串口"
+                    )
+                }
+            )
+        if not self.baudrate or not self.poll_period_ms:
+            return
+        budget = device_bus_budget(self, channels)
+        if budget is not None and budget.over:
+            raise ValidationError({"poll_period_ms": over_budget_message(self, budget)})
+
+    @property
+    def bus_budget(self):
+        """This RTU bus's wire budget with its enabled channels (None for TCP and HTTP devices)."""
+        from devices.buses import device_bus_budget
+
+        return device_bus_budget(self)
 
 
 class Channel(models.Model):
@@ -182,6 +221,23 @@ class Channel(models.Model):
             errors["writable"] = _("只有线圈可以联动写入")
         if errors:
             raise ValidationError(errors)
+        self._clean_bus()
+
+    def _clean_bus(self) -> None:
+        """A new or changed channel of an RTU bus must not push the bus past its wire budget."""
+        from devices.buses import device_bus_budget, over_budget_message
+
+        device = Device.objects.filter(pk=self.device_id).first() if self.device_id else None
+        if device is None or device.protocol != Protocol.RTU:
+            return
+        if self.address is None or self.unit_id is None or self.data_type not in WORDS:
+            return  # the field errors say what is wrong
+        channels = list(device.channels.filter(enabled=True).exclude(pk=self.pk))
+        if self.enabled:
+            channels.append(self)
+        budget = device_bus_budget(device, channels)
+        if budget is not None and budget.over:
+            raise ValidationError(over_budget_message(device, budget))
 
 
 class Reading(models.Model):

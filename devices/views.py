@@ -74,6 +74,7 @@ def _render_device(request, device, *, maintenance_form=None, status=200):
             "coil_writes": device.coil_writes.select_related("requested_by")[:20],
             "can_operate": operate,
             "maintenance_form": maintenance_form,
+            "bus_budget": device.bus_budget,
         },
         status=status,
     )

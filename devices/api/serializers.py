@@ -1,9 +1,37 @@
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
+from devices.buses import device_bus_budget
 from devices.models import Channel, CoilWriteCommand, Device
 from enterprises.models import Enterprise
 from regulator.scoping import scope
+
+
+def _model_clean(instance) -> None:
+    """The model's own validation, as a 400: field errors by field, the others as non_field_errors."""
+    try:
+        instance.clean()
+    except DjangoValidationError as exc:
+        errors = dict(exc.message_dict) if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc.messages}
+        if NON_FIELD_ERRORS in errors:
+            errors[api_settings.NON_FIELD_ERRORS_KEY] = errors.pop(NON_FIELD_ERRORS)
+        raise serializers.ValidationError(errors) from exc
+
+
+class BusBudgetSerializer(serializers.Serializer):
+    """Documentation only: an RTU bus's wire budget per poll cycle."""
+
+    reads_per_cycle = serializers.IntegerField(help_text=_("每个采集周期的块读取次数"))
+    wire_ms_per_cycle = serializers.FloatField(help_text=_("每个采集周期的线路时间(毫秒，含应答间隔)"))
+    poll_period_ms = serializers.IntegerField()
+    turnaround_ms = serializers.FloatField(help_text=_("每次读取计入的设备应答间隔(毫秒)"))
+    utilisation_percent = serializers.FloatField(help_text=_("线路占用百分比"))
+    warn = serializers.BooleanField(help_text=_("占用超过告警线"))
+    over = serializers.BooleanField(help_text=_("超过采集周期(此配置会被拒绝)"))
 
 
 class ScopedEnterpriseField(serializers.PrimaryKeyRelatedField):
@@ -21,6 +49,7 @@ class DeviceSerializer(serializers.ModelSerializer):
     enterprise_name = serializers.CharField(source="enterprise.name", read_only=True)
     status_display = serializers.CharField(source="get_status_display", read_only=True)
     target_rate_hz = serializers.FloatField(read_only=True)
+    bus_budget = serializers.SerializerMethodField(help_text=_("RTU 总线的线路占用(其他协议为 null)"))
 
     class Meta:
         model = Device
@@ -53,6 +82,7 @@ class DeviceSerializer(serializers.ModelSerializer):
             "target_rate_hz",
             "overrun_count",
             "poller",
+            "bus_budget",
             "created_at",
             "updated_at",
         ]
@@ -69,19 +99,27 @@ class DeviceSerializer(serializers.ModelSerializer):
         ]
 
     def validate(self, attrs):
-        instance = Device(**{**({} if self.instance is None else self._current()), **attrs})
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
-        try:
-            instance.clean()
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
+        # The whole device as it would be saved (pk included: a bus is checked with its stored
+        # channels, and its serial port against the other devices).
+        data = {}
+        if self.instance is not None:
+            data = {f.attname: getattr(self.instance, f.attname) for f in Device._meta.concrete_fields}
+            data.pop("enterprise_id", None)
+        data.update(attrs)
+        _model_clean(Device(**data))
         return attrs
 
-    def _current(self):
-        return {
-            f: getattr(self.instance, f) for f in ("protocol", "host", "serial_port", "timeout_ms", "poll_period_ms")
-        }
+    def get_unique_together_constraints(self, model):
+        # One serial port, one bus: Device.clean says so on the serial_port field, with what to do
+        # instead (add the unit as a channel), rather than DRF's generic non-field message.
+        for entry in super().get_unique_together_constraints(model):
+            if getattr(entry[-1], "name", "") != "devices_unique_rtu_serial_port":
+                yield entry
+
+    @extend_schema_field(BusBudgetSerializer(allow_null=True))
+    def get_bus_budget(self, device) -> dict | None:
+        budget = device_bus_budget(device, [c for c in device.channels.all() if c.enabled])
+        return budget.as_dict() if budget is not None else None
 
 
 class ChannelSerializer(serializers.ModelSerializer):
@@ -119,18 +157,14 @@ class ChannelSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
     def validate(self, attrs):
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
+        # pk included: a changed channel of an RTU bus replaces its stored self in the bus budget.
         data = {}
         if self.instance is not None:
-            data = {f.name: getattr(self.instance, f.name) for f in Channel._meta.concrete_fields if f.name != "id"}
-            data.pop("device", None)
-            data["device_id"] = self.instance.device_id
+            data = {f.attname: getattr(self.instance, f.attname) for f in Channel._meta.concrete_fields}
+            if "device" in attrs:
+                data.pop("device_id")
         data.update(attrs)
-        try:
-            Channel(**data).clean()
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
+        _model_clean(Channel(**data))
         return attrs
 
 

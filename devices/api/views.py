@@ -18,7 +18,10 @@ from regulator.api.viewsets import ScopedModelViewSet
 
 
 class DeviceViewSet(ScopedModelViewSet):
-    queryset = Device.objects.select_related("enterprise").order_by("enterprise_id", "name", "id")
+    # Channels prefetched: the serializer shows each RTU bus's wire budget (one query per page).
+    queryset = (
+        Device.objects.select_related("enterprise").prefetch_related("channels").order_by("enterprise_id", "name", "id")
+    )
     serializer_class = DeviceSerializer
     permission_classes = [IsRegulatorOrReadOnly]
     scope_prefix = "enterprise__"
