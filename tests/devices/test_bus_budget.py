@@ -177,3 +177,26 @@ def test_a_second_rtu_device_on_the_same_serial_port_is_refused(world, bus):
     assert c.post("/api/v1/devices/", {**body, "serial_port": "/dev/ttyUSB8"}, format="json").status_code == 201
     with pytest.raises(IntegrityError), transaction.atomic():  # and the database says so too
         Device.objects.create(enterprise=world.here, name="绕过校验", protocol="rtu", serial_port=bus.serial_port)
+
+
+def test_the_demo_devices_pass_the_bus_validation(world, monkeypatch, tmp_path, settings):
+    """seed_demo creates rows directly: what it creates must still be a configuration the forms accept."""
+    import random
+    from types import SimpleNamespace
+
+    from django.utils import timezone
+
+    from devices import demo
+
+    settings.DATA_DIR = tmp_path
+    monkeypatch.setattr(demo, "_status_history", lambda ctx, devices: None)  # history is not configuration
+    type(world.here).objects.filter(pk=world.here.pk).update(high_risk_sector="chemicals")
+    ctx = SimpleNamespace(rng=random.Random(1), shared={}, now=timezone.now(), logins=[], log=lambda *a: None)
+    demo.seed(ctx)
+    rtu = Device.objects.filter(protocol=Protocol.RTU)
+    assert rtu.exists()
+    for device in Device.objects.all():
+        device.full_clean()
+        for channel in device.channels.all():
+            channel.full_clean()
+    assert all(not d.bus_budget.over for d in rtu)
