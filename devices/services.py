@@ -501,6 +501,8 @@ def ingest_readings(*, enterprise, items: Sequence[dict], source: str = "http") 
                 )
                 for r, (value, quality) in new
             ]
+            # In time order: a batch listed newest first must not end on its oldest value.
+            events.sort(key=lambda e: e.received_at)
             if events:
                 transaction.on_commit(lambda: publish_readings(events))
     summary = {"created": 0, "duplicate": 0, "error": 0}

@@ -200,3 +200,39 @@ def test_the_demo_devices_pass_the_bus_validation(world, monkeypatch, tmp_path, 
         for channel in device.channels.all():
             channel.full_clean()
     assert all(not d.bus_budget.over for d in rtu)
+
+
+def test_channels_added_together_in_the_admin_are_budgeted_together(world):
+    """Each new channel alone fits (2 + 1 reads = 84 %), both together do not (112 %)."""
+    from django.forms import inlineformset_factory
+
+    from devices.forms import ChannelInlineFormSet
+
+    device = Device.objects.create(
+        enterprise=world.here,
+        name="总线",
+        protocol="rtu",
+        serial_port="/dev/ttyUSB5",
+        baudrate=9600,
+        poll_period_ms=100,
+    )
+    for unit in (1, 2):
+        Channel.objects.create(device=device, tag=f"GT-{unit}", name="气体", unit_id=unit, address=0)
+    fields = ["tag", "name", "unit_id", "register_type", "address", "data_type", "enabled"]
+    FormSet = inlineformset_factory(Device, Channel, formset=ChannelInlineFormSet, fields=fields, extra=2)
+    existing = list(device.channels.order_by("pk"))
+    data = {"channels-TOTAL_FORMS": "4", "channels-INITIAL_FORMS": "2"}
+    for i, ch in enumerate(existing):
+        data |= {f"channels-{i}-id": ch.pk, f"channels-{i}-tag": ch.tag, f"channels-{i}-name": ch.name}
+        data |= {f"channels-{i}-unit_id": ch.unit_id, f"channels-{i}-address": 0, f"channels-{i}-enabled": "on"}
+        data |= {f"channels-{i}-register_type": "holding", f"channels-{i}-data_type": "uint16"}
+    for i, unit in ((2, 3), (3, 4)):
+        data |= {f"channels-{i}-tag": f"GT-{unit}", f"channels-{i}-name": "气体", f"channels-{i}-unit_id": unit}
+        data |= {f"channels-{i}-address": 0, f"channels-{i}-enabled": "on"}
+        data |= {f"channels-{i}-register_type": "holding", f"channels-{i}-data_type": "uint16"}
+    formset = FormSet(data, instance=device)
+    assert not formset.is_valid()
+    assert "RTU 总线" in " ".join(formset.non_form_errors())
+    data["channels-3-enabled"] = ""  # the fourth unit configured but not polled: fits
+    formset = FormSet(data, instance=device)
+    assert formset.is_valid(), (formset.errors, formset.non_form_errors())

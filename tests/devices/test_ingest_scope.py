@@ -176,3 +176,15 @@ def test_a_device_time_within_the_allowed_skew_is_kept(world, feed, settings):
     r = ingest_readings(enterprise=world.here, items=[{"channel": feed.gas.pk, "time": t.isoformat(), "value": 2}])
     assert r["results"][0]["quality"] == "good" and "clock_skew" not in r["results"][0]
     assert Reading.objects.get(channel=feed.gas).time == t
+
+
+def test_a_batch_is_evaluated_in_time_order(world, feed, alarms, django_capture_on_commit_callbacks):
+    t = timezone.now()
+    items = [
+        {"channel": feed.gas.pk, "time": t.isoformat(), "value": 80.0},  # the newest first
+        {"channel": feed.gas.pk, "time": (t - timedelta(seconds=5)).isoformat(), "value": 1.0},
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_readings(enterprise=world.here, items=items)
+    alert = Alert.objects.get(channel=feed.gas, kind="high_high")
+    assert alert.condition_active and alert.cleared_at is None  # the leak is the latest value
