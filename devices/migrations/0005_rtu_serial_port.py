@@ -3,6 +3,24 @@
 from django.db import migrations, models
 
 
+def refuse_shared_serial_ports(apps, schema_editor):
+    """Two RTU devices opening one serial port cannot be merged automatically (which one owns the
+    bus?): say which ones, so an operator makes the second one's units channels of the first."""
+    Device = apps.get_model("devices", "Device")
+    ports = {}
+    for pk, name, port in Device.objects.filter(protocol="rtu").exclude(serial_port="").values_list(
+        "pk", "name", "serial_port"
+    ):
+        ports.setdefault(port, []).append(f"#{pk} {name}")
+    shared = {port: names for port, names in ports.items() if len(names) > 1}
+    if shared:
+        detail = "; ".join(f"{port}: {', '.join(names)}" for port, names in sorted(shared.items()))
+        raise RuntimeError(
+            "RTU devices share a serial port (one port is one bus: move the units of all but one "
+            f"device to that device's channels, then migrate again): {detail}"
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -10,6 +28,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(refuse_shared_serial_ports, migrations.RunPython.noop),
         migrations.AlterField(
             model_name='reading',
             name='quality',
