@@ -115,7 +115,7 @@ class Device(models.Model):
         if self.protocol == Protocol.RTU:
             self._clean_bus()
 
-    def _clean_bus(self, channels=None) -> None:
+    def _clean_bus(self) -> None:
         """An RTU bus: its port is not another device's, and its reads fit in its poll period."""
         from devices.buses import device_bus_budget, over_budget_message
 
@@ -133,7 +133,7 @@ class Device(models.Model):
             )
         if not self.baudrate or not self.poll_period_ms:
             return
-        budget = device_bus_budget(self, channels)
+        budget = device_bus_budget(self)
         if budget is not None and budget.over:
             raise ValidationError({"poll_period_ms": over_budget_message(self, budget)})
 
