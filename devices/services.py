@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import secrets
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from django.utils.translation import gettext as _
 from devices.choices import COIL_WRITE_TRANSITIONS, CoilWriteStatus, DeviceStatus, Protocol, Quality
 from devices.hooks import ReadingEvent, publish_readings
 from devices.models import Channel, CoilWriteCommand, Device, DeviceStatusChange, IngestToken, Reading
+from devices.poller.decode import range_quality
 from regulator.audit import record_event
 from regulator.errors import InvalidInput, TransitionNotAllowed
 
@@ -382,13 +382,8 @@ def ingest_readings(*, enterprise, items: Sequence[dict], source: str = "http") 
             if quality == Quality.GOOD.value:
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise ValueError(_("value 应为数字"))
-                value = float(value)
-                if not math.isfinite(value):
-                    quality, value = Quality.NAN.value, None
-                elif (channel.range_low is not None and value < channel.range_low) or (
-                    channel.range_high is not None and value > channel.range_high
-                ):
-                    quality, value = Quality.OUT_OF_RANGE.value, None
+                # The poller's range rule: NaN/Inf no value, out of range kept as out_of_range.
+                value, quality = range_quality(float(value), channel.range_low, channel.range_high)
             else:
                 value = None
             key = (channel.pk, t)

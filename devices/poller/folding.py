@@ -28,7 +28,8 @@ import numpy as np
 from numba import njit
 
 from devices.choices import BIT_REGISTERS, Quality
-from devices.poller.decode import Block
+from devices.poller import decode as _decode_py
+from devices.poller.decode import IN_RANGE, NOT_FINITE, Block
 
 # Quality strings as small codes (0: none yet). Unknown strings get a code on first sight.
 QUALITIES: list[str | None] = [None, *(q.value for q in Quality)]
@@ -297,6 +298,12 @@ def vector_plan(block: Block, state: FoldState) -> VectorPlan | None:
     return VectorPlan(state.plan_id(slots), len(slots))
 
 
+# decode.classify itself, compiled into _decode: one range rule for both decoders. (numba's disk cache
+# is keyed on this file: after changing classify, touch this file or clear the cache; the
+# equivalence tests in tests/devices/test_storage_fastpath.py catch a stale one.)
+_classify = njit(nogil=True, inline="always")(_decode_py.classify)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _word(flat, i, swap):  # pragma: no cover (compiled)
     w = flat[i]
@@ -357,7 +364,6 @@ def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, 
                     u64[0] = np.uint64((w0 << 48) | (w1 << 32) | (w2 << 16) | w3)
                     raw = f64[0]
             value = raw * params[k, P_SCALE] + params[k, P_OFFSET]
-            code = GOOD
             if (
                 raw == params[k, P_SENT]
                 or raw == params[k, P_SENT + 1]
@@ -365,15 +371,20 @@ def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, 
                 or raw == params[k, P_SENT + 3]
             ):
                 code = SENTINEL_Q  # (a NaN/Inf raw value never equals one, and is NaN as in decode_events)
-            elif not np.isfinite(value):
-                code = NAN_Q
-            elif not (params[k, P_LOW] <= value <= params[k, P_HIGH]):
-                code = OUT_OF_RANGE_Q
+                value = np.nan
+            else:
+                verdict = _classify(value, params[k, P_LOW], params[k, P_HIGH])
+                if verdict == IN_RANGE:
+                    code = GOOD
+                elif verdict == NOT_FINITE:
+                    code = NAN_Q
+                    value = np.nan
+                else:  # out of range: the value is kept, as in decode_events
+                    code = OUT_OF_RANGE_Q
+            v[i] = value
             if code == GOOD:
-                v[i] = value
                 good[i] = True
             else:
-                v[i] = np.nan
                 good[i] = False
                 all_good = False
             q[i] = code

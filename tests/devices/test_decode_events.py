@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from devices.choices import Quality
 from devices.hooks import ReadingEvent
 from devices.poller.decode import decode_block, decode_events, plan_blocks, raw_to_words
@@ -28,9 +30,11 @@ def test_fast_channels_scale_range_and_sentinels():
     ids = [c.id for c in chans]
     assert got[ids[0]] == ReadingEvent(ids[0], 7, 25.0, True, Quality.GOOD, "now", None)
     assert got[ids[1]].value == -1 and got[ids[1]].good
-    assert (got[ids[2]].value, got[ids[2]].good, got[ids[2]].quality) == (None, False, Quality.OUT_OF_RANGE)
+    # Out of range is bad quality but keeps its value (a saturated gas detector is evaluated as a leak).
+    over = got[ids[2]]
+    assert (over.value, over.good, over.quality) == (pytest.approx(100.1), False, Quality.OUT_OF_RANGE)
     assert got[ids[3]].quality == Quality.SENTINEL and got[ids[3]].value is None
-    assert got[ids[4]].quality == Quality.OUT_OF_RANGE
+    assert (got[ids[4]].value, got[ids[4]].good, got[ids[4]].quality) == (-20, False, Quality.OUT_OF_RANGE)
 
 
 def test_floats_nan_inf_and_overflowing_scale_are_bad_not_infinite():
