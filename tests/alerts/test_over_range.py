@@ -77,14 +77,19 @@ def test_below_the_range_is_a_sensor_fault_only():
     assert over(engine, -5.0, T0) == []
     assert kinds(over(engine, -5.0, T0 + 2)) == [(SENSOR_FAULT, True)]
     assert engine.active_conditions(1) == {SENSOR_FAULT}
+    # The same channel above its range: the highest alarm.
+    assert kinds(over(engine, 120.0, T0 + 3)) == [(HIGH_HIGH, True), (HIGH, True)]
 
 
 def test_a_channel_that_is_not_fail_safe_high_gets_a_sensor_fault_only():
     engine = Engine()
-    engine.configure(1, RuleConfig(limits=Limits(high_high=50, high=20), on_delay=2.0))  # no over_range_high
+    engine.configure(1, GAS)
+    engine.configure(2, RuleConfig(limits=Limits(high_high=50, high=20), on_delay=2.0))  # no over_range_high
     for i in range(5):
-        over(engine, 120.0, T0 + i)
-    assert engine.active_conditions(1) == {SENSOR_FAULT}
+        over(engine, 120.0, T0 + i, key=1)
+        over(engine, 120.0, T0 + i, key=2)
+    assert engine.active_conditions(1) == {HIGH_HIGH, HIGH, SENSOR_FAULT}
+    assert engine.active_conditions(2) == {SENSOR_FAULT}
 
 
 def test_only_the_high_limits_the_rule_has():
@@ -227,3 +232,17 @@ def test_http_ingest_keeps_the_over_range_value_and_raises_the_highest_alarm(
     hh = Alert.objects.get(channel=gas, kind="high_high")
     assert hh.level == 1 and hh.linkage_status == "requested" and "超量程" in hh.message
     assert not Alert.objects.filter(channel=pressure).exclude(kind="sensor_fault").exists()
+
+
+def test_the_rule_page_says_what_over_range_does(plant, admin_client):
+    gas_rule = AlertRule.objects.get(quantity="combustible_gas")
+    page = admin_client.get(f"/admin/alerts/alertrule/{gas_rule.pk}/change/").content.decode()
+    assert "超量程处理" in page and "超量程按最高级报警" in page
+    pressure_rule = AlertRule.objects.get(quantity="pressure")
+    page = admin_client.get(f"/admin/alerts/alertrule/{pressure_rule.pk}/change/").content.decode()
+    assert "超量程仅报传感器故障" in page
+    marked_rule = AlertRule.objects.create(name="PT-2", channel=plant.marked, high_high=50)
+    page = admin_client.get(f"/admin/alerts/alertrule/{marked_rule.pk}/change/").content.decode()
+    assert "超量程按最高级报警" in page
+    listing = admin_client.get("/admin/alerts/alertrule/").content.decode()
+    assert "超量程处理" in listing
