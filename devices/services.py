@@ -450,12 +450,13 @@ def _recompute_aggregates(readings: Sequence[Reading]) -> None:
         ).values_list("value", "quality")
         good = [v for v, q in rows if q == Quality.GOOD.value and v is not None]
         bad = sum(1 for v, q in rows if q != Quality.GOOD.value or v is None)
+        values = [v for v, _q in rows if v is not None]  # min/max span out-of-range values too, as the poller's
         ReadingAggregate.objects.update_or_create(
             channel_id=channel_id,
             minute=minute,
             defaults={
-                "min": min(good) if good else None,
-                "max": max(good) if good else None,
+                "min": min(values) if values else None,
+                "max": max(values) if values else None,
                 "sum": float(sum(good)),
                 "count": len(good),
                 "bad_count": bad,

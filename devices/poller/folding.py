@@ -170,10 +170,10 @@ def bucket_rows(closed: np.ndarray) -> list[tuple]:
     """Rows of closed buckets (cid, minute, min, max, sum, count, bad) as storage's AggRow tuples."""
     out = []
     for cid, minute, mn, mx, sm, cnt, bad in closed.tolist():
-        if cnt:
+        if mn <= mx:  # some value was read (an empty bucket has inf/-inf, a late one without a value NaN)
             out.append((int(cid), int(minute), mn, mx, sm, int(cnt), int(bad)))
         else:
-            out.append((int(cid), int(minute), None, None, sm, 0, int(bad)))
+            out.append((int(cid), int(minute), None, None, sm, int(cnt), int(bad)))
     return out
 
 
@@ -192,15 +192,13 @@ def _fold(a, s, t, v, good, q, kept, closed):  # pragma: no cover (compiled)
             if m < cur:  # a late reading: a bucket of its own (merged by the upsert), not stored raw
                 closed[nc, 0] = a[k, F_CID]
                 closed[nc, 1] = m
+                closed[nc, 2] = vi  # NaN: none
+                closed[nc, 3] = vi
                 if ok:
-                    closed[nc, 2] = vi
-                    closed[nc, 3] = vi
                     closed[nc, 4] = vi if vi != 0.0 else 0.0
                     closed[nc, 5] = 1.0
                     closed[nc, 6] = 0.0
                 else:
-                    closed[nc, 2] = np.nan
-                    closed[nc, 3] = np.nan
                     closed[nc, 4] = 0.0
                     closed[nc, 5] = 0.0
                     closed[nc, 6] = 1.0
@@ -208,11 +206,13 @@ def _fold(a, s, t, v, good, q, kept, closed):  # pragma: no cover (compiled)
                 continue
             nc = _close_one(a, k, closed, nc)  # a later minute: close the open bucket first
             a[k, F_MINUTE] = m
+        # Min and max span every value read, out of range ones too (the trend shows the excursion);
+        # the sum and count (the mean) are of good readings only. (False for NaN: no value.)
+        if vi < a[k, F_MN]:
+            a[k, F_MN] = vi
+        if vi > a[k, F_MX]:
+            a[k, F_MX] = vi
         if ok:
-            if vi < a[k, F_MN]:
-                a[k, F_MN] = vi
-            if vi > a[k, F_MX]:
-                a[k, F_MX] = vi
             a[k, F_SM] += vi
             a[k, F_CNT] += 1.0
         else:
@@ -237,9 +237,10 @@ def fold(
     s: slots; t: receive times (epoch s); v: values (NaN for none); good: the reading's good flag;
     q: quality codes. Per reading, as one at a time: a reading for an earlier minute than the open
     bucket is a bucket of its own (merged by the database's upsert) and is not stored raw; a later
-    minute closes the open bucket first; a good reading with a value updates min/max/sum/count,
-    anything else counts as bad; then the reading is stored unless the last stored one has the same
-    quality, is less than a heartbeat old, and (both having values) is within the deadband.
+    minute closes the open bucket first; any value (out of range ones too) updates min/max, a good
+    reading with a value sum/count, anything else counts as bad; then the reading is stored unless
+    the last stored one has the same quality, is less than a heartbeat old, and (both having
+    values) is within the deadband.
     Closed buckets are appended to ``closed`` as AggRow tuples.
     """
     kept = np.empty(s.size, dtype=np.int64)

@@ -16,7 +16,7 @@ from alerts.engine import HIGH, HIGH_HIGH, OVER_RANGE_DETAIL, SENSOR_FAULT, Engi
 from alerts.models import Alert, AlertRule
 from alerts.runtime import rule_config
 from devices.choices import OverRange, Quantity, over_range_is_alarm
-from devices.models import Channel, Device, Reading
+from devices.models import Channel, Device, Reading, ReadingAggregate
 from devices.services import ingest_readings
 from regulator.choices import Role
 from tests import factories as f
@@ -228,6 +228,8 @@ def test_http_ingest_keeps_the_over_range_value_and_raises_the_highest_alarm(
         result = ingest_readings(enterprise=world.here, items=items)
     assert [r["quality"] for r in result["results"]] == ["out_of_range"] * 3
     assert Reading.objects.get(channel=gas).value == 120  # stored with its value, as the poller stores it
+    minute = ReadingAggregate.objects.get(channel=gas)  # and the trend shows it (not in the mean)
+    assert (minute.max, minute.count, minute.bad_count) == (120, 0, 1)
     assert sorted(Reading.objects.filter(channel=pressure).values_list("value", flat=True)) == [-3, 140]
     hh = Alert.objects.get(channel=gas, kind="high_high")
     assert hh.level == 1 and hh.linkage_status == "requested" and "超量程" in hh.message

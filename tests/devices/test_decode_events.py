@@ -90,10 +90,14 @@ def test_both_decoders_keep_the_value_of_an_out_of_range_reading(tmp_path):
         (None, False, Quality.NAN),
         (None, False, Quality.SENTINEL),
     ]
-    stored = []
-    writer = ReadingWriter(
-        poller="t", spool_dir=tmp_path, spool_max_bytes=10**6, store=lambda rows, aggs: stored.extend(rows) or len(rows)
-    )
+    stored, aggs = [], []
+
+    def store(rows, closed):
+        stored.extend(rows)
+        aggs.extend(closed)
+        return len(rows)
+
+    writer = ReadingWriter(poller="t", spool_dir=tmp_path, spool_max_bytes=10**6, store=store)
     plan = writer.vector_plan(block)
     assert plan is not None
     batch = writer.fold_reads([(plan, data, 1, 1_000_000.0, block)])
@@ -101,3 +105,8 @@ def test_both_decoders_keep_the_value_of_an_out_of_range_reading(tmp_path):
     assert got == [(e.channel_id, e.value, e.good, e.quality) for e in expected]
     writer.flush(final=True)  # stored with its value too: the raw readings show the excursion
     assert {row[0]: (row[2], row[3]) for row in stored}[1] == (pytest.approx(120.0), Quality.OUT_OF_RANGE)
+    # and the minute's trend shows it: min/max span it, the mean (sum, count) is of good readings only.
+    by_channel = {agg[0]: agg[2:] for agg in aggs}
+    assert by_channel[1] == (pytest.approx(120.0), pytest.approx(120.0), 0.0, 0, 1)
+    assert by_channel[3] == (pytest.approx(55.0), pytest.approx(55.0), pytest.approx(55.0), 1, 0)
+    assert by_channel[5] == (None, None, 0.0, 0, 1)  # inf: no value
