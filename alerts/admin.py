@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from alerts.models import (
     Alert,
@@ -11,6 +13,7 @@ from alerts.models import (
     FloodGroup,
     ThresholdSchedule,
 )
+from devices.choices import FAIL_SAFE_HIGH_QUANTITIES, OverRange
 from regulator.scoping import scope
 
 
@@ -31,12 +34,27 @@ class AlertRuleAdmin(admin.ModelAdmin):
         "low",
         "low_low",
         "deadband",
+        "over_range_rule",
         "enabled",
     ]
     list_filter = ["quantity", "enabled"]
     search_fields = ["name", "device__name", "channel__tag"]
     raw_id_fields = ["device", "channel", "linkage_device"]
+    readonly_fields = ["over_range_rule"]
     inlines = [ThresholdScheduleInline]
+
+    @admin.display(description=_("超量程处理"))
+    def over_range_rule(self, obj) -> str:
+        """What a reading above the range does under this rule: the channel's setting for a channel
+        rule, the quantity's default otherwise (a channel may override it)."""
+        if obj is None or obj.pk is None:
+            return gettext("可燃/有毒气体：超量程按最高级报警；其他监测量：仅报传感器故障(可在测点上设置)")
+        if obj.channel_id:
+            return obj.channel.get_over_range_rule_display()
+        if not obj.quantity:
+            return gettext("按各测点的监测量与设置")
+        label = OverRange.ALARM.label if obj.quantity in FAIL_SAFE_HIGH_QUANTITIES else OverRange.FAULT.label
+        return gettext("%(rule)s(监测量默认，可在测点上设置)") % {"rule": label}
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -7,6 +7,10 @@ from the rule, overridden by the first matching threshold schedule (month range,
 operating mode). The effective limits are cached together with the instant of the next schedule
 boundary, so a reading never pays for schedule matching except at a boundary.
 
+A reading above the channel's range on a fail-safe-high channel (gas: ``RuleConfig.over_range_high``
+set) is the highest alarm at once: every high limit becomes active with no on-delay, besides the
+sensor fault. A saturated gas detector is the leak, not a broken sensor.
+
 Times are epoch seconds (floats); schedules are matched in local time (``tz``).
 """
 
@@ -33,6 +37,9 @@ _IS_HIGH = {HIGH_HIGH: True, HIGH: True, LOW: False, LOW_LOW: False}
 # Bad-quality reasons that mean "the link is down", not "the sensor is broken": those are left to
 # the stale-data and device-offline conditions.
 LINK_QUALITIES = frozenset({"timeout", "disconnected"})
+OUT_OF_RANGE = "out_of_range"  # the quality of a reading outside its range (it keeps its value)
+# Change.detail of a high limit raised by a reading above the range (the message says 超量程).
+OVER_RANGE_DETAIL = "over_range"
 RATE_SAMPLES_PER_WINDOW = 20
 
 
@@ -101,6 +108,9 @@ class RuleConfig:
     stale_after: float | None = None  # seconds without a good reading
     fault_enabled: bool = True
     schedules: tuple[Schedule, ...] = ()
+    # The top of the channel's range when a reading above it is the highest alarm (fail-safe high,
+    # devices.choices.over_range_is_alarm); None when it is a sensor fault only.
+    over_range_high: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +277,9 @@ class Engine:
         if state.first_seen_t is None:
             state.first_seen_t = t
         if not good or value is None or value != value or value in (math.inf, -math.inf):
+            if quality == OUT_OF_RANGE and config.over_range_high is not None and value is not None:
+                if value > config.over_range_high:  # (False for NaN)
+                    self._over_range(state, channel_id, value, t, changes)
             if config.fault_enabled and quality not in LINK_QUALITIES:
                 self._step(state, channel_id, SENSOR_FAULT, True, t, value, None, changes, quality)
             return changes
@@ -282,9 +295,7 @@ class Engine:
 
         mode = self.modes.get(channel_id, "")
         if not (state.limits_from <= t < state.limits_until) or mode != state.limits_mode:
-            state.limits, state.limits_from, state.limits_until = effective_limits(config, t, mode, self.tz)
-            state.limits_mode = mode
-            state.checks = tuple((kind, getattr(state.limits, kind), _IS_HIGH[kind]) for kind in LIMIT_KINDS)
+            self._refresh_limits(state, t, mode)
         deadband = config.deadband
         conds = state.conds
         for kind, limit, is_high in state.checks:
@@ -334,6 +345,28 @@ class Engine:
         state.last_value = value
         state.last_t = t
         return changes
+
+    def _refresh_limits(self, state: ChannelState, t: float, mode: str) -> None:
+        state.limits, state.limits_from, state.limits_until = effective_limits(state.config, t, mode, self.tz)
+        state.limits_mode = mode
+        state.checks = tuple((kind, getattr(state.limits, kind), _IS_HIGH[kind]) for kind in LIMIT_KINDS)
+
+    def _over_range(self, state: ChannelState, key: int, value: float, t: float, changes) -> None:
+        """A reading above the range of a fail-safe-high channel: every high limit in force becomes
+        active now, whatever its on-delay (a pending one included), and stays so while it lasts.
+        Once back in range, the limits clear as usual (deadband, off-delay)."""
+        mode = self.modes.get(key, "")
+        if not (state.limits_from <= t < state.limits_until) or mode != state.limits_mode:
+            self._refresh_limits(state, t, mode)
+        for kind, limit, is_high in state.checks:
+            if not is_high or limit is None:
+                continue
+            cond = state.cond(kind)
+            cond.pending_since = None
+            cond.clearing_since = None
+            if not cond.active:
+                cond.active = True
+                changes.append(Change(key, kind, True, t, value, limit, OVER_RANGE_DETAIL))
 
     @staticmethod
     def _step(state, key, kind, condition, t, value, limit, changes, detail) -> None:

@@ -42,7 +42,9 @@ class ChannelInfo:
     levels: dict
 
 
-def rule_config(rule) -> eng.RuleConfig:
+def rule_config(rule, channel=None) -> eng.RuleConfig:
+    """The engine's config of ``rule`` as applied to ``channel`` (the channel brings its over-range
+    rule: above the range is the highest alarm on a fail-safe-high channel)."""
     schedules = tuple(
         eng.Schedule(
             limits=eng.Limits(s.high_high, s.high, s.low, s.low_low),
@@ -65,6 +67,7 @@ def rule_config(rule) -> eng.RuleConfig:
         stale_after=float(rule.stale_after_s) if rule.stale_after_s else None,
         fault_enabled=rule.fault_enabled,
         schedules=schedules,
+        over_range_high=(channel.range_high if channel is not None and channel.over_range_alarms else None),
     )
 
 
@@ -150,7 +153,7 @@ class AlertRuntime:
             rule = resolved.get(ch.pk)
             if rule is None:
                 continue
-            configs[ch.pk] = rule_config(rule)
+            configs[ch.pk] = rule_config(rule, ch)
             infos[ch.pk] = ChannelInfo(
                 device_id=ch.device_id,
                 enterprise_id=ch.device.enterprise_id,

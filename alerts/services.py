@@ -32,6 +32,7 @@ from alerts.choices import (
     Tier,
     allowed_actions,
 )
+from alerts.engine import OVER_RANGE_DETAIL
 from alerts.models import Alert, AlertComment, AlertEscalation, AlertResponse, AlertTransition, FloodGroup
 from alerts.payloads import alert_payload
 from regulator.audit import record_event
@@ -686,14 +687,22 @@ KIND_MESSAGES = {
 }
 
 
+# A high limit raised because the reading is above the channel's range (alerts.engine._over_range).
+OVER_RANGE_MESSAGES = {
+    AlertKind.HIGH_HIGH: "{tag} {name} 高高报(超量程)：{value}{unit} 超出量程，≥ {limit}{unit}",
+    AlertKind.HIGH: "{tag} {name} 高报(超量程)：{value}{unit} 超出量程，≥ {limit}{unit}",
+}
+
+
 def format_message(kind: str, *, tag="", name="", value=None, limit=None, unit="", detail="") -> str:
     def fmt(x):
         if x is None:
             return "-"
         return f"{x:g}" if isinstance(x, float) else str(x)
 
+    template = OVER_RANGE_MESSAGES.get(kind) if detail == OVER_RANGE_DETAIL else None
     return (
-        KIND_MESSAGES.get(kind, "{tag} {name} {detail}")
+        (template or KIND_MESSAGES.get(kind, "{tag} {name} {detail}"))
         .format(tag=tag, name=name, value=fmt(value), limit=fmt(limit), unit=unit, detail=detail)
         .strip()
     )

@@ -33,6 +33,7 @@ class ChannelInline(admin.TabularInline):
         "unit",
         "range_low",
         "range_high",
+        "over_range",
         "deadband",
         "enabled",
     ]
@@ -86,7 +87,7 @@ class ChannelAdmin(ScopedAdmin):
         "unit",
         "enabled",
     ]
-    list_filter = ["quantity", "register_type", "data_type", "enabled"]
+    list_filter = ["quantity", "over_range", "register_type", "data_type", "enabled"]
     search_fields = ["tag", "name", "device__name", "device__enterprise__name"]
     raw_id_fields = ["device"]
 

@@ -74,6 +74,29 @@ class Quantity(models.TextChoices):
     OTHER = "other", _("其他")
 
 
+class OverRange(models.TextChoices):
+    """What a reading above the channel's range means (see ``over_range_is_alarm``)."""
+
+    BY_QUANTITY = "quantity", _("按监测量(默认)")
+    ALARM = "alarm", _("超量程按最高级报警")
+    FAULT = "fault", _("超量程仅报传感器故障")
+
+
+# Quantities whose sensor saturates in a leak: a gas detector reading past its top is the gas, not a
+# broken sensor, so above the range is the highest alarm (fail-safe high).
+FAIL_SAFE_HIGH_QUANTITIES = frozenset({Quantity.COMBUSTIBLE_GAS, Quantity.TOXIC_GAS})
+
+
+def over_range_is_alarm(quantity: str, over_range: str) -> bool:
+    """The one place the rule is resolved: True when a reading above the range raises every high
+    limit at once (and the sensor fault), False when it is a sensor fault only."""
+    if over_range == OverRange.ALARM:
+        return True
+    if over_range == OverRange.FAULT:
+        return False
+    return quantity in FAIL_SAFE_HIGH_QUANTITIES
+
+
 DEFAULT_UNITS = {
     Quantity.COMBUSTIBLE_GAS: "%LEL",
     Quantity.TOXIC_GAS: "ppm",

@@ -25,7 +25,7 @@ class ReadingEvent(NamedTuple):
 
     channel_id: int
     device_id: int
-    value: float | None  # engineering value after scale/offset; None when quality is bad
+    value: float | None  # engineering value after scale/offset; None when bad, except out_of_range
     good: bool
     quality: str  # "good" or the reason: timeout, exception, crc, out_of_range, nan, sentinel, ...
     received_at: datetime
@@ -46,7 +46,7 @@ class Readings(Sequence):
         # Per block read, in order: (device id, received at in epoch seconds, readings, block key).
         self.reads = reads
         self.channel_ids = channel_ids  # and one entry per reading in these four
-        self.values = values  # None when the quality is bad
+        self.values = values  # None when the quality is bad (out_of_range keeps its value)
         self.qualities = qualities
         self.goods = goods
         self._events: list[ReadingEvent] | None = None

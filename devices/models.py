@@ -17,12 +17,14 @@ from devices.choices import (
     CoilWriteStatus,
     DataType,
     DeviceStatus,
+    OverRange,
     Parity,
     Protocol,
     Quality,
     Quantity,
     RegisterType,
     WordOrder,
+    over_range_is_alarm,
 )
 
 
@@ -169,6 +171,15 @@ class Channel(models.Model):
     unit = models.CharField(_("工程单位"), max_length=16, blank=True)
     range_low = models.FloatField(_("量程下限"), null=True, blank=True)
     range_high = models.FloatField(_("量程上限"), null=True, blank=True)
+    over_range = models.CharField(
+        _("超量程处理"),
+        max_length=16,
+        choices=OverRange.choices,
+        default=OverRange.BY_QUANTITY,
+        help_text=_(
+            "高于量程上限时：可燃/有毒气体默认按最高级报警(高高报、高报立即触发，不计报警延时)，其他监测量默认仅报传感器故障"
+        ),
+    )
     sentinels = models.JSONField(
         _("哨兵值"), default=list, blank=True, help_text=_("表示传感器故障的原始值，如 [65535, -32768]")
     )
@@ -201,6 +212,17 @@ class Channel(models.Model):
     @property
     def words(self) -> int:
         return 1 if self.register_type in BIT_REGISTERS else WORDS[self.data_type]
+
+    @property
+    def over_range_alarms(self) -> bool:
+        """Above the range is the highest alarm (fail-safe high), not only a sensor fault."""
+        return over_range_is_alarm(self.quantity, self.over_range)
+
+    def get_over_range_rule_display(self) -> str:
+        """The resolved rule in words (for a default, what the quantity makes of it)."""
+        if self.over_range_alarms:
+            return str(OverRange.ALARM.label)
+        return str(OverRange.FAULT.label)
 
     def clean(self):
         super().clean()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import secrets
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from django.utils.translation import gettext as _
 from devices.choices import COIL_WRITE_TRANSITIONS, CoilWriteStatus, DeviceStatus, Protocol, Quality
 from devices.hooks import ReadingEvent, publish_readings
 from devices.models import Channel, CoilWriteCommand, Device, DeviceStatusChange, IngestToken, Reading
+from devices.poller.decode import range_quality
 from regulator.audit import record_event
 from regulator.errors import InvalidInput, TransitionNotAllowed
 
@@ -428,13 +428,8 @@ def ingest_readings(*, enterprise, items: Sequence[dict], source: str = "http") 
             if quality == Quality.GOOD.value:
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise ValueError(_("value 应为数字"))
-                value = float(value)
-                if not math.isfinite(value):
-                    quality, value = Quality.NAN.value, None
-                elif (channel.range_low is not None and value < channel.range_low) or (
-                    channel.range_high is not None and value > channel.range_high
-                ):
-                    quality, value = Quality.OUT_OF_RANGE.value, None
+                # The poller's range rule: NaN/Inf no value, out of range kept as out_of_range.
+                value, quality = range_quality(float(value), channel.range_low, channel.range_high)
             else:
                 value = None
             evaluated = (value, quality)
@@ -547,12 +542,13 @@ def _recompute_aggregates(readings: Sequence[Reading]) -> None:
         ).values_list("value", "quality")
         good = [v for v, q in rows if q == Quality.GOOD.value and v is not None]
         bad = sum(1 for v, q in rows if q != Quality.GOOD.value or v is None)
+        values = [v for v, _q in rows if v is not None]  # min/max span out-of-range values too, as the poller's
         ReadingAggregate.objects.update_or_create(
             channel_id=channel_id,
             minute=minute,
             defaults={
-                "min": min(good) if good else None,
-                "max": max(good) if good else None,
+                "min": min(values) if values else None,
+                "max": max(values) if values else None,
                 "sum": float(sum(good)),
                 "count": len(good),
                 "bad_count": bad,

@@ -124,6 +124,8 @@ class DeviceSerializer(serializers.ModelSerializer):
 
 class ChannelSerializer(serializers.ModelSerializer):
     device = ScopedDeviceField()
+    # The over-range rule as resolved (a default follows the quantity): True = highest alarm.
+    over_range_alarms = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Channel
@@ -146,6 +148,8 @@ class ChannelSerializer(serializers.ModelSerializer):
             "unit",
             "range_low",
             "range_high",
+            "over_range",
+            "over_range_alarms",
             "sentinels",
             "deadband",
             "heartbeat_s",

@@ -128,18 +128,49 @@ def engineering_to_raw(ch: ChannelSpec, value: float):
     return max(-(2 ** (bits - 1)), min(raw, 2 ** (bits - 1) - 1))
 
 
+# Verdicts of ``classify``.
+IN_RANGE = 0
+NOT_FINITE = 1
+ABOVE_RANGE = 2
+BELOW_RANGE = 3
+
+
+def classify(value: float, low: float, high: float) -> int:
+    """An engineering value against its range [low, high] (an open end is -inf / +inf).
+
+    The one range rule of every path a reading comes in by: the poller's event decoder (below), its
+    batch decoder (``folding``, which compiles this very function with numba) and HTTP ingest
+    (``devices.services.ingest_readings``). NaN and +-Inf are never values. A value outside the
+    range keeps its value, with quality ``out_of_range``: above the range a gas detector is
+    saturated by the gas, and the alert engine makes that the highest alarm for fail-safe-high
+    channels (see ``devices.choices.over_range_is_alarm``); below it, only a sensor fault.
+    """
+    if value - value != 0.0:  # NaN or +-Inf (inf - inf is NaN); one comparison, also under numba
+        return NOT_FINITE
+    if value > high:
+        return ABOVE_RANGE
+    if value < low:
+        return BELOW_RANGE
+    return IN_RANGE
+
+
+def range_quality(value: float, low: float | None, high: float | None) -> tuple[float | None, str]:
+    """``classify`` as (value to keep or None, quality), with None for an open end."""
+    verdict = classify(value, -math.inf if low is None else low, math.inf if high is None else high)
+    if verdict == IN_RANGE:
+        return value, Quality.GOOD.value
+    if verdict == NOT_FINITE:
+        return None, Quality.NAN.value
+    return value, Quality.OUT_OF_RANGE.value
+
+
 def evaluate(ch: ChannelSpec, raw) -> tuple[float | None, str]:
-    """Raw number -> (engineering value or None, quality)."""
+    """Raw number -> (engineering value or None, quality); an out-of-range value is kept."""
     if raw in ch.sentinels:
         return None, Quality.SENTINEL.value
     if isinstance(raw, float) and not math.isfinite(raw):
         return None, Quality.NAN.value
-    value = raw * ch.scale + ch.offset
-    if not math.isfinite(value):
-        return None, Quality.NAN.value
-    if (ch.range_low is not None and value < ch.range_low) or (ch.range_high is not None and value > ch.range_high):
-        return None, Quality.OUT_OF_RANGE.value
-    return value, Quality.GOOD.value
+    return range_quality(raw * ch.scale + ch.offset, ch.range_low, ch.range_high)
 
 
 _GOOD = Quality.GOOD.value
@@ -148,6 +179,7 @@ _NAN = Quality.NAN.value
 _SENTINEL = Quality.SENTINEL.value
 _OUT_OF_RANGE = Quality.OUT_OF_RANGE.value
 _isfinite = math.isfinite
+_classify = classify
 _INF = math.inf
 _new_event = tuple.__new__  # skips the NamedTuple's Python-level __new__: ~100,000 events a second
 
@@ -223,12 +255,13 @@ def decode_events(block: Block, data: list, device_id: int, now, event_type) -> 
             append(new(event_type, (cid, device_id, None, False, _SENTINEL, now, None)))
             continue
         value = raw * scale + offset
+        # The common case inline (what ``classify`` calls in range; no call per channel), the rest by it.
         if low <= value <= high and (kind or _isfinite(value)):
             append(new(event_type, (cid, device_id, value, True, _GOOD, now, None)))
-        elif value != value or not _isfinite(value):
+        elif _classify(value, low, high) == NOT_FINITE:
             append(new(event_type, (cid, device_id, None, False, _NAN, now, None)))
-        else:
-            append(new(event_type, (cid, device_id, None, False, _OUT_OF_RANGE, now, None)))
+        else:  # out of range: the value is kept (it is evaluated and stored, with its quality)
+            append(new(event_type, (cid, device_id, value, False, _OUT_OF_RANGE, now, None)))
     return out
 
 

@@ -28,7 +28,8 @@ import numpy as np
 from numba import njit
 
 from devices.choices import BIT_REGISTERS, Quality
-from devices.poller.decode import Block
+from devices.poller import decode as _decode_py
+from devices.poller.decode import IN_RANGE, NOT_FINITE, Block
 
 # Quality strings as small codes (0: none yet). Unknown strings get a code on first sight.
 QUALITIES: list[str | None] = [None, *(q.value for q in Quality)]
@@ -169,10 +170,10 @@ def bucket_rows(closed: np.ndarray) -> list[tuple]:
     """Rows of closed buckets (cid, minute, min, max, sum, count, bad) as storage's AggRow tuples."""
     out = []
     for cid, minute, mn, mx, sm, cnt, bad in closed.tolist():
-        if cnt:
+        if mn <= mx:  # some value was read (an empty bucket has inf/-inf, a late one without a value NaN)
             out.append((int(cid), int(minute), mn, mx, sm, int(cnt), int(bad)))
         else:
-            out.append((int(cid), int(minute), None, None, sm, 0, int(bad)))
+            out.append((int(cid), int(minute), None, None, sm, int(cnt), int(bad)))
     return out
 
 
@@ -191,15 +192,13 @@ def _fold(a, s, t, v, good, q, kept, closed):  # pragma: no cover (compiled)
             if m < cur:  # a late reading: a bucket of its own (merged by the upsert), not stored raw
                 closed[nc, 0] = a[k, F_CID]
                 closed[nc, 1] = m
+                closed[nc, 2] = vi  # NaN: none
+                closed[nc, 3] = vi
                 if ok:
-                    closed[nc, 2] = vi
-                    closed[nc, 3] = vi
                     closed[nc, 4] = vi if vi != 0.0 else 0.0
                     closed[nc, 5] = 1.0
                     closed[nc, 6] = 0.0
                 else:
-                    closed[nc, 2] = np.nan
-                    closed[nc, 3] = np.nan
                     closed[nc, 4] = 0.0
                     closed[nc, 5] = 0.0
                     closed[nc, 6] = 1.0
@@ -207,11 +206,13 @@ def _fold(a, s, t, v, good, q, kept, closed):  # pragma: no cover (compiled)
                 continue
             nc = _close_one(a, k, closed, nc)  # a later minute: close the open bucket first
             a[k, F_MINUTE] = m
+        # Min and max span every value read, out of range ones too (the trend shows the excursion);
+        # the sum and count (the mean) are of good readings only. (False for NaN: no value.)
+        if vi < a[k, F_MN]:
+            a[k, F_MN] = vi
+        if vi > a[k, F_MX]:
+            a[k, F_MX] = vi
         if ok:
-            if vi < a[k, F_MN]:
-                a[k, F_MN] = vi
-            if vi > a[k, F_MX]:
-                a[k, F_MX] = vi
             a[k, F_SM] += vi
             a[k, F_CNT] += 1.0
         else:
@@ -236,9 +237,10 @@ def fold(
     s: slots; t: receive times (epoch s); v: values (NaN for none); good: the reading's good flag;
     q: quality codes. Per reading, as one at a time: a reading for an earlier minute than the open
     bucket is a bucket of its own (merged by the database's upsert) and is not stored raw; a later
-    minute closes the open bucket first; a good reading with a value updates min/max/sum/count,
-    anything else counts as bad; then the reading is stored unless the last stored one has the same
-    quality, is less than a heartbeat old, and (both having values) is within the deadband.
+    minute closes the open bucket first; any value (out of range ones too) updates min/max, a good
+    reading with a value sum/count, anything else counts as bad; then the reading is stored unless
+    the last stored one has the same quality, is less than a heartbeat old, and (both having
+    values) is within the deadband.
     Closed buckets are appended to ``closed`` as AggRow tuples.
     """
     kept = np.empty(s.size, dtype=np.int64)
@@ -295,6 +297,12 @@ def vector_plan(block: Block, state: FoldState) -> VectorPlan | None:
     slots = [state.slot(ch.id) for ch in block.channels]
     state.params[slots] = np.array(columns, dtype=np.float64).reshape(len(columns), _ROWS)
     return VectorPlan(state.plan_id(slots), len(slots))
+
+
+# decode.classify itself, compiled into _decode: one range rule for both decoders. (numba's disk cache
+# is keyed on this file: after changing classify, touch this file or clear the cache; the
+# equivalence tests in tests/devices/test_storage_fastpath.py catch a stale one.)
+_classify = njit(nogil=True, inline="always")(_decode_py.classify)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -357,7 +365,6 @@ def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, 
                     u64[0] = np.uint64((w0 << 48) | (w1 << 32) | (w2 << 16) | w3)
                     raw = f64[0]
             value = raw * params[k, P_SCALE] + params[k, P_OFFSET]
-            code = GOOD
             if (
                 raw == params[k, P_SENT]
                 or raw == params[k, P_SENT + 1]
@@ -365,15 +372,20 @@ def _decode(a, params, table, plan_start, plan_n, pids, flat, counts, times, s, 
                 or raw == params[k, P_SENT + 3]
             ):
                 code = SENTINEL_Q  # (a NaN/Inf raw value never equals one, and is NaN as in decode_events)
-            elif not np.isfinite(value):
-                code = NAN_Q
-            elif not (params[k, P_LOW] <= value <= params[k, P_HIGH]):
-                code = OUT_OF_RANGE_Q
+                value = np.nan
+            else:
+                verdict = _classify(value, params[k, P_LOW], params[k, P_HIGH])
+                if verdict == IN_RANGE:
+                    code = GOOD
+                elif verdict == NOT_FINITE:
+                    code = NAN_Q
+                    value = np.nan
+                else:  # out of range: the value is kept, as in decode_events
+                    code = OUT_OF_RANGE_Q
+            v[i] = value
             if code == GOOD:
-                v[i] = value
                 good[i] = True
             else:
-                v[i] = np.nan
                 good[i] = False
                 all_good = False
             q[i] = code

@@ -381,9 +381,10 @@ class ReadingWriter:
         if kept.size:
             self._kept.append(self._rows(kept, cids, t, v, q, None))
         values = v.tolist()
-        if not all_good:
+        if not all_good:  # bad readings have no value (NaN), except out of range ones, which keep theirs
             for i in np.flatnonzero(~good).tolist():
-                values[i] = None
+                if values[i] != values[i]:
+                    values[i] = None
         return Readings(
             list(zip(devices, times, ns, keys, strict=True)),
             cids,

@@ -30,7 +30,10 @@
       var msg = JSON.parse(e.data);
       if (msg.type === "value") {
         var good = msg.quality === "good" && msg.value !== null;
-        valueEl.textContent = good ? Number(msg.value).toFixed(2) : msg.quality;
+        // Out of range keeps its value: a gas detector past its top is the leak, shown as such.
+        var over = msg.quality === "out_of_range" && msg.value !== null;
+        valueEl.textContent = good ? Number(msg.value).toFixed(2)
+          : over ? gettext("超量程") + " " + Number(msg.value).toFixed(2) : msg.quality;
         valueEl.parentNode.classList.toggle("bad", !good);
         timeEl.textContent = new Date(msg.time * 1000).toLocaleString();
       } else if (msg.type === "status") {

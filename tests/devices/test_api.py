@@ -112,6 +112,9 @@ def test_ingest_is_idempotent_scoped_and_reports_per_item(world, devices, django
     statuses = [x["status"] for x in r.json()["results"]]
     assert statuses == ["created", "created", "error", "error", "created", "error", "created"]
     assert r.json()["results"][4]["quality"] == "out_of_range"
+    # Kept with its value (0-100 %LEL range): the alert engine and the trend see 250, not a gap.
+    assert Reading.objects.get(channel=devices["gas_here"], quality="out_of_range").value == 250.0
+    assert [e.value for e in got if e.quality == "out_of_range"] == [250.0]
     assert Reading.objects.filter(channel=devices["gas_there"]).count() == 0
     assert Reading.objects.filter(channel=devices["gas_here"]).count() == 4
     assert len([e for e in got if e.channel_id == devices["gas_here"].pk]) == 4

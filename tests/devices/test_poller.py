@@ -109,7 +109,8 @@ async def test_nan_inf_sentinel_and_out_of_range_are_rejected(store):
     assert latest(readings, inf.id).quality == Quality.NAN
     assert latest(readings, neg_inf.id).quality == Quality.NAN
     assert latest(readings, sentinel.id).quality == Quality.SENTINEL
-    assert latest(readings, out_of_range.id).quality == Quality.OUT_OF_RANGE
+    over = latest(readings, out_of_range.id)
+    assert (over.quality, over.value, over.good) == (Quality.OUT_OF_RANGE, 101, False)  # the value is kept
     assert latest(readings, fine.id).value == 55
     assert all(r.value is None or math.isfinite(r.value) for r in readings)
 

@@ -3,9 +3,9 @@ a time give: the same events, the same stored rows, the same 1-minute aggregates
 
 The reference below is the one-reading-at-a-time fold the writer used before it worked on columns
 (kept here as the specification): per channel, a late reading is a bucket of its own; a new minute
-closes the open bucket; good readings update min/max/sum/count, others count as bad; a reading is
-stored unless the last stored one has the same quality, is under a heartbeat old and (both having
-values) within the deadband.
+closes the open bucket; any value updates min/max (out of range ones too), good readings sum/count,
+others count as bad; a reading is stored unless the last stored one has the same quality, is under
+a heartbeat old and (both having values) within the deadband.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ class _Track:
 
     def close(self, cid, out):
         if self.minute is not None and (self.cnt or self.bad):
-            if self.cnt:
+            if self.mn <= self.mx:
                 out.append((cid, self.minute, self.mn, self.mx, self.sm, self.cnt, self.bad))
             else:
-                out.append((cid, self.minute, None, None, self.sm, 0, self.bad))
+                out.append((cid, self.minute, None, None, self.sm, self.cnt, self.bad))
         self.mn, self.mx, self.sm, self.cnt, self.bad = math.inf, -math.inf, 0.0, 0, 0
 
 
@@ -61,13 +61,14 @@ class Reference:
                     self.closed.append(
                         (cid, minute, v, v, v or 0.0, 1, 0)
                         if good and v is not None
-                        else (cid, minute, None, None, 0.0, 0, 1)
+                        else (cid, minute, v, v, 0.0, 0, 1)
                     )
                     continue
                 tr.close(cid, self.closed)
                 tr.minute = minute
-            if good and v is not None:
+            if v is not None:  # any value spans min/max (out of range ones too); good ones the mean
                 tr.mn, tr.mx = min(tr.mn, v), max(tr.mx, v)
+            if good and v is not None:
                 tr.sm += v
                 tr.cnt += 1
             else:
