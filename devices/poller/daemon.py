@@ -15,6 +15,7 @@ All ORM work runs on one database thread (``_db``), never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import math
@@ -42,7 +43,9 @@ from devices.hooks import (
     publish_readings,
     publish_status,
 )
-from devices.poller.decode import Block, ChannelSpec, decode_events, plan_blocks
+from devices.poller import replies
+from devices.poller.decode import Block, ChannelSpec, decode_events, plan_blocks, split_block
+from devices.poller.replies import EXCEPTION, echo_fault, expected_size, reply_fault
 from devices.poller.storage import ReadingWriter
 
 logger = logging.getLogger("devices.poller")
@@ -184,7 +187,8 @@ _READERS = {
 
 
 def make_client(spec: DeviceSpec):
-    """One pymodbus client per device; pymodbus' own reconnect is off (we back off ourselves)."""
+    """One pymodbus client per device; pymodbus' own reconnect is off (we back off ourselves), and
+    so are its retries on a serial bus (``SerialLine`` retries after the line is quiet)."""
     if spec.protocol == Protocol.RTU:
         client = AsyncModbusSerialClient(
             spec.serial_port,
@@ -194,7 +198,7 @@ def make_client(spec: DeviceSpec):
             parity=spec.parity,
             stopbits=spec.stopbits,
             timeout=spec.timeout_s,
-            retries=spec.retries,
+            retries=0,
             reconnect_delay=0,
         )
     else:
@@ -203,7 +207,95 @@ def make_client(spec: DeviceSpec):
         )
     # A silent unit must not make pymodbus drop the connection the healthy units share.
     client.set_max_no_responses(1_000_000_000)
+    replies.install(client)  # every reply decoded strictly, none raises inside the transport
     return client
+
+
+# Exception codes of a merged block read that may be one register's fault (illegal data address,
+# illegal data value, and the "device failure" some devices answer for an unmapped register): the
+# block is split and re-read (see DeviceWorker._split_block).
+SPLIT_ON_EXCEPTION = frozenset({2, 3, 4})
+
+
+def silent_interval(baudrate: int, bytesize: int = 8, parity: str = "N", stopbits: int = 1) -> float:
+    """The RTU inter-frame silence, 3.5 character times (fixed at 1.75 ms above 19,200 baud, as
+    the Modbus serial line specification says), in seconds."""
+    if baudrate > 19200 or baudrate <= 0:
+        return 0.00175
+    bits = 1 + bytesize + (0 if parity == "N" else 1) + stopbits
+    return 3.5 * bits / baudrate
+
+
+class SerialLine:
+    """The line discipline of one RTU bus, which pymodbus' async serial client leaves out.
+
+    Every request waits until the line has been silent for 3.5 characters. After a timeout it also
+    waits until no byte has arrived for that long (a late reply still on the wire) and flushes the
+    input, so what follows is not read as the next reply. A request that comes right after another
+    unit's timeout gets one attempt more: some slaves (libmodbus) take the frame that follows a
+    request to another unit for that unit's reply and ignore it, so its failure is not its unit's.
+    The device's retries are made here too, each after the line is quiet.
+    """
+
+    def __init__(self, client, spec: DeviceSpec):
+        self.client = client
+        self.gap = silent_interval(spec.baudrate, spec.bytesize, spec.parity, spec.stopbits)
+        self.attempts = spec.retries + 1
+        self.last_rx = 0.0  # event-loop time of the last byte received (or of the last timeout)
+        self.dirty = False  # a timeout since the last request: flush before the next
+        self.timed_out_unit: int | None = None  # the unit of the last timeout, until a reply
+        self.flushes = 0
+        self._time = asyncio.get_running_loop().time
+        ctx = client.ctx
+        received = ctx.data_received  # the transport calls its protocol's (ctx) data_received
+
+        def data_received(data: bytes) -> None:
+            self.last_rx = self._time()
+            received(data)
+
+        ctx.data_received = data_received
+
+    async def settle(self) -> None:
+        time_ = self._time
+        while (wait := self.last_rx + self.gap - time_()) > 0:
+            await asyncio.sleep(wait)
+        if self.dirty:
+            self.dirty = False
+            self.flush()
+
+    def flush(self) -> None:
+        self.flushes += 1
+        ctx = self.client.ctx
+        ctx.recv_buffer = b""
+        serial = getattr(ctx.transport, "sync_serial", None)
+        if serial is not None:
+            try:
+                serial.reset_input_buffer()
+            except Exception:  # a port that cannot flush: what we read was dropped all the same
+                logger.debug("flushing %s failed", self.client, exc_info=True)
+
+    def timed_out(self, unit_id: int) -> None:
+        self.dirty = True
+        self.timed_out_unit = unit_id
+        self.last_rx = max(self.last_rx, self._time())
+
+    async def request(self, fn, *args, device_id: int, **kwargs):
+        """``fn(*args, device_id=..., **kwargs)`` (a bound client method) on a quiet line."""
+        attempts = self.attempts
+        if self.timed_out_unit is not None and self.timed_out_unit != device_id:
+            attempts += 1
+        for attempt in range(attempts):
+            await self.settle()
+            try:
+                reply = await fn(*args, device_id=device_id, **kwargs)
+            except ModbusIOException:
+                self.timed_out(device_id)
+                if attempt + 1 >= attempts:
+                    raise
+            else:
+                self.timed_out_unit = None
+                return reply
+        raise AssertionError("unreachable")
 
 
 class DeviceWorker:
@@ -223,6 +315,8 @@ class DeviceWorker:
         self.recent: list[list[ReadingEvent]] = []  # each cycle's events since the last live push
         self._offline_marked = False
         self._units_changed = True
+        self._relayout = False  # a block was split: the poll loop looks its pieces up again
+        self.line: SerialLine | None = None  # an RTU bus's line discipline, per connection
         self.stopping = False
 
     @property
@@ -258,6 +352,7 @@ class DeviceWorker:
         spec = self.spec
         while not self.stopping:
             self.client = make_client(spec)
+            self.line = SerialLine(self.client, spec) if spec.protocol == Protocol.RTU else None
             try:
                 ok = await self.client.connect()
             except Exception as exc:  # a bad serial port name raises instead of returning False
@@ -302,6 +397,35 @@ class DeviceWorker:
             job = self.jobs.popleft()
             self.poller.coil_write_finished(job, ok=False, readback=None, error=reason)
 
+    def _reader(self, register_type: str):
+        """The client's read method for a register type (on a serial bus, through its line)."""
+        read = getattr(self.client, _READERS[register_type])
+        if self.line is None:
+            return read
+        return functools.partial(self.line.request, read)
+
+    def _layout(self) -> list[tuple[UnitState, list[tuple]]]:
+        """Per unit, per block: (block, bound reader, the writer's vector plan or None (decoded
+        here, one event per channel), function code, number of values of a good reply), looked
+        up once per connection (and after a block is split) rather than once per read."""
+        writer = self.poller.writer
+        return [
+            (
+                unit,
+                [
+                    (
+                        block,
+                        self._reader(block.register_type),
+                        writer.vector_plan(block) if writer is not None else None,
+                        replies.FUNCTION_CODES[block.register_type],
+                        expected_size(block.register_type, block.count),
+                    )
+                    for block in unit.blocks
+                ],
+            )
+            for unit in self.units.values()
+        ]
+
     async def _poll_loop(self) -> str | None:
         """Poll until the connection is lost (returns why) or every unit is silent (returns None)."""
         spec, config, poller = self.spec, self.config, self.poller
@@ -313,24 +437,9 @@ class DeviceWorker:
         last_overrun_log = 0.0
         live = config.live_push_interval > 0
         device_id = spec.id
-        client = self.client
-        # Per block: the bound reader, and the writer's vector plan (None: decoded here, one event
-        # per channel), looked up once per connection rather than once per read.
-        writer = poller.writer
-        units = [
-            (
-                unit,
-                [
-                    (
-                        block,
-                        getattr(client, _READERS[block.register_type]),
-                        writer.vector_plan(block) if writer is not None else None,
-                    )
-                    for block in unit.blocks
-                ],
-            )
-            for unit in self.units.values()
-        ]
+        ctx = self.client.ctx  # its request_transaction_id: the transaction a reply must answer
+        self._relayout = False
+        units = self._layout()
         jobs = self.jobs
         stats = self.stats
         # Good responses of blocks with a vector plan join the poller's batch (decoded, folded and
@@ -356,7 +465,7 @@ class DeviceWorker:
                 if unit.demoted and started < unit.next_probe:
                     continue
                 unit_failed = False
-                for block, reader, plan in blocks:
+                for block, reader, plan, fc, size in blocks:
                     try:
                         result = await reader(block.start, count=block.count, device_id=block.unit_id)
                     except ConnectionException as exc:
@@ -383,18 +492,32 @@ class DeviceWorker:
                     stats.reads += 1
                     t = time_time()  # receive time; a datetime only where events are made here
                     any_response = True
-                    if result.isError():
-                        code = getattr(result, "exception_code", 0)
-                        logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
-                        now = datetime.fromtimestamp(t, UTC)
-                        bad = bad or []
-                        bad.extend(
-                            ReadingEvent(ch.id, spec.id, None, False, Quality.EXCEPTION.value, now)
-                            for ch in block.channels
-                        )
-                        continue
                     data = result.bits if block.bits else result.registers
-                    if plan is not None and len(data) >= block.count:
+                    fault = reply_fault(result, data, fc, block.unit_id, size, ctx.request_transaction_id)
+                    if fault is not None:  # not an answer to this request: never a value
+                        bad = bad or []
+                        if fault == EXCEPTION:
+                            code = result.exception_code
+                            logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
+                            if code in SPLIT_ON_EXCEPTION and len(block.channels) > 1:
+                                split_events, lost, timed_out = await self._split_block(unit, block, code)
+                                bad.extend(split_events)
+                                if lost:
+                                    break
+                                if timed_out:
+                                    unit_failed = True
+                                    break
+                                continue
+                        else:
+                            logger.info(
+                                "garbage reply from %s: %s",
+                                spec.name,
+                                replies.describe(result, fc, block.unit_id, size, ctx.request_transaction_id),
+                            )
+                        now = datetime.fromtimestamp(t, UTC)
+                        bad.extend(ReadingEvent(ch.id, spec.id, None, False, fault, now) for ch in block.channels)
+                        continue
+                    if plan is not None:
                         if block.batch == poller.batch or poller.flush_handle is None:
                             add_read(plan, data, device_id, t, block)  # a new batch, or this block again
                         else:
@@ -419,6 +542,9 @@ class DeviceWorker:
                 stats.last_seen = t
             if lost:
                 return lost
+            if self._relayout:  # a block was split: read its pieces from the next cycle on
+                self._relayout = False
+                units = self._layout()
             stats.cycles += 1
             if self._units_changed:
                 self._units_changed = False
@@ -441,6 +567,66 @@ class DeviceWorker:
                 next_t += period * math.ceil((now_m - next_t) / period)
             await asyncio.sleep(next_t - now_m)
         return None
+
+    async def _split_block(self, unit: UnitState, block: Block, code: int) -> tuple[list[ReadingEvent], str, bool]:
+        """A merged block was refused with exception ``code``: re-read it in pieces, once (its
+        runs of channels without the merge gaps, and a refused run channel by channel), so that
+        only the channels whose registers the device refuses are bad. When some piece answers, the
+        pieces replace the block for the rest of this worker's life (a reconfiguration plans the
+        blocks afresh). Returns the readings of the pieces, why the connection was lost (or ""),
+        and whether a piece timed out (the unit's failure; the split is then not remembered)."""
+        spec, ctx = self.spec, self.client.ctx
+        events: list[ReadingEvent] = []
+        leaves: list[Block] = []
+        todo = split_block(block)
+        answered = False
+        refused: list[str] = []
+        while todo:
+            piece = todo.pop(0)
+            fc = replies.FUNCTION_CODES[piece.register_type]
+            size = expected_size(piece.register_type, piece.count)
+            try:
+                read = self._reader(piece.register_type)
+                result = await read(piece.start, count=piece.count, device_id=piece.unit_id)
+            except ConnectionException as exc:
+                return events, f"连接中断: {exc}", False
+            except ModbusIOException:
+                now = datetime.now(UTC)
+                for rest in [piece, *todo]:
+                    events.extend(
+                        ReadingEvent(ch.id, spec.id, None, False, Quality.TIMEOUT.value, now) for ch in rest.channels
+                    )
+                return events, "", True
+            self.stats.reads += 1
+            now = datetime.now(UTC)
+            data = result.bits if piece.bits else result.registers
+            fault = reply_fault(result, data, fc, piece.unit_id, size, ctx.request_transaction_id)
+            if fault == EXCEPTION and len(piece.channels) > 1 and (smaller := split_block(piece)):
+                todo[0:0] = smaller
+                continue
+            leaves.append(piece)
+            if fault is None:
+                answered = True
+                events.extend(decode_events(piece, data, spec.id, now, ReadingEvent))
+            else:
+                refused.extend(ch.tag for ch in piece.channels)
+                events.extend(ReadingEvent(ch.id, spec.id, None, False, fault, now) for ch in piece.channels)
+        if answered:
+            leaves.sort(key=lambda b: b.start)
+            i = unit.blocks.index(block)
+            unit.blocks[i : i + 1] = leaves
+            self._relayout = True
+            logger.warning(
+                "device %s unit %s: block %s+%d refused (exception %s); read from now on as %s%s",
+                spec.name,
+                unit.unit_id,
+                block.start,
+                block.count,
+                code,
+                ", ".join(f"{b.start}+{b.count}" for b in leaves),
+                f" (refused: {', '.join(refused)})" if refused else "",
+            )
+        return events, "", False
 
     def _account_unit(self, unit: UnitState, failed: bool, now: float) -> None:
         if not failed and not unit.failures and not unit.demoted:
@@ -477,16 +663,22 @@ class DeviceWorker:
         else:
             self.poller.set_status(self.spec, DeviceStatus.ONLINE, "")
 
+    async def _request(self, fn, *args, **kwargs):
+        """One request of the client (on a serial bus, through its line)."""
+        if self.line is None:
+            return await fn(*args, **kwargs)
+        return await self.line.request(fn, *args, **kwargs)
+
     async def _run_jobs(self) -> str | None:
         while self.jobs:
             job = self.jobs.popleft()
             try:
-                wr = await self.client.write_coil(job.address, job.value, device_id=job.unit_id)
-                if wr.isError():
-                    raise RuntimeError(f"写入被拒绝(异常码 {getattr(wr, 'exception_code', '?')})")
-                rb = await self.client.read_coils(job.address, count=1, device_id=job.unit_id)
-                if rb.isError():
-                    raise RuntimeError(f"回读被拒绝(异常码 {getattr(rb, 'exception_code', '?')})")
+                wr = await self._request(self.client.write_coil, job.address, job.value, device_id=job.unit_id)
+                if error := write_reply_error(wr, job, self.client.ctx.request_transaction_id):
+                    raise RuntimeError(error)
+                rb = await self._request(self.client.read_coils, job.address, count=1, device_id=job.unit_id)
+                if error := readback_reply_error(rb, job, self.client.ctx.request_transaction_id):
+                    raise RuntimeError(error)
                 readback = bool(rb.bits[0])
                 ok = readback == job.value
                 self.poller.coil_write_finished(
@@ -500,6 +692,26 @@ class DeviceWorker:
             except Exception as exc:
                 self.poller.coil_write_finished(job, ok=False, readback=None, error=str(exc)[:200])
         return None
+
+
+def write_reply_error(reply, job: CoilJob, tid: int) -> str:
+    """Why the reply to a coil write (FC05) does not confirm it ("" when its echo does)."""
+    fault = echo_fault(reply, job.address, job.value, job.unit_id, tid)
+    if fault is None:
+        return ""
+    if fault == EXCEPTION:
+        return f"写入被拒绝(异常码 {getattr(reply, 'exception_code', '?')})"
+    return "写入应答无效(非本次写入的回显)"
+
+
+def readback_reply_error(reply, job: CoilJob, tid: int) -> str:
+    """Why the reply to a coil read-back (FC01, one coil) is not one ("" when it is)."""
+    fault = reply_fault(reply, reply.bits, replies.FUNCTION_CODES["coil"], job.unit_id, 8, tid)
+    if fault is None:
+        return ""
+    if fault == EXCEPTION:
+        return f"回读被拒绝(异常码 {getattr(reply, 'exception_code', '?')})"
+    return "回读应答无效(报文错误)"
 
 
 class Poller:
