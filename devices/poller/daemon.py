@@ -316,6 +316,7 @@ class DeviceWorker:
         self._offline_marked = False
         self._units_changed = True
         self._relayout = False  # a block was split: the poll loop looks its pieces up again
+        self._garbage_logged = -math.inf  # event-loop time of the last garbage reply logged
         self.line: SerialLine | None = None  # an RTU bus's line discipline, per connection
         self.stopping = False
 
@@ -508,8 +509,9 @@ class DeviceWorker:
                                     unit_failed = True
                                     break
                                 continue
-                        else:
-                            logger.info(
+                        elif loop.time() - self._garbage_logged > 60 or logger.isEnabledFor(logging.DEBUG):
+                            self._garbage_logged = loop.time()  # one line a minute: a device may babble
+                            logger.warning(
                                 "garbage reply from %s: %s",
                                 spec.name,
                                 replies.describe(result, fc, block.unit_id, size, ctx.request_transaction_id),
