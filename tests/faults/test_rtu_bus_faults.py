@@ -25,8 +25,8 @@ pytestmark = pytest.mark.e2e
 
 CASES = {
     # samples of unit 1, baud (sets the silent interval), period, timeout
-    "swallow": dict(samples=600, baudrate=19200, period=0.015, timeout=0.05),
-    "late": dict(samples=250, baudrate=1200, period=0.04, timeout=0.1),
+    "swallow": {"samples": 600, "baudrate": 19200, "period": 0.015, "timeout": 0.05},
+    "late": {"samples": 250, "baudrate": 1200, "period": 0.04, "timeout": 0.1},
 }
 
 
