@@ -317,6 +317,10 @@ class DeviceWorker:
         self._units_changed = True
         self._relayout = False  # a block was split: the poll loop looks its pieces up again
         self._garbage_logged = -math.inf  # event-loop time of the last garbage reply logged
+        # id(block) -> event-loop time before which a refused block is not split again: no piece of
+        # it answered last time (the device refuses everything, e.g. busy or failing), and
+        # re-reading every piece every cycle would only load the bus.
+        self._split_after: dict[int, float] = {}
         self.line: SerialLine | None = None  # an RTU bus's line discipline, per connection
         self.stopping = False
 
@@ -500,7 +504,11 @@ class DeviceWorker:
                         if fault == EXCEPTION:
                             code = result.exception_code
                             logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
-                            if code in SPLIT_ON_EXCEPTION and len(block.channels) > 1:
+                            if (
+                                code in SPLIT_ON_EXCEPTION
+                                and len(block.channels) > 1
+                                and started >= self._split_after.get(id(block), 0.0)
+                            ):
                                 split_events, lost, timed_out = await self._split_block(unit, block, code)
                                 bad.extend(split_events)
                                 if lost:
@@ -613,9 +621,11 @@ class DeviceWorker:
             else:
                 refused.extend(ch.tag for ch in piece.channels)
                 events.extend(ReadingEvent(ch.id, spec.id, None, False, fault, now) for ch in piece.channels)
-        if answered:
+        if not answered:
+            self._split_after[id(block)] = asyncio.get_running_loop().time() + self.config.probe_interval
+        else:
             leaves.sort(key=lambda b: b.start)
-            i = unit.blocks.index(block)
+            i = next(k for k, b in enumerate(unit.blocks) if b is block)  # (blocks compare by value)
             unit.blocks[i : i + 1] = leaves
             self._relayout = True
             logger.warning(

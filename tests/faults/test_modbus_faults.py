@@ -205,6 +205,28 @@ async def test_an_illegal_register_in_a_merge_gap_splits_the_block_once_and_only
     assert not any(s[1] == DeviceStatus.DEMOTED for s in statuses)
 
 
+async def test_a_block_refused_whole_is_not_split_every_cycle():
+    # Every read refused (exception 04, a failing device): splitting finds no piece that answers, so
+    # the block stays whole and is not split again before the probe interval.
+    port = free_port()
+    slave = FaultySlave(units=(1,))
+    slave.misbehave = lambda request: "exception"
+    chans = [ch(1, a) for a in (0, 2, 4)]
+    p, _readings, _statuses = poller(demote_after=1000, probe_interval=30.0)
+    seen = Capture(p)
+    server = await FaultyTcpServer(slave, port).start()
+    workers = await start(p, [device(1, port, chans, period=0.02)])
+    try:
+        await until(lambda: len(slave.requests) >= 30, timeout=20, what="30 requests")
+    finally:
+        await stop_workers(workers)
+        await server.stop()
+    reads = [(r.address, r.count) for r in slave.requests]
+    assert reads[:4] == [(0, 5), (0, 1), (2, 1), (4, 1)]
+    assert set(reads[4:]) == {(0, 5)}
+    assert all(q == Quality.EXCEPTION for c in chans for _v, q in seen.hook[c.id])
+
+
 async def test_the_poll_loop_survives_a_reply_storm():
     # Every kind of bad reply, at random, for a while: the worker never dies and values stay right.
     import random
