@@ -1,9 +1,13 @@
 """The polling daemon: one asyncio task per device (gateway or bus), one connection each.
 
-Faults are data: an exception response, a timeout or garbage becomes a bad-quality reading and
-the loop goes on. A unit that fails ``demote_after`` times in a row is taken off scan and probed
-every ``probe_interval`` so it never slows the rest of its bus; a lost connection is retried with
-capped exponential backoff and jitter. Configuration is reloaded every ``reload_interval`` (by
+Faults are data: an exception response, a timeout or garbage (any reply that does not answer its
+request: function code, unit, transaction, byte or value count, see ``devices.poller.replies``)
+becomes a bad-quality reading and the loop goes on. A merged block refused with an exception is
+re-read in pieces once and the pieces are kept, so one bad register does not poison its block; an
+RTU bus waits for a silent line (and flushes it after a timeout) before each request. A unit that
+fails ``demote_after`` times in a row is taken off scan and probed every ``probe_interval`` so it
+never slows the rest of its bus; a lost connection is retried with capped exponential backoff and
+jitter. Configuration is reloaded every ``reload_interval`` (by
 ``updated_at``), so changes apply without a restart. Every reading goes to
 ``devices.hooks.publish_readings`` as it arrives, then to the batched writer: the good responses
 of the last few milliseconds (``batch_window``) together, decoded and folded by compiled loops
