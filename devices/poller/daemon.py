@@ -109,6 +109,11 @@ class PollerConfig:
     # ~1.25x), and the readings reach the alert engine at most this much later.
     batch_window: float = 0.010
     max_gap: int = 8
+    # After a timeout on an RTU bus, the line stays silent this long (from its last byte either
+    # way) before the next request: slaves that frame by length and timeouts (libmodbus: 500 ms
+    # response and byte timeouts) read what follows a request to an absent unit as that unit's
+    # reply, and lose sync on it, until the line has been quiet that long.
+    rtu_recovery: float = 0.5
     record_lateness: bool = False
     # The daemon's own process (``run_forever``) only: a cheaper event loop and a quieter GC.
     event_loop: str = "asyncio"  # or "uvloop" (falls back to asyncio when it is not installed)
@@ -128,6 +133,7 @@ class PollerConfig:
             "live_push_interval": settings.DEVICES_LIVE_PUSH_MS / 1000,
             "batch_window": settings.DEVICES_BATCH_MS / 1000,
             "max_gap": settings.DEVICES_MAX_REGISTER_GAP,
+            "rtu_recovery": settings.DEVICES_RTU_RECOVERY_MS / 1000,
             "event_loop": "uvloop",
             "gc_tuning": True,
         }
@@ -234,19 +240,23 @@ class SerialLine:
     """The line discipline of one RTU bus, which pymodbus' async serial client leaves out.
 
     Every request waits until the line has been silent for 3.5 characters. After a timeout it also
-    waits until no byte has arrived for that long (a late reply still on the wire) and flushes the
-    input, so what follows is not read as the next reply. A request that comes right after another
-    unit's timeout gets one attempt more: some slaves (libmodbus) take the frame that follows a
-    request to another unit for that unit's reply and ignore it, so its failure is not its unit's.
-    The device's retries are made here too, each after the line is quiet.
+    waits until no byte has crossed the line (a late reply still on the wire, our own request) for
+    ``recovery`` (at least 3.5 characters), then flushes the input, so that what follows is not
+    read as the next reply and slaves that frame by timeouts are back in step. A request that
+    comes right after another unit's timeout gets one attempt more: some slaves take the frame
+    that follows a request to another unit for that unit's reply and ignore it, so its failure is
+    not its unit's. The device's retries are made here too, each on a quiet line.
     """
 
-    def __init__(self, client, spec: DeviceSpec):
+    def __init__(self, client, spec: DeviceSpec, recovery: float = 0.0):
         self.client = client
         self.gap = silent_interval(spec.baudrate, spec.bytesize, spec.parity, spec.stopbits)
+        self.recovery = max(recovery, self.gap)
         self.attempts = spec.retries + 1
-        self.last_rx = 0.0  # event-loop time of the last byte received (or of the last timeout)
-        self.dirty = False  # a timeout since the last request: flush before the next
+        self.last_rx = 0.0  # event-loop time of the last byte received
+        self.last_tx = 0.0  # ... of the last request sent
+        self.timeout_at = 0.0  # ... of the last timeout
+        self.dirty = False  # a timeout since the last request: recover and flush before the next
         self.timed_out_unit: int | None = None  # the unit of the last timeout, until a reply
         self.flushes = 0
         self._time = asyncio.get_running_loop().time
@@ -261,8 +271,14 @@ class SerialLine:
 
     async def settle(self) -> None:
         time_ = self._time
-        while (wait := self.last_rx + self.gap - time_()) > 0:
-            await asyncio.sleep(wait)
+        while True:
+            until = self.last_rx + self.gap
+            if self.dirty:
+                until = max(until, self.timeout_at + self.gap, max(self.last_rx, self.last_tx) + self.recovery)
+            wait = until - time_()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)  # (bytes arriving meanwhile move ``until`` on)
         if self.dirty:
             self.dirty = False
             self.flush()
@@ -281,7 +297,7 @@ class SerialLine:
     def timed_out(self, unit_id: int) -> None:
         self.dirty = True
         self.timed_out_unit = unit_id
-        self.last_rx = max(self.last_rx, self._time())
+        self.timeout_at = self._time()
 
     async def request(self, fn, *args, device_id: int, **kwargs):
         """``fn(*args, device_id=..., **kwargs)`` (a bound client method) on a quiet line."""
@@ -290,6 +306,7 @@ class SerialLine:
             attempts += 1
         for attempt in range(attempts):
             await self.settle()
+            self.last_tx = self._time()
             try:
                 reply = await fn(*args, device_id=device_id, **kwargs)
             except ModbusIOException:
@@ -361,7 +378,8 @@ class DeviceWorker:
         spec = self.spec
         while not self.stopping:
             self.client = make_client(spec)
-            self.line = SerialLine(self.client, spec) if spec.protocol == Protocol.RTU else None
+            rtu = spec.protocol == Protocol.RTU
+            self.line = SerialLine(self.client, spec, self.config.rtu_recovery) if rtu else None
             try:
                 ok = await self.client.connect()
             except Exception as exc:  # a bad serial port name raises instead of returning False

@@ -251,3 +251,149 @@ class PtyRtuSlave:
         for i in range(len(frame)):
             self._write(frame[i : i + 1])
             await asyncio.sleep(self.char_s)
+
+
+def _meta_length(function: int, confirmation: bool) -> int:
+    """libmodbus' compute_meta_length_after_function."""
+    if not confirmation:
+        if function <= 6:
+            return 4
+        if function in (15, 16):
+            return 5
+        if function == 22:
+            return 6
+        if function == 23:
+            return 9
+        return 0
+    if function in (5, 6, 15, 16):
+        return 4
+    if function == 22:
+        return 6
+    return 1
+
+
+def _data_length(msg: bytes, confirmation: bool) -> int:
+    """libmodbus' compute_data_length_after_meta (plus the CRC)."""
+    function = msg[1]
+    if not confirmation:
+        length = msg[6] if function in (15, 16) else msg[10] if function == 23 else 0
+    else:
+        length = msg[2] if function <= 4 or function in (17, 23) else 0
+    return length + 2
+
+
+class LibmodbusRtuSlave:
+    """An RTU slave (``unit``) that receives the way libmodbus 3.1 does (``modbus_receive`` on an
+    RTU server), on a pseudo-terminal whose other end is the poller's port (``path``).
+
+    libmodbus does not frame by line silence: it reads the slave and function code, then as many
+    bytes as that function's message should have, with ``byte_timeout`` between bytes. A message
+    for another slave is dropped before its CRC is checked, and then the next message is read as
+    that slave's reply (a "confirmation", with ``response_timeout`` for its first byte) and
+    ignored, whatever it is. Errors (bad CRC, timeouts) are dropped and reading goes on.
+    """
+
+    def __init__(self, slave: FaultySlave, path, *, unit: int = 1, response_timeout=0.1, byte_timeout=0.1):
+        self.slave, self.path, self.unit = slave, path, unit
+        self.response_timeout, self.byte_timeout = response_timeout, byte_timeout
+        self.buf = b""
+        self.fd = self.peer = -1
+        self.event = asyncio.Event()
+        self.ignored: list[bytes] = []  # what it read as another slave's reply
+        self.errors = 0
+        self.gaps: list[float] = []  # per burst of bytes from the master: seconds of silence before it
+        self.last_byte = 0.0
+        self.task: asyncio.Task | None = None
+
+    def open(self) -> LibmodbusRtuSlave:
+        self.fd, self.peer = os.openpty()
+        tty.setraw(self.fd)
+        tty.setraw(self.peer)
+        os.set_blocking(self.fd, False)
+        if self.path.is_symlink() or self.path.exists():
+            self.path.unlink()
+        self.path.symlink_to(os.ttyname(self.peer))
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.fd, self._readable)
+        self.task = loop.create_task(self._serve())
+        return self
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.fd >= 0:
+            asyncio.get_running_loop().remove_reader(self.fd)
+            for fd in (self.fd, self.peer):
+                os.close(fd)
+            self.fd = self.peer = -1
+        if self.path.is_symlink():
+            self.path.unlink()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 4096)
+        except OSError:
+            return
+        now = time.monotonic()
+        self.gaps.append(now - self.last_byte)
+        self.last_byte = now
+        self.buf += data
+        self.event.set()
+
+    async def _recv(self, n: int, timeout: float | None) -> bytes | None:
+        if not self.buf:
+            self.event.clear()
+            try:
+                await asyncio.wait_for(self.event.wait(), timeout)
+            except TimeoutError:
+                return None
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    async def _receive(self, confirmation: bool) -> tuple[int, bytes]:
+        timeout = self.response_timeout if confirmation else None
+        msg, to_read, step = b"", 2, "function"
+        while to_read:
+            data = await self._recv(to_read, timeout)
+            if data is None:
+                return -1, msg  # ETIMEDOUT: what was read is dropped
+            msg += data
+            to_read -= len(data)
+            if to_read == 0 and step == "function":
+                to_read = _meta_length(msg[1], confirmation)
+                step = "meta"
+                if to_read == 0:
+                    to_read, step = _data_length(msg, confirmation), "data"
+            elif to_read == 0 and step == "meta":
+                to_read, step = _data_length(msg, confirmation), "data"
+            if len(msg) + to_read > 256:
+                return -1, msg
+            timeout = self.byte_timeout
+        if msg[0] != self.unit and msg[0] != 0:
+            return 0, msg  # "Request for slave N ignored"
+        if crc(msg[:-2]) != msg[-2:]:
+            return -1, msg  # EMBBADCRC
+        return len(msg), msg
+
+    async def _serve(self) -> None:
+        confirmation_to_ignore = False
+        while True:
+            if confirmation_to_ignore:
+                _rc, msg = await self._receive(True)
+                confirmation_to_ignore = False
+                self.ignored.append(msg)
+                continue
+            rc, msg = await self._receive(False)
+            if rc == 0:
+                confirmation_to_ignore = True
+                continue
+            if rc < 0 or len(msg) != 8:
+                self.errors += 1
+                continue
+            unit, fc, address, count = struct.unpack(">BBHH", msg[:6])
+            out = self.slave.reply(Request(unit, fc, address, count, 0, time.monotonic()))
+            if out is not None:
+                body, out_unit, _tid = out
+                frame = bytes([out_unit]) + body
+                self.last_byte = time.monotonic()
+                os.write(self.fd, frame + crc(frame))

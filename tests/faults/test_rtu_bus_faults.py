@@ -3,6 +3,9 @@ against slaves of the test's own that behave like real ones on a shared line.
 
 - ``swallow``: unit 2 is missing and the slave of unit 1 behaves like libmodbus: it takes the frame
   that follows a request to unit 2 for unit 2's reply and ignores it.
+- ``libmodbus``: the same, with libmodbus' receive logic byte by byte (framing by length and
+  timeouts): the frame after a request to unit 2 is read as unit 2's reply by length, and the rest
+  of it throws the slave out of step until the line has been quiet for its timeouts.
 - ``late``: unit 2 answers, but only after the master has given up, byte by byte, so its reply is
   still on the line when the next request would go out.
 
@@ -18,15 +21,16 @@ import pytest
 from devices.choices import DeviceStatus, Quality
 from devices.poller.daemon import silent_interval
 from tests.devices.helpers import ch, device, poller, stop_workers
-from tests.faults.modbus_support import FaultySlave, PtyRtuSlave, until
+from tests.faults.modbus_support import FaultySlave, LibmodbusRtuSlave, PtyRtuSlave, until
 from tests.faults.test_modbus_faults import Capture, start
 
 pytestmark = pytest.mark.e2e
 
 CASES = {
-    # samples of unit 1, baud (sets the silent interval), period, timeout
-    "swallow": {"samples": 600, "baudrate": 19200, "period": 0.015, "timeout": 0.05},
-    "late": {"samples": 250, "baudrate": 1200, "period": 0.04, "timeout": 0.1},
+    # samples of unit 1, baud (sets the silent interval), period, timeout, the poller's rtu_recovery
+    "swallow": {"samples": 600, "baudrate": 19200, "period": 0.015, "timeout": 0.05, "recovery": 0},
+    "libmodbus": {"samples": 600, "baudrate": 19200, "period": 0.015, "timeout": 0.06, "recovery": 0.12},
+    "late": {"samples": 250, "baudrate": 1200, "period": 0.04, "timeout": 0.1, "recovery": 0},
 }
 
 
@@ -36,6 +40,9 @@ async def test_a_silent_unit_does_not_take_its_neighbour_off_scan(case, tmp_path
     if case == "swallow":
         slave = FaultySlave(units=(1,))
         line = PtyRtuSlave(slave, tmp_path / "ttyBUS", swallow_after=2)
+    elif case == "libmodbus":  # its 0.5 s timeouts, scaled like the poller's 0.3 s timeout
+        slave = FaultySlave(units=(1,))
+        line = LibmodbusRtuSlave(slave, tmp_path / "ttyBUS", unit=1, response_timeout=0.1, byte_timeout=0.1)
     else:
         slave = FaultySlave(units=(1, 2))
         char = 11 / cfg["baudrate"] * 0.8  # a little faster than the wire: the bytes of one reply
@@ -45,7 +52,7 @@ async def test_a_silent_unit_does_not_take_its_neighbour_off_scan(case, tmp_path
     line.open()
     level, flow = ch(1, 0, unit_id=1), ch(1, 1, unit_id=1)
     missing = ch(1, 0, unit_id=2)
-    p, _readings, statuses = poller(demote_after=3, probe_interval=0.5)
+    p, _readings, statuses = poller(demote_after=3, probe_interval=0.5, rtu_recovery=cfg["recovery"])
     seen = Capture(p)
     spec = device(
         1,
@@ -82,3 +89,5 @@ async def test_a_silent_unit_does_not_take_its_neighbour_off_scan(case, tmp_path
     assert min(line.gaps[1:]) >= 0.9 * gap, sorted(line.gaps)[:5]
     if case == "swallow":
         assert line.swallowed  # the slave did swallow frames: the poller made up for them
+    if case == "libmodbus":
+        assert line.ignored  # it did wait for unit 2's replies
