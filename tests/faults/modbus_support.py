@@ -4,7 +4,9 @@ One register/coil image per unit, served over TCP (MBAP) on loopback or as RTU o
 ``misbehave(request)`` chooses, per request, what to answer: the right reply or a wrong function
 code, unit id, transaction id, byte count or register count, a truncated frame, silence, or an
 exception; ``illegal`` addresses answer exception 02 to any read that covers them. Every request
-is logged (``requests``) so a test can see what the poller asked for.
+is logged (``requests``) so a test can see what the poller asked for. ``LibmodbusRtuSlave``
+receives like a libmodbus slave; ``Capture`` records what the poller hands to the reading hook and
+to its writer.
 """
 
 from __future__ import annotations
@@ -397,3 +399,47 @@ class LibmodbusRtuSlave:
                 frame = bytes([out_unit]) + body
                 self.last_byte = time.monotonic()
                 os.write(self.fd, frame + crc(frame))
+
+
+class Capture:
+    """What the poller hands to the reading hook and to its writer, per channel, in order."""
+
+    def __init__(self, p):
+        self.hook: dict[int, list[tuple]] = {}
+        self.written: dict[int, list[tuple]] = {}
+        p.reading_hook = self._readings
+        if p.writer is not None:
+            submit, fold = p.writer.submit, p.writer.fold_reads
+
+            def submit_spy(events):
+                for ev in events:
+                    self.written.setdefault(ev.channel_id, []).append((ev.value, ev.quality))
+                return submit(events)
+
+            def fold_spy(reads):
+                readings = fold(reads)
+                for cid, value, quality in zip(readings.channel_ids, readings.values, readings.qualities, strict=True):
+                    self.written.setdefault(cid, []).append((value, quality))
+                return readings
+
+            p.writer.submit, p.writer.fold_reads = submit_spy, fold_spy
+
+    def _readings(self, readings) -> None:
+        if hasattr(readings, "channel_ids"):  # a batch of good block reads
+            rows = zip(readings.channel_ids, readings.values, readings.qualities, strict=True)
+        else:
+            rows = ((ev.channel_id, ev.value, ev.quality) for ev in readings)
+        for cid, value, quality in rows:
+            self.hook.setdefault(cid, []).append((value, quality))
+
+
+async def start(p, specs):
+    from devices.poller.daemon import DeviceWorker
+
+    workers = []
+    for spec in specs:
+        worker = DeviceWorker(spec, p)
+        p.workers[spec.id] = worker
+        worker.start()
+        workers.append(worker)
+    return workers

@@ -15,7 +15,7 @@ import pytest
 from devices.choices import DeviceStatus, Quality
 from devices.poller.daemon import CoilJob
 from tests.devices.helpers import ch, device, free_port, poller, stop_workers
-from tests.faults.modbus_support import GOOD, FaultySlave, FaultyTcpServer, until
+from tests.faults.modbus_support import GOOD, Capture, FaultySlave, FaultyTcpServer, start, until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,50 +39,6 @@ SCHEDULE = [
     (GOOD, Quality.GOOD),
     ("exception", Quality.EXCEPTION),
 ]
-
-
-class Capture:
-    """What the poller hands to the reading hook and to its writer, per channel, in order."""
-
-    def __init__(self, p):
-        self.hook: dict[int, list[tuple]] = {}
-        self.written: dict[int, list[tuple]] = {}
-        p.reading_hook = self._readings
-        if p.writer is not None:
-            submit, fold = p.writer.submit, p.writer.fold_reads
-
-            def submit_spy(events):
-                for ev in events:
-                    self.written.setdefault(ev.channel_id, []).append((ev.value, ev.quality))
-                return submit(events)
-
-            def fold_spy(reads):
-                readings = fold(reads)
-                for cid, value, quality in zip(readings.channel_ids, readings.values, readings.qualities, strict=True):
-                    self.written.setdefault(cid, []).append((value, quality))
-                return readings
-
-            p.writer.submit, p.writer.fold_reads = submit_spy, fold_spy
-
-    def _readings(self, readings) -> None:
-        if hasattr(readings, "channel_ids"):  # a batch of good block reads
-            rows = zip(readings.channel_ids, readings.values, readings.qualities, strict=True)
-        else:
-            rows = ((ev.channel_id, ev.value, ev.quality) for ev in readings)
-        for cid, value, quality in rows:
-            self.hook.setdefault(cid, []).append((value, quality))
-
-
-async def start(p, specs):
-    from devices.poller.daemon import DeviceWorker
-
-    workers = []
-    for spec in specs:
-        worker = DeviceWorker(spec, p)
-        p.workers[spec.id] = worker
-        worker.start()
-        workers.append(worker)
-    return workers
 
 
 @pytest.mark.parametrize("store", [True, False], ids=["batched", "one-by-one"])

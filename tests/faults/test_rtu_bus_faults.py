@@ -21,8 +21,7 @@ import pytest
 from devices.choices import DeviceStatus, Quality
 from devices.poller.daemon import silent_interval
 from tests.devices.helpers import ch, device, poller, stop_workers
-from tests.faults.modbus_support import FaultySlave, LibmodbusRtuSlave, PtyRtuSlave, until
-from tests.faults.test_modbus_faults import Capture, start
+from tests.faults.modbus_support import Capture, FaultySlave, LibmodbusRtuSlave, PtyRtuSlave, start, until
 
 pytestmark = pytest.mark.e2e
 
