@@ -1,19 +1,21 @@
 """Whether a Modbus reply answers the request it came for, and a decoder that never trusts one.
 
-pymodbus 3.16 drops frames of another unit or transaction (the read then times out), but takes a
+pymodbus 3.16 drops frames of another unit or transaction (the read then times out) and takes a
 reply with any function code, and its decoders take the byte count on trust: a short byte count
 gives fewer registers, a long one or an odd one raises inside the transport (on TCP that closes the
 connection). ``CheckedDecoder`` decodes the replies of the requests the poller sends strictly (the
 byte count must match the data that came, or there are no values) and turns anything it cannot
-decode into a ``GarbageReply`` rather than an error; ``reply_fault`` then compares what the
-request asked for: function code, unit id, transaction id and the number of values. Anything that
-does not answer the request is bad quality ``garbage``, never a value.
+decode into a ``GarbageReply`` rather than an error, as ``CheckedSocketFramer`` does a TCP reply of
+another unit; ``reply_fault`` then compares what the request asked for: function code, unit id,
+transaction id and the number of values. Anything that does not answer the request is bad quality
+``garbage``, never a value.
 """
 
 from __future__ import annotations
 
 import struct
 
+from pymodbus.framer import FramerSocket
 from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
 from pymodbus.pdu.bit_message import ReadCoilsResponse, WriteSingleCoilResponse
 from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
@@ -171,7 +173,27 @@ class CheckedDecoder(DecodePDU):
         return GarbageReply(frame, "undecodable") if pdu is None else pdu
 
 
+class CheckedSocketFramer(FramerSocket):
+    """Modbus TCP framing that hands on a reply of another unit (as a ``GarbageReply``) instead of
+    dropping it: its transaction id says it answers our request, so waiting for another reply
+    would only turn a wrong answer into a timeout. A reply of another transaction (a late reply to
+    an earlier request) is still dropped. (On a serial bus a frame of another unit may be another
+    slave's late reply: the RTU framer drops it.)"""
+
+    def handleFrame(self, data: bytes, exp_devid: int, exp_tid: int) -> tuple[int, ModbusPDU | None]:
+        used, pdu = super().handleFrame(data, 0, exp_tid)
+        if pdu is not None and exp_devid and pdu.dev_id != exp_devid:
+            garbage = GarbageReply(b"", f"a reply of unit {pdu.dev_id}")
+            # (with the unit asked for: pymodbus would raise on another one)
+            garbage.dev_id, garbage.transaction_id = exp_devid, pdu.transaction_id
+            return used, garbage
+        return used, pdu
+
+
 def install(client) -> None:
-    """Give a pymodbus client (before it connects) the checked decoder."""
-    framer = client.ctx.framer
-    framer.decoder = CheckedDecoder()
+    """Give a pymodbus client (before it connects) the checked decoder (and, on TCP, framing)."""
+    ctx = client.ctx
+    if type(ctx.framer) is FramerSocket:
+        ctx.framer = CheckedSocketFramer(CheckedDecoder())
+    else:
+        ctx.framer.decoder = CheckedDecoder()

@@ -12,7 +12,14 @@ from pymodbus.framer import FramerRTU, FramerSocket
 
 from devices.choices import Quality
 from devices.poller.decode import Block, split_block
-from devices.poller.replies import CheckedDecoder, GarbageReply, echo_fault, expected_size, reply_fault
+from devices.poller.replies import (
+    CheckedDecoder,
+    CheckedSocketFramer,
+    GarbageReply,
+    echo_fault,
+    expected_size,
+    reply_fault,
+)
 from tests.devices.helpers import ch
 
 
@@ -52,6 +59,14 @@ def test_fc04_to_an_fc03_request_is_garbage():
     reply = tcp_reply(mbap(registers(11, 22, fc=4)))
     assert reply.registers == [11, 22]  # well formed: only the function code gives it away
     assert fault(reply, fc=3) == Quality.GARBAGE
+
+
+def test_a_tcp_reply_of_another_unit_is_handed_on_as_garbage_and_of_another_transaction_dropped():
+    framer = CheckedSocketFramer(CheckedDecoder())
+    _, reply = framer.handleFrame(mbap(registers(1, 2), unit=5), 1, 7)
+    assert isinstance(reply, GarbageReply) and fault(reply) == Quality.GARBAGE
+    _, reply = framer.handleFrame(mbap(registers(1, 2), tid=6), 1, 7)
+    assert reply is None  # a late reply to the request before: the right one may still come
 
 
 def test_another_unit_or_transaction_is_garbage():

@@ -54,7 +54,7 @@ async def test_replies_that_do_not_answer_the_request_are_never_values(store):
 
     def misbehave(request):
         if request.unit == 1:
-            return "wrong_unit"  # pymodbus drops a reply of another unit: the read times out
+            return "wrong_unit"  # (pymodbus dropped it: the read timed out)
         i = counter[0]
         counter[0] += 1
         return SCHEDULE[i % n][0]
@@ -83,7 +83,7 @@ async def test_replies_that_do_not_answer_the_request_are_never_values(store):
         assert {q for _v, q in seen.written[gas.id]} == {q.value for _m, q in SCHEDULE}
     # A bad reply is that read's fault, not a lost connection.
     assert not any(s[1] == DeviceStatus.OFFLINE for s in statuses)
-    assert all(q == Quality.TIMEOUT for _v, q in seen.hook.get(other.id, [])) and seen.hook.get(other.id)
+    assert all(q == Quality.GARBAGE for _v, q in seen.hook.get(other.id, [])) and seen.hook.get(other.id)
 
 
 async def test_coil_writes_are_confirmed_only_by_a_true_echo_and_read_back():
