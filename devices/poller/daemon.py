@@ -474,6 +474,7 @@ class DeviceWorker:
         add_read = poller.add_read
         pending_append = poller.pending.append  # (the poller empties this list, never replaces it)
         time_time = time.time
+        check = reply_fault
         self._units_changed = True
         while not self.stopping:
             if jobs:
@@ -520,7 +521,7 @@ class DeviceWorker:
                     t = time_time()  # receive time; a datetime only where events are made here
                     any_response = True
                     data = result.bits if block.bits else result.registers
-                    fault = reply_fault(result, data, fc, block.unit_id, size, ctx.request_transaction_id)
+                    fault = check(result, data, fc, block.unit_id, size, ctx.request_transaction_id)
                     if fault is not None:  # not an answer to this request: never a value
                         bad = bad or []
                         if fault == EXCEPTION:
