@@ -65,7 +65,8 @@ async def test_replies_that_do_not_answer_the_request_are_never_values(store):
     other = ch(2, 4, unit_id=1)
     p, _readings, statuses = poller(store=store, demote_after=100)
     seen = Capture(p)
-    specs = [device(1, port, [gas], period=0.02, timeout=0.1), device(2, port, [other], period=0.05, timeout=0.1)]
+    # (timeouts generous for a loaded machine: a slow good reply must not time out)
+    specs = [device(1, port, [gas], period=0.02, timeout=0.3), device(2, port, [other], period=0.05, timeout=0.3)]
     workers = await start(p, specs)
     try:
         await until(lambda: len(seen.hook.get(gas.id, ())) >= 2 * n, timeout=30, what=f"{2 * n} readings of unit 0")
@@ -96,7 +97,7 @@ async def test_coil_writes_are_confirmed_only_by_a_true_echo_and_read_back():
     p, _readings, _statuses = poller(store=False)
     finished = []
     p.coil_write_finished = lambda job, *, ok, readback, error: finished.append((job.command_id, ok, readback, error))
-    spec = device(1, port, [ch(1, 0)], period=0.02)
+    spec = device(1, port, [ch(1, 0)], period=0.02, timeout=0.5)
     workers = await start(p, [spec])
     worker = workers[0]
     plan[(5, 3)] = "wrong_address"  # echoes coil 4
@@ -130,7 +131,7 @@ async def test_an_illegal_register_in_a_merge_gap_splits_the_block_once_and_only
     chans = {a: ch(1, a) for a in (0, 1, 5, 6, 7)}
     p, _readings, statuses = poller(demote_after=3)
     seen = Capture(p)
-    spec = device(1, port, chans.values(), period=0.02)
+    spec = device(1, port, chans.values(), period=0.02, timeout=0.5)
     server = await FaultyTcpServer(slave, port).start()
     workers = await start(p, [spec])
     try:
@@ -171,7 +172,7 @@ async def test_a_block_refused_whole_is_not_split_every_cycle():
     p, _readings, _statuses = poller(demote_after=1000, probe_interval=30.0)
     seen = Capture(p)
     server = await FaultyTcpServer(slave, port).start()
-    workers = await start(p, [device(1, port, chans, period=0.02)])
+    workers = await start(p, [device(1, port, chans, period=0.02, timeout=0.5)])
     try:
         await until(lambda: len(slave.requests) >= 30, timeout=20, what="30 requests")
     finally:

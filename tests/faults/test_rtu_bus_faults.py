@@ -27,9 +27,9 @@ pytestmark = pytest.mark.e2e
 
 CASES = {
     # samples of unit 1, baud (sets the silent interval), period, timeout, the poller's rtu_recovery
-    "swallow": {"samples": 600, "baudrate": 19200, "period": 0.015, "timeout": 0.05, "recovery": 0},
-    "libmodbus": {"samples": 600, "baudrate": 19200, "period": 0.015, "timeout": 0.06, "recovery": 0.12},
-    "late": {"samples": 250, "baudrate": 1200, "period": 0.04, "timeout": 0.1, "recovery": 0},
+    "swallow": {"samples": 600, "baudrate": 19200, "period": 0.02, "timeout": 0.1, "recovery": 0},
+    "libmodbus": {"samples": 600, "baudrate": 19200, "period": 0.02, "timeout": 0.1, "recovery": 0.2},
+    "late": {"samples": 250, "baudrate": 1200, "period": 0.04, "timeout": 0.15, "recovery": 0},
 }
 
 
@@ -41,7 +41,7 @@ async def test_a_silent_unit_does_not_take_its_neighbour_off_scan(case, tmp_path
         line = PtyRtuSlave(slave, tmp_path / "ttyBUS", swallow_after=2)
     elif case == "libmodbus":  # its 0.5 s timeouts, scaled like the poller's 0.3 s timeout
         slave = FaultySlave(units=(1,))
-        line = LibmodbusRtuSlave(slave, tmp_path / "ttyBUS", unit=1, response_timeout=0.1, byte_timeout=0.1)
+        line = LibmodbusRtuSlave(slave, tmp_path / "ttyBUS", unit=1, response_timeout=0.17, byte_timeout=0.17)
     else:
         slave = FaultySlave(units=(1, 2))
         char = 11 / cfg["baudrate"] * 0.8  # a little faster than the wire: the bytes of one reply
@@ -51,7 +51,7 @@ async def test_a_silent_unit_does_not_take_its_neighbour_off_scan(case, tmp_path
     line.open()
     level, flow = ch(1, 0, unit_id=1), ch(1, 1, unit_id=1)
     missing = ch(1, 0, unit_id=2)
-    p, _readings, statuses = poller(demote_after=3, probe_interval=0.5, rtu_recovery=cfg["recovery"])
+    p, _readings, statuses = poller(demote_after=3, probe_interval=1.0, rtu_recovery=cfg["recovery"])
     seen = Capture(p)
     spec = device(
         1,
