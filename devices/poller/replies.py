@@ -167,10 +167,10 @@ class CheckedDecoder(DecodePDU):
                 if len(frame) != 2:
                     return GarbageReply(frame, "exception response of wrong length")
                 return ExceptionResponse(fc & 0x7F, frame[1])
-            pdu = super().decode(frame)  # a reply to nothing we ask: decoded, then refused by fc
         except Exception as exc:  # never an error inside the transport: a garbage reply instead
             return GarbageReply(frame, f"{type(exc).__name__}: {exc}")
-        return GarbageReply(frame, "undecodable") if pdu is None else pdu
+        # A function code the poller never asks for: garbage, without decoding (and logging) it.
+        return GarbageReply(frame, f"function code {fc}")
 
 
 class CheckedSocketFramer(FramerSocket):

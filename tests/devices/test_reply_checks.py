@@ -153,3 +153,18 @@ def test_a_refused_block_splits_into_its_runs_then_its_channels():
     assert split_block(singles[0]) == []
     same = Block(1, "holding", 5, 1, [ch(1, 5), ch(1, 5, scale=2.0)])
     assert split_block(same) == []  # two channels of one register: nothing to split
+
+
+def test_random_bytes_never_raise_and_are_never_taken_for_a_register_reply():
+    import random
+
+    rng = random.Random(15)
+    decoder = CheckedDecoder()
+    for _ in range(5000):
+        body = bytes(rng.randrange(256) for _ in range(rng.choice([5, rng.randint(0, 30)])))
+        pdu = bytes([rng.choice([1, 2, 3, 4, 5, 0x83, 0x85, rng.randrange(256)])]) + body
+        reply = tcp_reply(mbap(pdu))
+        assert reply is not None
+        if fault(reply, size=2) is None:  # only what really is a reply of two registers to FC03
+            assert pdu[0] == 3 and pdu[1] == 4 and len(body) == 5
+        FramerRTU(decoder).handleFrame(bytes([1]) + pdu + bytes(2), 1, 0)  # no exception either
