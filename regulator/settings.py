@@ -447,6 +447,8 @@ DEVICES_COMMAND_POLL_MS = env_int("DEVICES_COMMAND_POLL_MS", 300)
 DEVICES_COIL_WRITE_TIMEOUT_SECONDS = env_int("DEVICES_COIL_WRITE_TIMEOUT_SECONDS", 30)
 DEVICES_LIVE_PUSH_MS = env_int("DEVICES_LIVE_PUSH_MS", 1000)  # 0 = no live values to browsers
 DEVICES_MAX_REGISTER_GAP = env_int("DEVICES_MAX_REGISTER_GAP", 8)
+# Silence on an RTU bus after a timeout, before the next request (libmodbus slaves need their 500 ms)
+DEVICES_RTU_RECOVERY_MS = env_int("DEVICES_RTU_RECOVERY_MS", 500)
 DEVICES_FLUSH_MS = env_int("DEVICES_FLUSH_MS", 500)  # storage batching delay
 DEVICES_BATCH_MS = env_int("DEVICES_BATCH_MS", 10)  # good reads decoded and folded together (alerts wait as long)
 DEVICES_SPOOL_MAX_MB = env_int("DEVICES_SPOOL_MAX_MB", 256)  # store-and-forward buffer when the DB is down

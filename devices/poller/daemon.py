@@ -1,9 +1,13 @@
 """The polling daemon: one asyncio task per device (gateway or bus), one connection each.
 
-Faults are data: an exception response, a timeout or garbage becomes a bad-quality reading and
-the loop goes on. A unit that fails ``demote_after`` times in a row is taken off scan and probed
-every ``probe_interval`` so it never slows the rest of its bus; a lost connection is retried with
-capped exponential backoff and jitter. Configuration is reloaded every ``reload_interval`` (by
+Faults are data: an exception response, a timeout or garbage (any reply that does not answer its
+request: function code, unit, transaction, byte or value count, see ``devices.poller.replies``)
+becomes a bad-quality reading and the loop goes on. A merged block refused with an exception is
+re-read in pieces once and the pieces are kept, so one bad register does not poison its block; an
+RTU bus waits for a silent line (and flushes it after a timeout) before each request. A unit that
+fails ``demote_after`` times in a row is taken off scan and probed every ``probe_interval`` so it
+never slows the rest of its bus; a lost connection is retried with capped exponential backoff and
+jitter. Configuration is reloaded every ``reload_interval`` (by
 ``updated_at``), so changes apply without a restart. Every reading goes to
 ``devices.hooks.publish_readings`` as it arrives, then to the batched writer: the good responses
 of the last few milliseconds (``batch_window``) together, decoded and folded by compiled loops
@@ -15,6 +19,7 @@ All ORM work runs on one database thread (``_db``), never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import math
@@ -42,7 +47,9 @@ from devices.hooks import (
     publish_readings,
     publish_status,
 )
-from devices.poller.decode import Block, ChannelSpec, decode_events, plan_blocks
+from devices.poller import replies
+from devices.poller.decode import Block, ChannelSpec, decode_events, plan_blocks, split_block
+from devices.poller.replies import EXCEPTION, echo_fault, expected_size, reply_fault
 from devices.poller.storage import ReadingWriter
 
 logger = logging.getLogger("devices.poller")
@@ -102,6 +109,11 @@ class PollerConfig:
     # ~1.25x), and the readings reach the alert engine at most this much later.
     batch_window: float = 0.010
     max_gap: int = 8
+    # After a timeout on an RTU bus, the line stays silent this long (from its last byte either
+    # way) before the next request: slaves that frame by length and timeouts (libmodbus: 500 ms
+    # response and byte timeouts) read what follows a request to an absent unit as that unit's
+    # reply, and lose sync on it, until the line has been quiet that long.
+    rtu_recovery: float = 0.5
     record_lateness: bool = False
     # The daemon's own process (``run_forever``) only: a cheaper event loop and a quieter GC.
     event_loop: str = "asyncio"  # or "uvloop" (falls back to asyncio when it is not installed)
@@ -121,6 +133,7 @@ class PollerConfig:
             "live_push_interval": settings.DEVICES_LIVE_PUSH_MS / 1000,
             "batch_window": settings.DEVICES_BATCH_MS / 1000,
             "max_gap": settings.DEVICES_MAX_REGISTER_GAP,
+            "rtu_recovery": settings.DEVICES_RTU_RECOVERY_MS / 1000,
             "event_loop": "uvloop",
             "gc_tuning": True,
         }
@@ -184,7 +197,8 @@ _READERS = {
 
 
 def make_client(spec: DeviceSpec):
-    """One pymodbus client per device; pymodbus' own reconnect is off (we back off ourselves)."""
+    """One pymodbus client per device; pymodbus' own reconnect is off (we back off ourselves), and
+    so are its retries on a serial bus (``SerialLine`` retries after the line is quiet)."""
     if spec.protocol == Protocol.RTU:
         client = AsyncModbusSerialClient(
             spec.serial_port,
@@ -194,7 +208,7 @@ def make_client(spec: DeviceSpec):
             parity=spec.parity,
             stopbits=spec.stopbits,
             timeout=spec.timeout_s,
-            retries=spec.retries,
+            retries=0,
             reconnect_delay=0,
         )
     else:
@@ -203,7 +217,106 @@ def make_client(spec: DeviceSpec):
         )
     # A silent unit must not make pymodbus drop the connection the healthy units share.
     client.set_max_no_responses(1_000_000_000)
+    replies.install(client)  # every reply decoded strictly, none raises inside the transport
     return client
+
+
+# Exception codes of a merged block read that may be one register's fault (illegal data address,
+# illegal data value, and the "device failure" some devices answer for an unmapped register): the
+# block is split and re-read (see DeviceWorker._split_block).
+SPLIT_ON_EXCEPTION = frozenset({2, 3, 4})
+
+
+def silent_interval(baudrate: int, bytesize: int = 8, parity: str = "N", stopbits: int = 1) -> float:
+    """The RTU inter-frame silence, 3.5 character times (fixed at 1.75 ms above 19,200 baud, as
+    the Modbus serial line specification says), in seconds."""
+    if baudrate > 19200 or baudrate <= 0:
+        return 0.00175
+    bits = 1 + bytesize + (0 if parity == "N" else 1) + stopbits
+    return 3.5 * bits / baudrate
+
+
+class SerialLine:
+    """The line discipline of one RTU bus, which pymodbus' async serial client leaves out.
+
+    Every request waits until the line has been silent for 3.5 characters. After a timeout it also
+    waits until no byte has crossed the line (a late reply still on the wire, our own request) for
+    ``recovery`` (at least 3.5 characters), then flushes the input, so that what follows is not
+    read as the next reply and slaves that frame by timeouts are back in step. A request that
+    comes right after another unit's timeout gets one attempt more: some slaves take the frame
+    that follows a request to another unit for that unit's reply and ignore it, so its failure is
+    not its unit's. The device's retries are made here too, each on a quiet line.
+    """
+
+    def __init__(self, client, spec: DeviceSpec, recovery: float = 0.0):
+        self.client = client
+        self.gap = silent_interval(spec.baudrate, spec.bytesize, spec.parity, spec.stopbits)
+        self.recovery = max(recovery, self.gap)
+        self.attempts = spec.retries + 1
+        self.last_rx = 0.0  # event-loop time of the last byte received
+        self.last_tx = 0.0  # ... of the last request sent
+        self.timeout_at = 0.0  # ... of the last timeout
+        self.dirty = False  # a timeout since the last request: recover and flush before the next
+        self.timed_out_unit: int | None = None  # the unit of the last timeout, until a reply
+        self.flushes = 0
+        self._time = asyncio.get_running_loop().time
+        ctx = client.ctx
+        received = ctx.data_received  # the transport calls its protocol's (ctx) data_received
+
+        def data_received(data: bytes) -> None:
+            self.last_rx = self._time()
+            received(data)
+
+        ctx.data_received = data_received
+
+    async def settle(self) -> None:
+        time_ = self._time
+        while True:
+            until = self.last_rx + self.gap
+            if self.dirty:
+                until = max(until, self.timeout_at + self.gap, max(self.last_rx, self.last_tx) + self.recovery)
+            wait = until - time_()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)  # (bytes arriving meanwhile move ``until`` on)
+        if self.dirty:
+            self.dirty = False
+            self.flush()
+
+    def flush(self) -> None:
+        self.flushes += 1
+        ctx = self.client.ctx
+        ctx.recv_buffer = b""
+        serial = getattr(ctx.transport, "sync_serial", None)
+        if serial is not None:
+            try:
+                serial.reset_input_buffer()
+            except Exception:  # a port that cannot flush: what we read was dropped all the same
+                logger.debug("flushing %s failed", self.client, exc_info=True)
+
+    def timed_out(self, unit_id: int) -> None:
+        self.dirty = True
+        self.timed_out_unit = unit_id
+        self.timeout_at = self._time()
+
+    async def request(self, fn, *args, device_id: int, **kwargs):
+        """``fn(*args, device_id=..., **kwargs)`` (a bound client method) on a quiet line."""
+        attempts = self.attempts
+        if self.timed_out_unit is not None and self.timed_out_unit != device_id:
+            attempts += 1
+        for attempt in range(attempts):
+            await self.settle()
+            self.last_tx = self._time()
+            try:
+                reply = await fn(*args, device_id=device_id, **kwargs)
+            except ModbusIOException:
+                self.timed_out(device_id)
+                if attempt + 1 >= attempts:
+                    raise
+            else:
+                self.timed_out_unit = None
+                return reply
+        raise AssertionError("unreachable")
 
 
 class DeviceWorker:
@@ -223,6 +336,13 @@ class DeviceWorker:
         self.recent: list[list[ReadingEvent]] = []  # each cycle's events since the last live push
         self._offline_marked = False
         self._units_changed = True
+        self._relayout = False  # a block was split: the poll loop looks its pieces up again
+        self._garbage_logged = -math.inf  # event-loop time of the last garbage reply logged
+        # id(block) -> event-loop time before which a refused block is not split again: no piece of
+        # it answered last time (the device refuses everything, e.g. busy or failing), and
+        # re-reading every piece every cycle would only load the bus.
+        self._split_after: dict[int, float] = {}
+        self.line: SerialLine | None = None  # an RTU bus's line discipline, per connection
         self.stopping = False
 
     @property
@@ -258,6 +378,8 @@ class DeviceWorker:
         spec = self.spec
         while not self.stopping:
             self.client = make_client(spec)
+            rtu = spec.protocol == Protocol.RTU
+            self.line = SerialLine(self.client, spec, self.config.rtu_recovery) if rtu else None
             try:
                 ok = await self.client.connect()
             except Exception as exc:  # a bad serial port name raises instead of returning False
@@ -302,6 +424,35 @@ class DeviceWorker:
             job = self.jobs.popleft()
             self.poller.coil_write_finished(job, ok=False, readback=None, error=reason)
 
+    def _reader(self, register_type: str):
+        """The client's read method for a register type (on a serial bus, through its line)."""
+        read = getattr(self.client, _READERS[register_type])
+        if self.line is None:
+            return read
+        return functools.partial(self.line.request, read)
+
+    def _layout(self) -> list[tuple[UnitState, list[tuple]]]:
+        """Per unit, per block: (block, bound reader, the writer's vector plan or None (decoded
+        here, one event per channel), function code, number of values of a good reply), looked
+        up once per connection (and after a block is split) rather than once per read."""
+        writer = self.poller.writer
+        return [
+            (
+                unit,
+                [
+                    (
+                        block,
+                        self._reader(block.register_type),
+                        writer.vector_plan(block) if writer is not None else None,
+                        replies.FUNCTION_CODES[block.register_type],
+                        expected_size(block.register_type, block.count),
+                    )
+                    for block in unit.blocks
+                ],
+            )
+            for unit in self.units.values()
+        ]
+
     async def _poll_loop(self) -> str | None:
         """Poll until the connection is lost (returns why) or every unit is silent (returns None)."""
         spec, config, poller = self.spec, self.config, self.poller
@@ -313,24 +464,9 @@ class DeviceWorker:
         last_overrun_log = 0.0
         live = config.live_push_interval > 0
         device_id = spec.id
-        client = self.client
-        # Per block: the bound reader, and the writer's vector plan (None: decoded here, one event
-        # per channel), looked up once per connection rather than once per read.
-        writer = poller.writer
-        units = [
-            (
-                unit,
-                [
-                    (
-                        block,
-                        getattr(client, _READERS[block.register_type]),
-                        writer.vector_plan(block) if writer is not None else None,
-                    )
-                    for block in unit.blocks
-                ],
-            )
-            for unit in self.units.values()
-        ]
+        ctx = self.client.ctx  # its request_transaction_id: the transaction a reply must answer
+        self._relayout = False
+        units = self._layout()
         jobs = self.jobs
         stats = self.stats
         # Good responses of blocks with a vector plan join the poller's batch (decoded, folded and
@@ -338,6 +474,7 @@ class DeviceWorker:
         add_read = poller.add_read
         pending_append = poller.pending.append  # (the poller empties this list, never replaces it)
         time_time = time.time
+        check = reply_fault
         self._units_changed = True
         while not self.stopping:
             if jobs:
@@ -356,7 +493,7 @@ class DeviceWorker:
                 if unit.demoted and started < unit.next_probe:
                     continue
                 unit_failed = False
-                for block, reader, plan in blocks:
+                for block, reader, plan, fc, size in blocks:
                     try:
                         result = await reader(block.start, count=block.count, device_id=block.unit_id)
                     except ConnectionException as exc:
@@ -383,18 +520,37 @@ class DeviceWorker:
                     stats.reads += 1
                     t = time_time()  # receive time; a datetime only where events are made here
                     any_response = True
-                    if result.isError():
-                        code = getattr(result, "exception_code", 0)
-                        logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
-                        now = datetime.fromtimestamp(t, UTC)
-                        bad = bad or []
-                        bad.extend(
-                            ReadingEvent(ch.id, spec.id, None, False, Quality.EXCEPTION.value, now)
-                            for ch in block.channels
-                        )
-                        continue
                     data = result.bits if block.bits else result.registers
-                    if plan is not None and len(data) >= block.count:
+                    fault = check(result, data, fc, block.unit_id, size, ctx.request_transaction_id)
+                    if fault is not None:  # not an answer to this request: never a value
+                        bad = bad or []
+                        if fault == EXCEPTION:
+                            code = result.exception_code
+                            logger.debug("%s unit %s exception code %s", spec.name, unit.unit_id, code)
+                            if (
+                                code in SPLIT_ON_EXCEPTION
+                                and len(block.channels) > 1
+                                and started >= self._split_after.get(id(block), 0.0)
+                            ):
+                                split_events, lost, timed_out = await self._split_block(unit, block, code)
+                                bad.extend(split_events)
+                                if lost:
+                                    break
+                                if timed_out:
+                                    unit_failed = True
+                                    break
+                                continue
+                        elif loop.time() - self._garbage_logged > 60 or logger.isEnabledFor(logging.DEBUG):
+                            self._garbage_logged = loop.time()  # one line a minute: a device may babble
+                            logger.warning(
+                                "garbage reply from %s: %s",
+                                spec.name,
+                                replies.describe(result, fc, block.unit_id, size, ctx.request_transaction_id),
+                            )
+                        now = datetime.fromtimestamp(t, UTC)
+                        bad.extend(ReadingEvent(ch.id, spec.id, None, False, fault, now) for ch in block.channels)
+                        continue
+                    if plan is not None:
                         if block.batch == poller.batch or poller.flush_handle is None:
                             add_read(plan, data, device_id, t, block)  # a new batch, or this block again
                         else:
@@ -419,6 +575,9 @@ class DeviceWorker:
                 stats.last_seen = t
             if lost:
                 return lost
+            if self._relayout:  # a block was split: read its pieces from the next cycle on
+                self._relayout = False
+                units = self._layout()
             stats.cycles += 1
             if self._units_changed:
                 self._units_changed = False
@@ -441,6 +600,68 @@ class DeviceWorker:
                 next_t += period * math.ceil((now_m - next_t) / period)
             await asyncio.sleep(next_t - now_m)
         return None
+
+    async def _split_block(self, unit: UnitState, block: Block, code: int) -> tuple[list[ReadingEvent], str, bool]:
+        """A merged block was refused with exception ``code``: re-read it in pieces, once (its
+        runs of channels without the merge gaps, and a refused run channel by channel), so that
+        only the channels whose registers the device refuses are bad. When some piece answers, the
+        pieces replace the block for the rest of this worker's life (a reconfiguration plans the
+        blocks afresh). Returns the readings of the pieces, why the connection was lost (or ""),
+        and whether a piece timed out (the unit's failure; the split is then not remembered)."""
+        spec, ctx = self.spec, self.client.ctx
+        events: list[ReadingEvent] = []
+        leaves: list[Block] = []
+        todo = split_block(block)
+        answered = False
+        refused: list[str] = []
+        while todo:
+            piece = todo.pop(0)
+            fc = replies.FUNCTION_CODES[piece.register_type]
+            size = expected_size(piece.register_type, piece.count)
+            try:
+                read = self._reader(piece.register_type)
+                result = await read(piece.start, count=piece.count, device_id=piece.unit_id)
+            except ConnectionException as exc:
+                return events, f"连接中断: {exc}", False
+            except ModbusIOException:
+                now = datetime.now(UTC)
+                for rest in [piece, *todo]:
+                    events.extend(
+                        ReadingEvent(ch.id, spec.id, None, False, Quality.TIMEOUT.value, now) for ch in rest.channels
+                    )
+                return events, "", True
+            self.stats.reads += 1
+            now = datetime.now(UTC)
+            data = result.bits if piece.bits else result.registers
+            fault = reply_fault(result, data, fc, piece.unit_id, size, ctx.request_transaction_id)
+            if fault == EXCEPTION and len(piece.channels) > 1 and (smaller := split_block(piece)):
+                todo[0:0] = smaller
+                continue
+            leaves.append(piece)
+            if fault is None:
+                answered = True
+                events.extend(decode_events(piece, data, spec.id, now, ReadingEvent))
+            else:
+                refused.extend(ch.tag for ch in piece.channels)
+                events.extend(ReadingEvent(ch.id, spec.id, None, False, fault, now) for ch in piece.channels)
+        if not answered:
+            self._split_after[id(block)] = asyncio.get_running_loop().time() + self.config.probe_interval
+        else:
+            leaves.sort(key=lambda b: b.start)
+            i = next(k for k, b in enumerate(unit.blocks) if b is block)  # (blocks compare by value)
+            unit.blocks[i : i + 1] = leaves
+            self._relayout = True
+            logger.warning(
+                "device %s unit %s: block %s+%d refused (exception %s); read from now on as %s%s",
+                spec.name,
+                unit.unit_id,
+                block.start,
+                block.count,
+                code,
+                ", ".join(f"{b.start}+{b.count}" for b in leaves),
+                f" (refused: {', '.join(refused)})" if refused else "",
+            )
+        return events, "", False
 
     def _account_unit(self, unit: UnitState, failed: bool, now: float) -> None:
         if not failed and not unit.failures and not unit.demoted:
@@ -477,16 +698,22 @@ class DeviceWorker:
         else:
             self.poller.set_status(self.spec, DeviceStatus.ONLINE, "")
 
+    async def _request(self, fn, *args, **kwargs):
+        """One request of the client (on a serial bus, through its line)."""
+        if self.line is None:
+            return await fn(*args, **kwargs)
+        return await self.line.request(fn, *args, **kwargs)
+
     async def _run_jobs(self) -> str | None:
         while self.jobs:
             job = self.jobs.popleft()
             try:
-                wr = await self.client.write_coil(job.address, job.value, device_id=job.unit_id)
-                if wr.isError():
-                    raise RuntimeError(f"写入被拒绝(异常码 {getattr(wr, 'exception_code', '?')})")
-                rb = await self.client.read_coils(job.address, count=1, device_id=job.unit_id)
-                if rb.isError():
-                    raise RuntimeError(f"回读被拒绝(异常码 {getattr(rb, 'exception_code', '?')})")
+                wr = await self._request(self.client.write_coil, job.address, job.value, device_id=job.unit_id)
+                if error := write_reply_error(wr, job, self.client.ctx.request_transaction_id):
+                    raise RuntimeError(error)
+                rb = await self._request(self.client.read_coils, job.address, count=1, device_id=job.unit_id)
+                if error := readback_reply_error(rb, job, self.client.ctx.request_transaction_id):
+                    raise RuntimeError(error)
                 readback = bool(rb.bits[0])
                 ok = readback == job.value
                 self.poller.coil_write_finished(
@@ -500,6 +727,26 @@ class DeviceWorker:
             except Exception as exc:
                 self.poller.coil_write_finished(job, ok=False, readback=None, error=str(exc)[:200])
         return None
+
+
+def write_reply_error(reply, job: CoilJob, tid: int) -> str:
+    """Why the reply to a coil write (FC05) does not confirm it ("" when its echo does)."""
+    fault = echo_fault(reply, job.address, job.value, job.unit_id, tid)
+    if fault is None:
+        return ""
+    if fault == EXCEPTION:
+        return f"写入被拒绝(异常码 {getattr(reply, 'exception_code', '?')})"
+    return "写入应答无效(非本次写入的回显)"
+
+
+def readback_reply_error(reply, job: CoilJob, tid: int) -> str:
+    """Why the reply to a coil read-back (FC01, one coil) is not one ("" when it is)."""
+    fault = reply_fault(reply, reply.bits, replies.FUNCTION_CODES["coil"], job.unit_id, 8, tid)
+    if fault is None:
+        return ""
+    if fault == EXCEPTION:
+        return f"回读被拒绝(异常码 {getattr(reply, 'exception_code', '?')})"
+    return "回读应答无效(报文错误)"
 
 
 class Poller:

@@ -269,3 +269,13 @@ def decode_block(block: Block, data: list) -> list[tuple[ChannelSpec, float | No
     """Registers (or bits) of one block -> one (channel, value, quality) per channel."""
     by_id = {ch.id: ch for ch in block.channels}
     return [(by_id[ev[0]], ev[2], ev[4]) for ev in decode_events(block, data, 0, None, tuple)]
+
+
+def split_block(block: Block) -> list[Block]:
+    """The pieces to re-read a block that the device refused: its runs of channels with no register
+    between them (the merge gaps left out) or, for a block that is one such run, its channels one
+    by one (channels that share registers stay together). [] when it cannot be split."""
+    pieces = plan_blocks(block.channels, max_gap=0)
+    if len(pieces) == 1:
+        pieces = plan_blocks(block.channels, max_gap=-1)
+    return pieces if len(pieces) > 1 else []
