@@ -35,12 +35,16 @@ from pymodbus.framer import FramerType
 from devices.choices import DeviceStatus, Protocol, Quality, RegisterType
 from devices.hooks import (
     DeviceStatusEvent,
+    LocalCoilWrite,
     PollerEvent,
     ReadingEvent,
     Readings,
     publish_poller_event,
     publish_readings,
     publish_status,
+    register_coil_writer,
+    set_process_name,
+    unregister_coil_writer,
 )
 from devices.poller.decode import Block, ChannelSpec, decode_events, plan_blocks
 from devices.poller.storage import ReadingWriter
@@ -155,10 +159,11 @@ class UnitState:
 
 @dataclass
 class CoilJob:
-    command_id: int
+    command_id: int | None  # None for a local write (``local``): no command row (yet)
     unit_id: int
     address: int
     value: bool
+    local: LocalCoilWrite | None = None
 
 
 @dataclass
@@ -521,6 +526,7 @@ class Poller:
         self.flush_handle: asyncio.TimerHandle | None = None  # the end of its window
         self.live_batches: list[Readings] = []  # batches since the last live push
         self.batch_stats = [0, 0]  # batches, reads in them
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by run(): local coil writes land there
 
     # --- from workers (event loop thread) ---
     def emit(self, events: list[ReadingEvent]) -> None:
@@ -580,7 +586,42 @@ class Poller:
             self._db_submit(_store_status, spec.id, old, status, reason, self.config.name, at)
 
     def coil_write_finished(self, job: CoilJob, *, ok: bool, readback: bool | None, error: str) -> None:
+        if job.local is not None:
+            # Whoever asked stores the result (through its own durable queue): nothing here waits
+            # for the database.
+            local = job.local
+            try:
+                local.on_done(ok, readback, error, local.requested_at, datetime.now(UTC))
+            except Exception:
+                logger.exception("recording local coil write %s failed", local.uid)
+            return
         self._db_submit(_finish_coil_write, job.command_id, ok, readback, error, self.config.name)
+
+    def write_coil_locally(self, request: LocalCoilWrite) -> bool:
+        """The coil writer this poller registers in ``devices.hooks``: a write for a device it polls
+        goes to that device's worker at once (run before its next read); other devices are not ours."""
+        worker = self.workers.get(request.device_id)
+        if worker is None or self._loop is None:
+            return False
+        job = CoilJob(None, request.unit_id, request.address, request.value, local=request)
+        logger.warning(
+            "local linkage write %s: device %s unit %s coil %s := %d (%s)",
+            request.uid,
+            worker.spec.name,
+            request.unit_id,
+            request.address,
+            int(request.value),
+            request.reason,
+        )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            worker.jobs.append(job)
+        else:  # from another thread: the worker's deque belongs to the event loop
+            self._loop.call_soon_threadsafe(worker.jobs.append, job)
+        return True
 
     def _db_submit(self, fn, *args):
         future = self._db.submit(_guarded, fn, *args)
@@ -592,6 +633,9 @@ class Poller:
     # --- lifecycle ---
     async def run(self, stop: asyncio.Event) -> None:
         logger.info("poller %s starting (shard %d/%d)", self.config.name, *self.config.shard)
+        self._loop = asyncio.get_running_loop()
+        set_process_name(self.config.name)
+        register_coil_writer(self.write_coil_locally)
         await self.reload()
         loop = asyncio.get_running_loop()
         if self.config.gc_tuning:
@@ -622,6 +666,7 @@ class Poller:
 
     async def shutdown(self) -> None:
         logger.info("poller %s stopping", self.config.name)
+        unregister_coil_writer(self.write_coil_locally)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
