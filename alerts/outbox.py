@@ -88,15 +88,16 @@ class Outbox:
         """Queue ``payload``; returns the entry and whether it is on disk (False: the outbox is full)."""
         return self.append_many([(payload, change_id)])[0]
 
-    def append_many(self, items) -> list[tuple[Entry, bool]]:
-        """Queue (payload, change id or None) pairs in order, in one transaction (one fsync)."""
+    def append_many(self, items, *, force: bool = False) -> list[tuple[Entry, bool]]:
+        """Queue (payload, change id or None) pairs in order, in one transaction (one fsync).
+        ``force``: into the file even past the bound (the one notice that the outbox is full)."""
         done = []
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for payload, change_id in items:
                     entry = Entry(None, change_id or new_change_id(), payload)
-                    if self.overflow or self._count >= self.max_items:
+                    if not force and (self.overflow or self._count >= self.max_items):
                         if len(self.overflow) >= self.max_items:
                             self.dropped += 1
                             logger.critical(

@@ -381,6 +381,15 @@ class AlertRuntime:
             )
         )
 
+    def on_poller_event(self, event) -> None:
+        """A full reading spool or alert outbox reaches the alert board once the database is back: the
+        notice is queued in the outbox (past its bound: it is the one that says so)."""
+        if event.kind != "spool_full":
+            return
+        payload = {"type": "poller_event", "kind": event.kind, "poller": event.poller, "detail": event.detail}
+        payload["at"] = event.at.timestamp()
+        self.outbox.append_many([(payload, None)], force=True)
+
     # --- writing --------------------------------------------------------------------------------
     def apply(self, changes) -> None:
         """Queue ``changes`` and write what the outbox holds (the synchronous path)."""
@@ -460,6 +469,15 @@ class AlertRuntime:
         from alerts import services
 
         payload = entry.payload
+        if payload["type"] == "poller_event":
+            services.alert_poller_event(
+                change_id=entry.change_id,
+                kind=payload["kind"],
+                poller=payload["poller"],
+                detail=payload["detail"],
+                at=_aware(payload["at"]),
+            )
+            return
         if payload["type"] == "linkage":
             at = {k: _aware(payload.get(k)) for k in ("requested_at", "started_at", "finished_at")}
             services.alert_linkage_local_result(
@@ -656,3 +674,7 @@ def reading_sink(readings) -> None:
 
 def status_sink(event) -> None:
     runtime.on_status(event)
+
+
+def poller_sink(event) -> None:
+    runtime.on_poller_event(event)

@@ -462,6 +462,32 @@ def alert_linkage_local_result(
     return alert
 
 
+def alert_poller_event(*, change_id: str, kind: str, poller: str, detail: str, at: datetime) -> list[Alert]:
+    """A poller's event that people must see (its spool or alert outbox was full): one alert per
+    enterprise with devices on that poller, on its first device, raised at the event's time and
+    returned at once (the database is back, or this would not be written): it waits for acknowledgement."""
+    from devices.models import Device
+
+    if kind != "spool_full":
+        return []
+    alerts = []
+    with transaction.atomic():
+        if _applied(change_id) is not None:
+            return []
+        firsts: dict[int, Device] = {}
+        for device in Device.objects.filter(poller=poller).select_related("enterprise").order_by("pk"):
+            firsts.setdefault(device.enterprise_id, device)
+        message = _("采集进程 %(p)s 缓存已满，数据库中断期间的数据或报警可能缺失：%(d)s") % {"p": poller, "d": detail}
+        for device in firsts.values():
+            alert = alert_raise(
+                enterprise=device.enterprise, device=device, kind=AlertKind.ACQUISITION, level=2, message=message, at=at
+            )
+            alert_condition_return(kind=AlertKind.ACQUISITION, device=device, at=at)
+            alerts.append(alert)
+        _mark_applied(change_id, alerts[0] if alerts else None)
+    return alerts
+
+
 def alerts_sync_linkage() -> int:
     """Turn confirmed or failed coil writes into response records (the write's own finish time counts)."""
     changed = 0

@@ -142,7 +142,7 @@ def test_a_full_outbox_is_critical_and_a_spool_full_event(rt, gas, monkeypatch, 
     settings.ALERT_OUTBOX_MAX_CHANGES = 2
     events = []
     monkeypatch.setattr(hooks, "_poller_sinks", [events.append])
-    _down(monkeypatch, rt)
+    real = _down(monkeypatch, rt)
     t0 = datetime.now(UTC)
     with caplog.at_level(logging.CRITICAL):
         rt.on_readings([reading(gas.channel, 30, t0)])
@@ -152,6 +152,16 @@ def test_a_full_outbox_is_critical_and_a_spool_full_event(rt, gas, monkeypatch, 
     assert "alert outbox" in caplog.text and "full" in caplog.text
     full = [e for e in events if isinstance(e, PollerEvent) and e.kind == "spool_full"]
     assert len(full) == 1  # once per outage, not once per change
+    # The database returns: the changes are written, and the board shows that the outbox overflowed.
+    from alerts.runtime import poller_sink
+
+    type(gas.device).objects.filter(pk=gas.device.pk).update(poller="web")
+    poller_sink(full[0])
+    monkeypatch.setattr(rt, "_apply_one", real)
+    assert rt.drain()
+    notice = Alert.objects.get(kind="acquisition")
+    assert notice.device == gas.device and notice.level == 2 and notice.state == AlertState.CLEARED_UNACK
+    assert Alert.objects.get(kind="high").occurrences == 2
 
 
 # --- linkage without the database ---------------------------------------------------------------
