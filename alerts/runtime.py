@@ -309,6 +309,20 @@ class AlertRuntime:
                 "limit": change.limit,
                 "detail": change.detail,
             }
+            # What the engine knew when it decided (rule, level, names): a replay after a restart may
+            # come before this process has loaded the rules, or after they changed.
+            if change.kind == eng.DEVICE_OFFLINE:
+                payload["level"] = self._offline_level(change.key)
+            else:
+                info = self.channels.get(change.key)
+                if info is not None:
+                    payload["info"] = {
+                        "rule": info.rule_id,
+                        "level": info.levels.get(change.kind, 3),
+                        "tag": info.tag,
+                        "name": info.name,
+                        "unit": info.unit,
+                    }
             if change.active and change.kind != eng.DEVICE_OFFLINE:
                 uid = self._link_locally(change, change_id)
                 if uid:
@@ -505,9 +519,23 @@ class AlertRuntime:
             payload["limit"],
             payload["detail"],
         )
-        self._apply_one(change, change_id=entry.change_id, linkage_local=payload.get("linkage_local", ""))
+        self._apply_one(
+            change,
+            change_id=entry.change_id,
+            linkage_local=payload.get("linkage_local", ""),
+            known=payload.get("info"),
+            level=payload.get("level"),
+        )
 
-    def _apply_one(self, change: eng.Change, *, change_id: str = "", linkage_local: str = "") -> None:
+    def _apply_one(
+        self,
+        change: eng.Change,
+        *,
+        change_id: str = "",
+        linkage_local: str = "",
+        known: dict | None = None,
+        level: int | None = None,
+    ) -> None:
         from alerts import services
         from devices.models import Channel, Device
         from enterprises.models import Enterprise
@@ -523,7 +551,7 @@ class AlertRuntime:
                     enterprise=Enterprise.objects.get(pk=device.enterprise_id),
                     device=device,
                     kind=change.kind,
-                    level=self._offline_level(device),
+                    level=level if level is not None else self._offline_level(device.pk),
                     message=message,
                     at=at,
                     suppressed=device.maintenance,
@@ -532,9 +560,18 @@ class AlertRuntime:
             else:
                 services.alert_condition_return(kind=change.kind, device=device, at=at, change_id=change_id)
             return
-        info = self.channels.get(change.key)
-        if info is None:
-            return
+        if known is not None:
+            info = ChannelInfo(0, 0, known["rule"], known["tag"], known["name"], known["unit"], {})
+            kind_level = known["level"]
+        else:
+            info = self.channels.get(change.key)
+            if info is None:
+                if not change.active:  # a return needs nothing but the channel
+                    services.alert_condition_return(
+                        kind=change.kind, channel=change.key, at=at, value=change.value, change_id=change_id
+                    )
+                return
+            kind_level = info.levels.get(change.kind, 3)
         if change.active:
             channel = Channel.objects.select_related("device__enterprise__region").filter(pk=change.key).first()
             if channel is None:
@@ -556,7 +593,7 @@ class AlertRuntime:
                 channel=channel,
                 rule=info.rule_id,
                 kind=change.kind,
-                level=info.levels.get(change.kind, 3),
+                level=kind_level,
                 message=message,
                 at=at,
                 value=change.value,
@@ -573,8 +610,8 @@ class AlertRuntime:
                 kind=change.kind, channel=change.key, at=at, value=change.value, change_id=change_id
             )
 
-    def _offline_level(self, device) -> int:
-        levels = [i.levels.get(AlertKind.DEVICE_OFFLINE, 3) for i in self.channels.values() if i.device_id == device.pk]
+    def _offline_level(self, device_id: int) -> int:
+        levels = [i.levels.get(AlertKind.DEVICE_OFFLINE, 3) for i in self.channels.values() if i.device_id == device_id]
         return min(levels) if levels else 3
 
     # --- the background thread ----------------------------------------------------------------------

@@ -312,3 +312,22 @@ def test_a_restored_offline_stays_when_the_device_did_not_report(rt, gas):
     assert Alert.objects.get(kind="device_offline").condition_active
     rt.on_status(DeviceStatusEvent(gas.device.pk, True, "", datetime.now(UTC), "online"))
     assert not Alert.objects.get(kind="device_offline").condition_active
+
+
+@pytestmark_db
+def test_a_restarted_process_replays_before_it_has_loaded_the_rules(rt, linked, monkeypatch):
+    """The change carries what the engine knew (rule, level, names): a new process drains its
+    predecessor's outbox before its own rules are loaded, and nothing is skipped."""
+    from alerts.runtime import AlertRuntime
+
+    _down(monkeypatch, rt)
+    monkeypatch.setattr(hooks, "_coil_writers", [])
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
+    rt.on_readings([reading(linked.channel, 65, t0)])
+    assert len(rt.outbox) == 2  # high-high and high
+    successor = AlertRuntime()
+    assert not successor.channels
+    assert successor.drain()
+    alert = Alert.objects.get(kind="high_high")
+    assert alert.level == 1 and alert.raised_at == t0 and alert.rule_id == linked.rule.pk
+    assert "GT-101" in alert.message
