@@ -229,6 +229,7 @@ class DeviceWorker:
         self._offline_marked = False
         self._units_changed = True
         self.stopping = False
+        self.nap: asyncio.Future | None = None  # the sleep between cycles, see _idle_until
 
     @property
     def connected(self) -> bool:
@@ -444,8 +445,37 @@ class DeviceWorker:
                 # Skip the missed slots and wait for the next one on the grid: catching up with
                 # back-to-back reads would feed the congestion that made us late.
                 next_t += period * math.ceil((now_m - next_t) / period)
-            await asyncio.sleep(next_t - now_m)
+            lost = await self._idle_until(next_t, now_m)
+            if lost:
+                return lost
         return None
+
+    async def _idle_until(self, deadline: float, now: float) -> str | None:
+        """Sleep until the next cycle (loop time ``deadline``); a coil job that arrives meanwhile (a
+        level-1 linkage) is written at once, not a cycle later. Returns why the connection was lost."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.jobs:
+                lost = await self._run_jobs()
+                if lost:
+                    return lost
+                now = loop.time()
+            if now >= deadline:
+                return None
+            # What asyncio.sleep does (a future and a timer), with the future at hand for wake().
+            nap = self.nap = loop.create_future()
+            timer = loop.call_at(deadline, _wake, nap)
+            try:
+                await nap
+            finally:
+                timer.cancel()
+                self.nap = None
+            now = loop.time()
+
+    def wake(self) -> None:
+        """A job is waiting: end the sleep between cycles now (event loop thread)."""
+        if self.nap is not None:
+            _wake(self.nap)
 
     def _account_unit(self, unit: UnitState, failed: bool, now: float) -> None:
         if not failed and not unit.failures and not unit.demoted:
@@ -618,10 +648,15 @@ class Poller:
         except RuntimeError:
             running = None
         if running is self._loop:
-            worker.jobs.append(job)
+            self._hand_over(worker, job)
         else:  # from another thread: the worker's deque belongs to the event loop
-            self._loop.call_soon_threadsafe(worker.jobs.append, job)
+            self._loop.call_soon_threadsafe(self._hand_over, worker, job)
         return True
+
+    @staticmethod
+    def _hand_over(worker: DeviceWorker, job: CoilJob) -> None:
+        worker.jobs.append(job)
+        worker.wake()  # written before the next read, not after it
 
     def _db_submit(self, fn, *args):
         future = self._db.submit(_guarded, fn, *args)
@@ -754,7 +789,7 @@ class Poller:
             if worker is None or not worker.connected:
                 self.coil_write_finished(job, ok=False, readback=None, error="设备离线")
             else:
-                worker.jobs.append(job)
+                self._hand_over(worker, job)
 
     async def push_live(self) -> None:
         from channels.layers import get_channel_layer
@@ -808,6 +843,11 @@ class Poller:
             for device_id, values in latest.items()
             if values
         }
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def live_group(device_id: int) -> str:
