@@ -315,7 +315,9 @@ class DeviceWorker:
         period = spec.period_s
         # Spread devices over the period (golden-ratio phase by id) so they do not all fire at once.
         next_t = loop.time() + ((spec.id * 0.6180339887) % 1.0) * period
-        await asyncio.sleep(next_t - loop.time())
+        lost = await self._idle_until(next_t, loop.time())
+        if lost:
+            return lost
         last_overrun_log = 0.0
         live = config.live_push_interval > 0
         device_id = spec.id

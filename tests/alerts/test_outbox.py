@@ -155,7 +155,7 @@ def test_a_full_outbox_is_critical_and_a_spool_full_event(rt, gas, monkeypatch, 
     # The database returns: the changes are written, and the board shows that the outbox overflowed.
     from alerts.runtime import poller_sink
 
-    type(gas.device).objects.filter(pk=gas.device.pk).update(poller="web")
+    type(gas.device).objects.filter(pk=gas.device.pk).update(poller=full[0].poller)
     poller_sink(full[0])
     monkeypatch.setattr(rt, "_apply_one", real)
     assert rt.drain()
