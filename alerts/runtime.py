@@ -19,6 +19,7 @@ schedule, channel, device or operating mode changes (checked every ALERT_RULE_RE
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import re
 import threading
@@ -122,6 +123,7 @@ class AlertRuntime:
         # loaded: a device offline restored from the database is judged against it.
         self.device_seen: dict[int, tuple[bool, float]] = {}
         self.retry_thread: threading.Thread | None = None
+        self._flush_registered = False
         self.stopping = threading.Event()
         # While a level-1 linkage write is pending, watch for its confirmation every second.
         self.linkage_watch_until = 0.0
@@ -441,6 +443,9 @@ class AlertRuntime:
                         self._ensure_retry()
                     return False
                 except Exception as exc:  # a change the database refuses must not hold up the others
+                    if _applied(entry.change_id):  # another process sharing this file wrote it meanwhile
+                        outbox.remove(entry)
+                        continue
                     logger.exception("could not record %s; set aside in %s", entry.payload, outbox.path)
                     outbox.set_aside(entry, repr(exc))
                     continue
@@ -625,9 +630,23 @@ class AlertRuntime:
                 return
             self.thread = threading.Thread(target=self._run, name="alerts-runtime", daemon=True)
             self.thread.start()
+            if not self._flush_registered:
+                self._flush_registered = True
+                atexit.register(self._flush_at_exit)
+
+    def _flush_at_exit(self, timeout: float | None = None) -> None:
+        """The process is ending (the poller stopped): give the writer a moment to write what is
+        queued (the poller's last "采集进程已停止" statuses); what it cannot write stays in the outbox
+        for the next start."""
+        if self._outbox is None or self.thread is None or not self.thread.is_alive():
+            return
+        deadline = time.monotonic() + (EXIT_FLUSH_SECONDS if timeout is None else timeout)
+        while len(self._outbox) and time.monotonic() < deadline:
+            self._outbox.wakeup.set()
+            time.sleep(0.05)
 
     def _run(self) -> None:
-        from django.db import connections
+        from django.db import InterfaceError, OperationalError, connections
 
         from alerts import services
 
@@ -656,6 +675,10 @@ class AlertRuntime:
                         continue
                     if time.monotonic() < self.linkage_watch_until:
                         services.alerts_sync_linkage()
+            except (OperationalError, InterfaceError) as exc:  # the database is down: said by drain()
+                logger.debug("alerts runtime: database unreachable (%s)", exc)
+                _reconnect(connections)
+                delay = min(max(delay * 2, 1.0), MAX_RETRY_SECONDS)
             except Exception:
                 logger.exception("alerts runtime loop error; continuing")
                 connections.close_all()
@@ -675,6 +698,18 @@ class AlertRuntime:
 IDLE_CLOSE_SECONDS = 30.0
 # While the database is down, the outbox is retried at most this far apart.
 MAX_RETRY_SECONDS = 5.0
+# At exit, wait at most this long for the writer to empty the outbox.
+EXIT_FLUSH_SECONDS = 5.0
+
+
+def _applied(change_id: str) -> bool:
+    from alerts.models import AlertChangeApplied
+
+    try:
+        return AlertChangeApplied.objects.filter(change_id=change_id).exists()
+    except Exception:  # (the question is asked after a failure; no answer means "not known to be")
+        logger.debug("could not check change %s", change_id, exc_info=True)
+        return False
 
 
 def _aware(epoch: float | None) -> datetime | None:

@@ -489,8 +489,22 @@ def alert_poller_event(*, change_id: str, kind: str, poller: str, detail: str, a
 
 
 def alerts_sync_linkage() -> int:
-    """Turn confirmed or failed coil writes into response records (the write's own finish time counts)."""
+    """Turn confirmed or failed coil writes into response records (the write's own finish time counts).
+
+    A linkage a poller wrote locally whose result never arrived (the poller died between the write and
+    queueing its result) is asked again through a command row: in doubt, the valve is closed again."""
     changed = 0
+    stale = timezone.now() - timedelta(seconds=2 * settings.DEVICES_COIL_WRITE_TIMEOUT_SECONDS)
+    orphans = Alert.objects.filter(
+        linkage_status=LinkageStatus.REQUESTED, linkage_command__isnull=True, updated_at__lt=stale
+    ).values_list("pk", flat=True)
+    for pk in list(orphans):
+        with transaction.atomic():
+            alert = Alert.objects.select_for_update().get(pk=pk)
+            if alert.linkage_status == LinkageStatus.REQUESTED and alert.linkage_command_id is None:
+                logger.warning("alert %s: the local linkage write never reported; writing it again", pk)
+                _linkage(alert)
+                _push(alert, "alert.updated")
     pending = Alert.objects.filter(linkage_status=LinkageStatus.REQUESTED).select_related("linkage_command")
     for alert in pending:
         command = alert.linkage_command

@@ -331,3 +331,19 @@ def test_a_restarted_process_replays_before_it_has_loaded_the_rules(rt, linked, 
     alert = Alert.objects.get(kind="high_high")
     assert alert.level == 1 and alert.raised_at == t0 and alert.rule_id == linked.rule.pk
     assert "GT-101" in alert.message
+
+
+@pytestmark_db
+def test_a_local_linkage_that_never_reports_is_written_again_through_a_command(rt, linked, local_poller):
+    """The poller died between the coil write and queueing its result: in doubt, close the valve again."""
+    from alerts import services
+
+    rt.on_readings([reading(linked.channel, 65)])  # the local write is asked, its result never comes
+    alert = Alert.objects.get(kind="high_high")
+    assert alert.linkage_status == LinkageStatus.REQUESTED and alert.linkage_command is None
+    services.alerts_sync_linkage()
+    assert not CoilWriteCommand.objects.exists()  # not yet: the result may still be on its way
+    Alert.objects.filter(pk=alert.pk).update(updated_at=datetime.now(UTC) - timedelta(minutes=5))
+    services.alerts_sync_linkage()
+    command = CoilWriteCommand.objects.get()
+    assert Alert.objects.get(pk=alert.pk).linkage_command == command and command.status == "pending"
