@@ -466,18 +466,22 @@ class DeviceWorker:
                 return None
             # What asyncio.sleep does (a future and a timer), with the future at hand for wake().
             nap = self.nap = loop.create_future()
-            timer = loop.call_at(deadline, _wake, nap)
+            timer = loop.call_later(deadline - now, _wake, nap)
             try:
-                await nap
+                woken = await nap
             finally:
-                timer.cancel()
                 self.nap = None
+            if not woken:
+                # The timer: the cycle is due. (Not judged by the clock: uvloop's timers have 1 ms
+                # resolution and may fire a little early; sleeping again would spin.)
+                return None
+            timer.cancel()
             now = loop.time()
 
     def wake(self) -> None:
         """A job is waiting: end the sleep between cycles now (event loop thread)."""
-        if self.nap is not None:
-            _wake(self.nap)
+        if self.nap is not None and not self.nap.done():
+            self.nap.set_result(True)
 
     def _account_unit(self, unit: UnitState, failed: bool, now: float) -> None:
         if not failed and not unit.failures and not unit.demoted:
@@ -849,7 +853,7 @@ class Poller:
 
 def _wake(future: asyncio.Future) -> None:
     if not future.done():
-        future.set_result(None)
+        future.set_result(False)
 
 
 def live_group(device_id: int) -> str:
