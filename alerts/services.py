@@ -369,8 +369,11 @@ def _linkage(alert: Alert, *, linkage_local: str = "") -> None:
     if rule is None or not rule.has_linkage:
         return
     if linkage_local:
+        # The command row arrives with the write's result; until then no earlier command may
+        # confirm this write (alerts_sync_linkage settles only alerts with a command).
         alert.linkage_status = LinkageStatus.REQUESTED
-        alert.save(update_fields=["linkage_status"])
+        alert.linkage_command = None
+        alert.save(update_fields=["linkage_status", "linkage_command"])
         record_event(
             event="alert.linkage_requested",
             obj=alert,

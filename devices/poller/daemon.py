@@ -610,9 +610,16 @@ class Poller:
             return
         old = current[0] if current else spec.status
         self.status[spec.id] = (status, reason)
-        if old == status and current is None:
-            return  # the stored status is already right (e.g. after a restart)
         at = datetime.now(UTC)
+        if old == status and current is None:
+            # The stored status is already right (e.g. after a restart): nothing to store, but the
+            # alert runtime of this process must hear it, to judge an offline alert it restored.
+            publish_status(
+                DeviceStatusEvent(
+                    device_id=spec.id, online=status == DeviceStatus.ONLINE, reason=reason, at=at, status=status
+                )
+            )
+            return
         publish_status(
             DeviceStatusEvent(
                 device_id=spec.id, online=status == DeviceStatus.ONLINE, reason=reason, at=at, status=status

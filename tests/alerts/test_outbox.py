@@ -251,14 +251,19 @@ def test_a_reoccurrence_on_an_unacknowledged_alert_writes_the_coil_again(rt, lin
     rt.on_readings([reading(linked.channel, 5, t0 + timedelta(seconds=5))])
     rt.on_readings([reading(linked.channel, 65, t0 + timedelta(seconds=10))])
     assert len(local_poller) == 2  # written again, locally
+    rt.drain()
+    from alerts import services
+
+    services.alerts_sync_linkage()  # the first write's command must not confirm the second one
+    assert Alert.objects.get(kind="high_high").linkage_status == LinkageStatus.REQUESTED
     _confirm(local_poller[1])
     rt.drain()
     alert = Alert.objects.get(kind="high_high")
     assert alert.occurrences == 2 and alert.state == AlertState.ACTIVE_UNACK
     assert CoilWriteCommand.objects.filter(status="done").count() == 2
-    assert alert.linkage_status == LinkageStatus.CONFIRMED and alert.linkage_command == CoilWriteCommand.objects.latest(
-        "id"
-    )
+    assert alert.linkage_status == LinkageStatus.CONFIRMED
+    assert alert.linkage_command == CoilWriteCommand.objects.latest("id")
+    assert alert.responses.filter(kind=ResponseKind.VALVE_CLOSED).count() == 2
 
 
 @pytestmark_db

@@ -49,3 +49,20 @@ async def test_a_device_this_poller_does_not_poll_is_not_taken(monkeypatch):
     p._loop = asyncio.get_running_loop()
     hooks.register_coil_writer(p.write_coil_locally)
     assert not hooks.write_coil_locally(_request(99, [], p._loop))
+
+
+async def test_a_restarted_poller_announces_a_status_that_is_already_stored(monkeypatch):
+    """The database already says online (a predecessor died without storing offline): nothing is
+    stored, but this process's alert runtime hears it, to return an offline alert it restored."""
+    from dataclasses import replace
+
+    heard = []
+    monkeypatch.setattr(hooks, "_status_sinks", [heard.append])
+    port = free_port()
+    server = await tcp_server(port)
+    p, _readings, _statuses = poller()
+    spec = replace(device(1, port, [ch(1, 0)], period=0.05), status="online")
+    workers = await run_workers(p, [spec], 0.5)
+    await stop_workers(workers)
+    await server.shutdown()
+    assert [(e.device_id, e.online) for e in heard] == [(1, True)]
