@@ -124,6 +124,7 @@ class AlertRuntime:
         self.device_seen: dict[int, tuple[bool, float]] = {}
         self.retry_thread: threading.Thread | None = None
         self._flush_registered = False
+        self._drain_lock = threading.RLock()
         self.stopping = threading.Event()
         # While a level-1 linkage write is pending, watch for its confirmation every second.
         self.linkage_watch_until = 0.0
@@ -415,6 +416,10 @@ class AlertRuntime:
     def drain(self) -> bool:
         """Write what the outbox holds, oldest first, each removed once committed. Returns False when
         the database is down (the rest stays queued; the caller retries later), True when empty."""
+        with self._drain_lock:  # one writer at a time in a process: the order is the outbox's
+            return self._drain()
+
+    def _drain(self) -> bool:
         from django.db import InterfaceError, OperationalError, connections
 
         outbox = self.outbox
@@ -566,7 +571,12 @@ class AlertRuntime:
                 services.alert_condition_return(kind=change.kind, device=device, at=at, change_id=change_id)
             return
         if known is not None:
-            info = ChannelInfo(0, 0, known["rule"], known["tag"], known["name"], known["unit"], {})
+            from alerts.models import AlertRule
+
+            rule_id = known["rule"]
+            if change.active and not AlertRule.objects.filter(pk=rule_id).exists():
+                rule_id = None  # deleted since: the alert stands without it
+            info = ChannelInfo(0, 0, rule_id, known["tag"], known["name"], known["unit"], {})
             kind_level = known["level"]
         else:
             info = self.channels.get(change.key)

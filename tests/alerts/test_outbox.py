@@ -352,3 +352,14 @@ def test_a_local_linkage_that_never_reports_is_written_again_through_a_command(r
     services.alerts_sync_linkage()
     command = CoilWriteCommand.objects.get()
     assert Alert.objects.get(pk=alert.pk).linkage_command == command and command.status == "pending"
+
+
+@pytestmark_db
+def test_a_change_whose_rule_was_deleted_meanwhile_still_raises_its_alert(rt, gas, monkeypatch):
+    real = _down(monkeypatch, rt)
+    rt.on_readings([reading(gas.channel, 30)])
+    gas.rule.delete()
+    monkeypatch.setattr(rt, "_apply_one", real)
+    assert rt.drain()
+    alert = Alert.objects.get(kind="high")
+    assert alert.rule is None and alert.level == 2
