@@ -15,10 +15,13 @@ class AlertKind(models.TextChoices):
     STALE = "stale", _("数据中断")
     SENSOR_FAULT = "sensor_fault", _("传感器故障")
     DEVICE_OFFLINE = "device_offline", _("设备离线")
+    # The acquisition itself: a poller's reading spool or alert outbox filled up while the database
+    # was away (readings or alert changes may be missing); raised once the database is back.
+    ACQUISITION = "acquisition", _("采集缓存溢出")
 
 
 # Kinds that belong to a device rather than one channel.
-DEVICE_KINDS = frozenset({AlertKind.DEVICE_OFFLINE})
+DEVICE_KINDS = frozenset({AlertKind.DEVICE_OFFLINE, AlertKind.ACQUISITION})
 
 
 class AlertLevel(models.IntegerChoices):

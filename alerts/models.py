@@ -421,3 +421,16 @@ class AlertEscalation(models.Model):
         verbose_name_plural = _("报警升级")
         ordering = ["at", "id"]
         constraints = [models.UniqueConstraint(fields=["alert", "tier"], name="alerts_one_escalation_per_tier")]
+
+
+class AlertChangeApplied(models.Model):
+    """An engine change (from a process's alert outbox) that is in the database: replaying it again, after
+    a crash between the commit and its removal from the outbox, finds it here and does nothing."""
+
+    change_id = models.CharField(_("变更标识"), max_length=32, unique=True)
+    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    applied_at = models.DateTimeField(_("写入时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("已写入的报警变更")
+        verbose_name_plural = _("已写入的报警变更")

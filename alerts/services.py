@@ -33,7 +33,15 @@ from alerts.choices import (
     allowed_actions,
 )
 from alerts.engine import OVER_RANGE_DETAIL
-from alerts.models import Alert, AlertComment, AlertEscalation, AlertResponse, AlertTransition, FloodGroup
+from alerts.models import (
+    Alert,
+    AlertChangeApplied,
+    AlertComment,
+    AlertEscalation,
+    AlertResponse,
+    AlertTransition,
+    FloodGroup,
+)
 from alerts.payloads import alert_payload
 from regulator.audit import record_event
 from regulator.choices import EnterpriseRole, RegionLevel, Role
@@ -154,14 +162,28 @@ def alert_raise(
     limit: float | None = None,
     unit: str = "",
     suppressed: bool = False,
-) -> Alert:
-    """A condition became active. Updates the open alert of the same condition, or creates one."""
+    change_id: str = "",
+    linkage_local: str = "",
+) -> Alert | None:
+    """A condition became active. Updates the open alert of the same condition, or creates one.
+
+    ``change_id``: the engine change this is (from an alert outbox); a change already applied is not
+    applied again, and the alert it wrote is returned. ``linkage_local``: the process that saw the
+    reading has written the linkage coil itself (that write's uid): no command is queued here, the
+    write's result arrives as a change of its own (``alert_linkage_local_result``).
+    """
+    if change_id:
+        done = _applied(change_id)
+        if done is not None:
+            return done.alert
     at = at or timezone.now()
     channel_id = getattr(channel, "pk", channel)
     device_id = getattr(device, "pk", device)
     existing = _open_alert(channel_id=channel_id, device_id=device_id, kind=kind)
     if existing is not None:
-        return _reactivate(existing, at=at, value=value, limit=limit)
+        alert = _reactivate(existing, at=at, value=value, limit=limit, linkage_local=linkage_local)
+        _mark_applied(change_id, alert)
+        return alert
     initial = AlertState.SUPPRESSED if suppressed else AlertState.ACTIVE_UNACK
     alert = Alert(
         enterprise=enterprise,
@@ -191,19 +213,33 @@ def alert_raise(
         existing = _open_alert(channel_id=channel_id, device_id=device_id, kind=kind)
         if existing is None:
             raise
-        return _reactivate(existing, at=at, value=value, limit=limit)
+        alert = _reactivate(existing, at=at, value=value, limit=limit, linkage_local=linkage_local)
+        _mark_applied(change_id, alert)
+        return alert
     _record(alert, AlertAction.RAISE, "", initial, None, "", at)
+    _mark_applied(change_id, alert)
     flooded = _group_flood(alert) if device_id else False
     # Screens first: the push is the first thing queued for after commit; mail and the bell follow.
     _push(alert, "alert.raised")
     if initial == AlertState.ACTIVE_UNACK:
         if level == 1:
-            _level_one_response(alert, at)  # the linkage command commits with the alert, or neither does
+            # The linkage command commits with the alert, or neither does.
+            _level_one_response(alert, at, linkage_local=linkage_local)
             _push(alert, "alert.updated")
         if not flooded:
             pk = alert.pk
             transaction.on_commit(lambda: _notify_later(pk, Tier.ENTERPRISE, "raised", _("新报警")))
     return alert
+
+
+def _applied(change_id: str) -> AlertChangeApplied | None:
+    return AlertChangeApplied.objects.select_related("alert").filter(change_id=change_id).first()
+
+
+def _mark_applied(change_id: str, alert: Alert | None) -> None:
+    """In the transaction of the write: the change and the record of it commit together, or neither."""
+    if change_id:
+        AlertChangeApplied.objects.create(change_id=change_id, alert=alert)
 
 
 def _notify_later(alert_pk: int, tier: int, key: str, reason: str) -> None:
@@ -215,7 +251,10 @@ def _notify_later(alert_pk: int, tier: int, key: str, reason: str) -> None:
         logger.exception("could not notify tier %s of alert %s", tier, alert_pk)
 
 
-def _reactivate(alert: Alert, *, at, value, limit) -> Alert:
+def _reactivate(alert: Alert, *, at, value, limit, linkage_local: str = "") -> Alert:
+    # A level-1 condition that comes back while its alert is still annunciated closes the valve again:
+    # someone may have opened it since (or the first write failed); writing it again is the safe side.
+    relink = alert.level == 1 and not alert.condition_active and alert.state in ANNUNCIATED_STATES
     alert.condition_active = True
     alert.value = value
     if limit is not None:
@@ -228,17 +267,30 @@ def _reactivate(alert: Alert, *, at, value, limit) -> Alert:
         alert.cleared_at = None
         fields += ["state", "cleared_at"]
     alert.save(update_fields=fields)
+    if relink:
+        _linkage(alert, linkage_local=linkage_local)
     _push(alert, "alert.updated")
     return alert
 
 
 @transaction.atomic
 def alert_condition_return(
-    *, kind: str, channel=None, device=None, at: datetime | None = None, value: float | None = None
+    *,
+    kind: str,
+    channel=None,
+    device=None,
+    at: datetime | None = None,
+    value: float | None = None,
+    change_id: str = "",
 ) -> Alert | None:
     """The process condition went away (return to normal); the lifecycle decides what that means."""
+    if change_id:
+        done = _applied(change_id)
+        if done is not None:
+            return done.alert
     at = at or timezone.now()
     alert = _open_alert(channel_id=getattr(channel, "pk", channel), device_id=getattr(device, "pk", device), kind=kind)
+    _mark_applied(change_id, alert)
     if alert is None or not alert.condition_active:
         return alert
     alert.condition_active = False
@@ -298,7 +350,7 @@ def _group_flood(alert: Alert) -> bool:
 
 
 # --- level 1: linkage and direct report ----------------------------------------------------------------
-def _level_one_response(alert: Alert, at: datetime) -> None:
+def _level_one_response(alert: Alert, at: datetime, linkage_local: str = "") -> None:
     recipients = tier_recipients(alert.enterprise, Tier.COUNTY)
     _notify_tier(alert, Tier.COUNTY, key="direct-report", reason=_("一级报警直报"))
     AlertResponse.objects.create(
@@ -308,8 +360,26 @@ def _level_one_response(alert: Alert, at: datetime) -> None:
         recorded_at=timezone.now(),
         note=_("系统自动直报，通知 %(n)s 人") % {"n": len(recipients)},
     )
+    _linkage(alert, linkage_local=linkage_local)
+
+
+def _linkage(alert: Alert, *, linkage_local: str = "") -> None:
+    """Close the valve of a level-1 alert: queue the coil write, or (``linkage_local``) note that the
+    process which saw the reading is writing it itself and will report the result."""
     rule = alert.rule
     if rule is None or not rule.has_linkage:
+        return
+    if linkage_local:
+        # The command row arrives with the write's result; until then no earlier command may
+        # confirm this write (alerts_sync_linkage settles only alerts with a command).
+        alert.linkage_status = LinkageStatus.REQUESTED
+        alert.linkage_command = None
+        alert.save(update_fields=["linkage_status", "linkage_command"])
+        record_event(
+            event="alert.linkage_requested",
+            obj=alert,
+            detail={"local": linkage_local, "device": rule.linkage_device_id, "address": rule.linkage_address},
+        )
         return
     try:
         from devices.services import request_coil_write
@@ -344,9 +414,101 @@ def _level_one_response(alert: Alert, at: datetime) -> None:
     )
 
 
+@transaction.atomic
+def alert_linkage_local_result(
+    *,
+    change_id: str,
+    raise_change_id: str,
+    uid: str,
+    device_id: int,
+    unit_id: int,
+    address: int,
+    value: bool,
+    reason: str,
+    requested_at: datetime,
+    started_at: datetime | None,
+    finished_at: datetime,
+    ok: bool,
+    readback: bool | None,
+    error: str,
+    poller: str,
+) -> Alert | None:
+    """A linkage coil write that a poller did on its own (maybe while the database was down): store the
+    command as it happened and settle the alert that asked for it (the one ``raise_change_id`` wrote)."""
+    from devices.services import coil_write_record_local
+
+    done = _applied(change_id)
+    if done is not None:
+        return done.alert
+    raised = _applied(raise_change_id) if raise_change_id else None
+    alert = raised.alert if raised is not None else None
+    command = coil_write_record_local(
+        uid=uid,
+        device_id=device_id,
+        unit_id=unit_id,
+        address=address,
+        value=value,
+        reason=(f"报警 #{alert.pk} 一级联动：{alert.message}" if alert is not None else reason)[:255],
+        requested_at=requested_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        ok=ok,
+        readback=readback,
+        error=error,
+        poller=poller,
+    )
+    if alert is not None:
+        alert = _locked(alert)
+        alert.linkage_command = command
+        alert.linkage_status = LinkageStatus.REQUESTED
+        _linkage_settle(alert, command)
+    _mark_applied(change_id, alert)
+    return alert
+
+
+def alert_poller_event(*, change_id: str, kind: str, poller: str, detail: str, at: datetime) -> list[Alert]:
+    """A poller's event that people must see (its spool or alert outbox was full): one alert per
+    enterprise with devices on that poller, on its first device, raised at the event's time and
+    returned at once (the database is back, or this would not be written): it waits for acknowledgement."""
+    from devices.models import Device
+
+    if kind != "spool_full":
+        return []
+    alerts = []
+    with transaction.atomic():
+        if _applied(change_id) is not None:
+            return []
+        firsts: dict[int, Device] = {}
+        for device in Device.objects.filter(poller=poller).select_related("enterprise").order_by("pk"):
+            firsts.setdefault(device.enterprise_id, device)
+        message = _("采集进程 %(p)s 缓存已满，数据库中断期间的数据或报警可能缺失：%(d)s") % {"p": poller, "d": detail}
+        for device in firsts.values():
+            alert = alert_raise(
+                enterprise=device.enterprise, device=device, kind=AlertKind.ACQUISITION, level=2, message=message, at=at
+            )
+            alert_condition_return(kind=AlertKind.ACQUISITION, device=device, at=at)
+            alerts.append(alert)
+        _mark_applied(change_id, alerts[0] if alerts else None)
+    return alerts
+
+
 def alerts_sync_linkage() -> int:
-    """Turn confirmed or failed coil writes into response records (the write's own finish time counts)."""
+    """Turn confirmed or failed coil writes into response records (the write's own finish time counts).
+
+    A linkage a poller wrote locally whose result never arrived (the poller died between the write and
+    queueing its result) is asked again through a command row: in doubt, the valve is closed again."""
     changed = 0
+    stale = timezone.now() - timedelta(seconds=2 * settings.DEVICES_COIL_WRITE_TIMEOUT_SECONDS)
+    orphans = Alert.objects.filter(
+        linkage_status=LinkageStatus.REQUESTED, linkage_command__isnull=True, updated_at__lt=stale
+    ).values_list("pk", flat=True)
+    for pk in list(orphans):
+        with transaction.atomic():
+            alert = Alert.objects.select_for_update().get(pk=pk)
+            if alert.linkage_status == LinkageStatus.REQUESTED and alert.linkage_command_id is None:
+                logger.warning("alert %s: the local linkage write never reported; writing it again", pk)
+                _linkage(alert)
+                _push(alert, "alert.updated")
     pending = Alert.objects.filter(linkage_status=LinkageStatus.REQUESTED).select_related("linkage_command")
     for alert in pending:
         command = alert.linkage_command
@@ -356,26 +518,29 @@ def alerts_sync_linkage() -> int:
             alert = _locked(alert)
             if alert.linkage_status != LinkageStatus.REQUESTED:
                 continue
-            if command.status == "done":
-                alert.linkage_status = LinkageStatus.CONFIRMED
-                AlertResponse.objects.create(
-                    alert=alert,
-                    kind=ResponseKind.VALVE_CLOSED,
-                    at=command.finished_at or timezone.now(),
-                    recorded_at=timezone.now(),
-                    note=_("联动写入已回读确认：%(cmd)s") % {"cmd": str(command)},
-                )
-                record_event(event="alert.linkage_confirmed", obj=alert, detail={"command": command.pk})
-            else:
-                alert.linkage_status = LinkageStatus.FAILED
-                record_event(
-                    event="alert.linkage_failed", obj=alert, outcome="failure", detail={"error": command.error}
-                )
-                _notify_tier(alert, Tier.ENTERPRISE, key="linkage-failed", reason=_("自动联动失败，请立即人工处置"))
-            alert.save(update_fields=["linkage_status", "updated_at"])
-            _push(alert, "alert.updated")
+            _linkage_settle(alert, command)
             changed += 1
     return changed
+
+
+def _linkage_settle(alert: Alert, command) -> None:
+    """The alert's linkage write finished (locked alert, in a transaction): confirmed or failed."""
+    if command.status == "done":
+        alert.linkage_status = LinkageStatus.CONFIRMED
+        AlertResponse.objects.create(
+            alert=alert,
+            kind=ResponseKind.VALVE_CLOSED,
+            at=command.finished_at or timezone.now(),
+            recorded_at=timezone.now(),
+            note=_("联动写入已回读确认：%(cmd)s") % {"cmd": str(command)},
+        )
+        record_event(event="alert.linkage_confirmed", obj=alert, detail={"command": command.pk})
+    else:
+        alert.linkage_status = LinkageStatus.FAILED
+        record_event(event="alert.linkage_failed", obj=alert, outcome="failure", detail={"error": command.error})
+        _notify_tier(alert, Tier.ENTERPRISE, key="linkage-failed", reason=_("自动联动失败，请立即人工处置"))
+    alert.save(update_fields=["linkage_command", "linkage_status", "updated_at"])
+    _push(alert, "alert.updated")
 
 
 # --- the lifecycle steps people take ------------------------------------------------------------------

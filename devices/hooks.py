@@ -168,3 +168,63 @@ def publish_status(event: DeviceStatusEvent) -> None:
             sink(event)
         except Exception:
             logger.exception("status sink %r failed; continuing", sink)
+
+
+# --- local coil writes (level-1 linkage without the database) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocalCoilWrite:
+    """A coil write asked of whichever process polls ``device_id``, now, without a command row.
+
+    ``on_done(ok, readback, error, started_at, finished_at)`` is called once, from the poller's event
+    loop, when the write has been read back (or failed); the caller stores the result itself.
+    """
+
+    uid: str
+    device_id: int
+    unit_id: int
+    address: int
+    value: bool
+    reason: str
+    requested_at: datetime
+    on_done: Callable[..., None]
+
+
+CoilWriter = Callable[[LocalCoilWrite], bool]
+_coil_writers: list[CoilWriter] = []
+
+
+def register_coil_writer(writer: CoilWriter) -> None:
+    """A poller offers to write coils of the devices it polls (``writer`` returns False for others)."""
+    if writer not in _coil_writers:
+        _coil_writers.append(writer)
+
+
+def unregister_coil_writer(writer: CoilWriter) -> None:
+    if writer in _coil_writers:
+        _coil_writers.remove(writer)
+
+
+def write_coil_locally(request: LocalCoilWrite) -> bool:
+    """True when a poller in this process took the write; False: nobody here polls that device."""
+    for writer in list(_coil_writers):
+        try:
+            if writer(request):
+                return True
+        except Exception:
+            logger.exception("coil writer %r failed; continuing", writer)
+    return False
+
+
+# The name of the acquisition process this is (the poller's ``--name``), for whatever keeps local state
+# per process (the alerts runtime's outbox file); empty in web and worker processes.
+_process = {"name": ""}
+
+
+def set_process_name(name: str) -> None:
+    _process["name"] = name
+
+
+def process_name() -> str:
+    return _process["name"]

@@ -266,6 +266,64 @@ def coil_write_execute_sync(*, command: CoilWriteCommand, timeout_s: float | Non
     return CoilWriteCommand.objects.get(pk=cmd.pk)
 
 
+def coil_write_record_local(
+    *,
+    uid: str,
+    device_id: int,
+    unit_id: int,
+    address: int,
+    value: bool,
+    reason: str,
+    requested_at: datetime,
+    started_at: datetime | None,
+    finished_at: datetime,
+    ok: bool,
+    readback: bool | None,
+    error: str,
+    poller: str,
+) -> CoilWriteCommand:
+    """A coil write the poller did on its own, without a command row (a level-1 linkage must not wait for
+    the database): stored afterwards as it happened, audited like any other. Idempotent on ``uid``, so a
+    replay of the same write finds the row it stored the first time."""
+    existing = CoilWriteCommand.objects.filter(uid=uid).first()
+    if existing is not None:
+        return existing
+    status = CoilWriteStatus.DONE if ok else CoilWriteStatus.FAILED
+    with transaction.atomic():
+        command = CoilWriteCommand.objects.create(
+            uid=uid,
+            device_id=device_id,
+            unit_id=unit_id,
+            address=address,
+            value=bool(value),
+            reason=(reason or _("本地联动写入")).strip()[:255],
+            requested_at=requested_at,
+            status=status,
+            started_at=started_at,
+            finished_at=finished_at,
+            readback=readback,
+            error=(error or "")[:255],
+            poller=poller[:64],
+        )
+        record_event(
+            event="devices.coil_write",
+            obj=command,
+            outcome="success" if ok else "failure",
+            detail={
+                "device": device_id,
+                "unit_id": unit_id,
+                "address": address,
+                "value": bool(value),
+                "readback": readback,
+                "error": error,
+                "poller": poller,
+                "reason": command.reason,
+                "local": True,
+            },
+        )
+    return command
+
+
 def wait_for_coil_write(
     command: CoilWriteCommand, timeout_s: float = 10.0, interval_s: float = 0.1
 ) -> CoilWriteCommand:

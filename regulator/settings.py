@@ -434,6 +434,11 @@ ALERT_SMS_BACKEND = env_str("ALERT_SMS_BACKEND", "alerts.sms.LoggingSmsBackend")
 # Evaluate readings arriving on an event loop (the async poller) in a background writer thread.
 ALERT_RUNTIME_BACKGROUND = env_bool("ALERT_RUNTIME_BACKGROUND", True)
 ALERT_LINKAGE_WATCH_SECONDS = env_int("ALERT_LINKAGE_WATCH_SECONDS", 120)  # poll a linkage write's confirmation
+# Every alert change is queued on local disk before it is written (alerts/outbox.py): one SQLite file
+# per process name (the poller's --name; ALERT_OUTBOX_NAME in web processes) in this directory.
+ALERT_OUTBOX_DIR = Path(env_str("ALERT_OUTBOX_DIR", str(DATA_DIR / "outbox")))
+ALERT_OUTBOX_NAME = env_str("ALERT_OUTBOX_NAME", "web")
+ALERT_OUTBOX_MAX_CHANGES = env_int("ALERT_OUTBOX_MAX_CHANGES", 100_000)  # on disk; as many again wait in memory
 
 # --- devices ---
 # Polling daemon (manage.py poll_devices) and the readings store; see devices/poller/.

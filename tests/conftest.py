@@ -50,9 +50,14 @@ def celery_eager():
 
 
 @pytest.fixture(autouse=True)
-def alerts_inline(settings):
-    """Readings published from a test's event loop are evaluated inline, not on a writer thread."""
+def alerts_inline(settings, tmp_path):
+    """Readings published from a test's event loop are evaluated inline, not on a writer thread; each
+    test has its own alert outbox (a change one test leaves queued must not be written into the next)."""
     settings.ALERT_RUNTIME_BACKGROUND = False
+    settings.ALERT_OUTBOX_DIR = tmp_path / "alert-outbox"
+    from devices.hooks import set_process_name
+
+    set_process_name("")  # (a poller run by an earlier test named this process)
 
 
 @pytest.fixture(autouse=True)

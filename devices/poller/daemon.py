@@ -40,12 +40,16 @@ from pymodbus.framer import FramerType
 from devices.choices import DeviceStatus, Protocol, Quality, RegisterType
 from devices.hooks import (
     DeviceStatusEvent,
+    LocalCoilWrite,
     PollerEvent,
     ReadingEvent,
     Readings,
     publish_poller_event,
     publish_readings,
     publish_status,
+    register_coil_writer,
+    set_process_name,
+    unregister_coil_writer,
 )
 from devices.poller import replies
 from devices.poller.decode import Block, ChannelSpec, decode_events, plan_blocks, split_block
@@ -168,10 +172,11 @@ class UnitState:
 
 @dataclass
 class CoilJob:
-    command_id: int
+    command_id: int | None  # None for a local write (``local``): no command row (yet)
     unit_id: int
     address: int
     value: bool
+    local: LocalCoilWrite | None = None
 
 
 @dataclass
@@ -344,6 +349,7 @@ class DeviceWorker:
         self._split_after: dict[int, float] = {}
         self.line: SerialLine | None = None  # an RTU bus's line discipline, per connection
         self.stopping = False
+        self.nap: asyncio.Future | None = None  # the sleep between cycles, see _idle_until
 
     @property
     def connected(self) -> bool:
@@ -460,7 +466,9 @@ class DeviceWorker:
         period = spec.period_s
         # Spread devices over the period (golden-ratio phase by id) so they do not all fire at once.
         next_t = loop.time() + ((spec.id * 0.6180339887) % 1.0) * period
-        await asyncio.sleep(next_t - loop.time())
+        lost = await self._idle_until(next_t, loop.time())
+        if lost:
+            return lost
         last_overrun_log = 0.0
         live = config.live_push_interval > 0
         device_id = spec.id
@@ -598,7 +606,9 @@ class DeviceWorker:
                 # Skip the missed slots and wait for the next one on the grid: catching up with
                 # back-to-back reads would feed the congestion that made us late.
                 next_t += period * math.ceil((now_m - next_t) / period)
-            await asyncio.sleep(next_t - now_m)
+            lost = await self._idle_until(next_t, now_m)
+            if lost:
+                return lost
         return None
 
     async def _split_block(self, unit: UnitState, block: Block, code: int) -> tuple[list[ReadingEvent], str, bool]:
@@ -662,6 +672,37 @@ class DeviceWorker:
                 f" (refused: {', '.join(refused)})" if refused else "",
             )
         return events, "", False
+
+    async def _idle_until(self, deadline: float, now: float) -> str | None:
+        """Sleep until the next cycle (loop time ``deadline``); a coil job that arrives meanwhile (a
+        level-1 linkage) is written at once, not a cycle later. Returns why the connection was lost."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.jobs:
+                lost = await self._run_jobs()
+                if lost:
+                    return lost
+                now = loop.time()
+            if now >= deadline:
+                return None
+            # What asyncio.sleep does (a future and a timer), with the future at hand for wake().
+            nap = self.nap = loop.create_future()
+            timer = loop.call_later(deadline - now, _wake, nap)
+            try:
+                woken = await nap
+            finally:
+                self.nap = None
+            if not woken:
+                # The timer: the cycle is due. (Not judged by the clock: uvloop's timers have 1 ms
+                # resolution and may fire a little early; sleeping again would spin.)
+                return None
+            timer.cancel()
+            now = loop.time()
+
+    def wake(self) -> None:
+        """A job is waiting: end the sleep between cycles now (event loop thread)."""
+        if self.nap is not None and not self.nap.done():
+            self.nap.set_result(True)
 
     def _account_unit(self, unit: UnitState, failed: bool, now: float) -> None:
         if not failed and not unit.failures and not unit.demoted:
@@ -768,6 +809,7 @@ class Poller:
         self.flush_handle: asyncio.TimerHandle | None = None  # the end of its window
         self.live_batches: list[Readings] = []  # batches since the last live push
         self.batch_stats = [0, 0]  # batches, reads in them
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by run(): local coil writes land there
 
     # --- from workers (event loop thread) ---
     def emit(self, events: list[ReadingEvent]) -> None:
@@ -815,9 +857,16 @@ class Poller:
             return
         old = current[0] if current else spec.status
         self.status[spec.id] = (status, reason)
-        if old == status and current is None:
-            return  # the stored status is already right (e.g. after a restart)
         at = datetime.now(UTC)
+        if old == status and current is None:
+            # The stored status is already right (e.g. after a restart): nothing to store, but the
+            # alert runtime of this process must hear it, to judge an offline alert it restored.
+            publish_status(
+                DeviceStatusEvent(
+                    device_id=spec.id, online=status == DeviceStatus.ONLINE, reason=reason, at=at, status=status
+                )
+            )
+            return
         publish_status(
             DeviceStatusEvent(
                 device_id=spec.id, online=status == DeviceStatus.ONLINE, reason=reason, at=at, status=status
@@ -827,7 +876,47 @@ class Poller:
             self._db_submit(_store_status, spec.id, old, status, reason, self.config.name, at)
 
     def coil_write_finished(self, job: CoilJob, *, ok: bool, readback: bool | None, error: str) -> None:
+        if job.local is not None:
+            # Whoever asked stores the result (through its own durable queue): nothing here waits
+            # for the database.
+            local = job.local
+            try:
+                local.on_done(ok, readback, error, local.requested_at, datetime.now(UTC))
+            except Exception:
+                logger.exception("recording local coil write %s failed", local.uid)
+            return
         self._db_submit(_finish_coil_write, job.command_id, ok, readback, error, self.config.name)
+
+    def write_coil_locally(self, request: LocalCoilWrite) -> bool:
+        """The coil writer this poller registers in ``devices.hooks``: a write for a device it polls
+        goes to that device's worker at once (run before its next read); other devices are not ours."""
+        worker = self.workers.get(request.device_id)
+        if worker is None or self._loop is None:
+            return False
+        job = CoilJob(None, request.unit_id, request.address, request.value, local=request)
+        logger.warning(
+            "local linkage write %s: device %s unit %s coil %s := %d (%s)",
+            request.uid,
+            worker.spec.name,
+            request.unit_id,
+            request.address,
+            int(request.value),
+            request.reason,
+        )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._hand_over(worker, job)
+        else:  # from another thread: the worker's deque belongs to the event loop
+            self._loop.call_soon_threadsafe(self._hand_over, worker, job)
+        return True
+
+    @staticmethod
+    def _hand_over(worker: DeviceWorker, job: CoilJob) -> None:
+        worker.jobs.append(job)
+        worker.wake()  # written before the next read, not after it
 
     def _db_submit(self, fn, *args):
         future = self._db.submit(_guarded, fn, *args)
@@ -839,6 +928,9 @@ class Poller:
     # --- lifecycle ---
     async def run(self, stop: asyncio.Event) -> None:
         logger.info("poller %s starting (shard %d/%d)", self.config.name, *self.config.shard)
+        self._loop = asyncio.get_running_loop()
+        set_process_name(self.config.name)
+        register_coil_writer(self.write_coil_locally)
         await self.reload()
         loop = asyncio.get_running_loop()
         if self.config.gc_tuning:
@@ -869,6 +961,7 @@ class Poller:
 
     async def shutdown(self) -> None:
         logger.info("poller %s stopping", self.config.name)
+        unregister_coil_writer(self.write_coil_locally)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -956,7 +1049,7 @@ class Poller:
             if worker is None or not worker.connected:
                 self.coil_write_finished(job, ok=False, readback=None, error="设备离线")
             else:
-                worker.jobs.append(job)
+                self._hand_over(worker, job)
 
     async def push_live(self) -> None:
         from channels.layers import get_channel_layer
@@ -1010,6 +1103,11 @@ class Poller:
             for device_id, values in latest.items()
             if values
         }
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(False)
 
 
 def live_group(device_id: int) -> str:

@@ -16,11 +16,11 @@ def test_a_stale_connection_is_replaced_and_the_alert_written(rt, gas, monkeypat
     calls = []
     real = rt._apply_one
 
-    def flaky(change):
+    def flaky(change, **kw):
         calls.append(change)
         if len(calls) == 1:
             raise OperationalError("server closed the connection unexpectedly")
-        return real(change)
+        return real(change, **kw)
 
     monkeypatch.setattr(rt, "_apply_one", flaky)
     rt.on_readings([reading(gas.channel, 30)])
@@ -32,7 +32,7 @@ def test_a_stale_connection_is_replaced_and_the_alert_written(rt, gas, monkeypat
 def test_other_errors_are_logged_not_retried(rt, gas, monkeypatch, caplog):
     calls = []
 
-    def broken(change):
+    def broken(change, **kw):
         calls.append(change)
         raise ValueError("bad change")
 
