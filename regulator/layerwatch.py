@@ -1,0 +1,169 @@
+"""Notice when the channel layer (Redis) fails and comes back, and make every socket catch up.
+
+A push published while Redis is away is lost, and after a Redis restart without persistence the
+core layer has also forgotten every group membership. The database holds every alert, so a client
+that is told "you may have missed something" repairs itself with ``hello`` and its last id. This
+module tells it: one watch per event loop (per Daphne process) probes the layer with a round trip
+through it and, when a probe succeeds again after a failure, each registered consumer re-joins its
+groups and sends ``resync`` to its client (docs/alerts-websocket.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+
+from channels.layers import InMemoryChannelLayer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+PROBE_TYPE = "layer.probe"
+
+
+class LayerWatch:
+    """Probes one channel layer from one event loop; tells its listeners on failure and recovery.
+
+    ``healthy`` is None until the first probe, then True/False. A listener (a consumer) implements
+    ``async layer_lost()`` and ``async layer_recovered()``; it may also call ``report_failure()``
+    when one of its own layer calls failed, so that the next good probe counts as a recovery.
+    """
+
+    def __init__(self, layer, *, interval: float, timeout: float):
+        self.layer = layer
+        self.interval = interval
+        self.timeout = timeout
+        self.healthy: bool | None = None
+        self.listeners: weakref.WeakSet = weakref.WeakSet()
+        self.task: asyncio.Task | None = None
+        self.channel: str | None = None
+        self._token = 0
+
+    def register(self, listener) -> None:
+        self.listeners.add(listener)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+
+    def unregister(self, listener) -> None:
+        self.listeners.discard(listener)
+
+    def report_failure(self) -> None:
+        if self.healthy is not False:
+            self.healthy = False
+            self._notify("layer_lost")
+
+    async def probe(self) -> bool:
+        """A message sent to the watch's own channel comes back within ``timeout``."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel("layer-probe.")
+                self._token += 1
+                token = self._token
+                await self.layer.send(self.channel, {"type": PROBE_TYPE, "token": token})
+                while (await self.layer.receive(self.channel)).get("token") != token:
+                    pass  # the late echo of an earlier probe
+            return True
+        except Exception:  # refused, reset, timed out: all the same here
+            logger.debug("channel layer probe failed", exc_info=True)
+            # A fresh channel next time: a channel created while Redis was away may never have been
+            # subscribed, and a cancelled receive may have dropped it.
+            self.channel = None
+            return False
+
+    async def _run(self) -> None:
+        try:
+            while len(self.listeners):
+                ok = await self.probe()
+                if ok and self.healthy is False:
+                    logger.warning("channel layer is back: %d socket(s) re-join and resync", len(self.listeners))
+                    self._notify("layer_recovered")
+                elif not ok and self.healthy is not False:
+                    logger.warning("channel layer unreachable: %d socket(s) degraded", len(self.listeners))
+                    self._notify("layer_lost")
+                self.healthy = ok
+                await asyncio.sleep(self.interval)
+        except asyncio.CancelledError:
+            pass
+
+    def _notify(self, method: str) -> None:
+        for listener in list(self.listeners):
+            asyncio.ensure_future(_call(listener, method))
+
+
+async def _call(listener, method: str) -> None:
+    try:
+        await getattr(listener, method)()
+    except Exception:  # one broken socket must not stop the others from catching up
+        logger.exception("%s failed for %r", method, listener)
+
+
+_watches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layer_watch(layer) -> LayerWatch | None:
+    """The watch of ``layer`` for the running event loop; None when there is nothing to watch (no
+    layer, the plain in-memory layer that cannot fail, or probing switched off)."""
+    interval = settings.REALTIME_LAYER_PROBE_MS / 1000
+    if layer is None or type(layer) is InMemoryChannelLayer or interval <= 0:
+        return None
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None or watch.layer is not layer:
+        watch = LayerWatch(layer, interval=interval, timeout=max(1.0, interval))
+        _watches[loop] = watch
+    return watch
+
+
+class LayerRecoveryMixin:
+    """For Channels consumers that join groups: join them even when the layer is away (the socket
+    still serves catch-up from the database), and re-join them when the layer comes back.
+
+    Call ``join_groups(groups)`` in ``connect`` and ``leave_groups()`` in ``disconnect``; override
+    ``layer_lost``/``layer_resynced`` to tell the client.
+    """
+
+    layer_groups: list[str]
+    _watch: LayerWatch | None = None
+
+    async def join_groups(self, groups: list[str]) -> bool:
+        """Join every group; False when the layer refused one (the watch then resyncs later)."""
+        self.layer_groups = list(groups)
+        if self._watch is None:
+            self._watch = layer_watch(self.channel_layer)
+            if self._watch is not None:
+                self._watch.register(self)
+        return await self._join_all()
+
+    async def _join_all(self) -> bool:
+        for group in self.layer_groups:
+            try:
+                await self.channel_layer.group_add(group, self.channel_name)
+            except Exception:
+                logger.warning("cannot join %s; will re-join when the channel layer is back", group, exc_info=True)
+                if self._watch is not None:
+                    self._watch.report_failure()
+                return False
+        return True
+
+    async def leave_groups(self) -> None:
+        if self._watch is not None:
+            self._watch.unregister(self)
+        for group in getattr(self, "layer_groups", []):
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.warning("cannot leave %s", group, exc_info=True)
+
+    async def layer_lost(self) -> None:
+        """The layer failed: pushes may not arrive until ``layer_resynced``."""
+
+    async def layer_recovered(self) -> None:
+        # Every group again, not only those that failed: a Redis restarted without persistence has
+        # forgotten the core layer's memberships (group_add is idempotent on both layers).
+        if await self._join_all():
+            await self.layer_resynced()
+
+    async def layer_resynced(self) -> None:
+        """Groups re-joined after an outage: tell the client to catch up."""
