@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 
 from channels.layers import InMemoryChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -167,3 +169,27 @@ class LayerRecoveryMixin:
 
     async def layer_resynced(self) -> None:
         """Groups re-joined after an outage: tell the client to catch up."""
+
+
+class RedisPubSubLayer(RedisPubSubChannelLayer):
+    """channels_redis's pub/sub layer, except that a socket can open while Redis is away.
+
+    Its ``new_channel`` subscribes the consumer's own channel in Redis and fails when Redis is
+    down, so the socket could not even open: a screen reloaded (or a Daphne restarted) during an
+    outage showed nothing. Group messages reach a consumer through the process's local queue, not
+    through that subscription, so here the channel is created locally whatever happens; the socket
+    opens ``degraded``, its client polls with ``hello``, and the watch re-joins its groups and
+    resyncs it when Redis is back. (Only direct sends to a consumer's channel, which this project
+    does not use, would wait for a new channel.) It relies on channels_redis 4.x internals
+    (``prefix``, ``channels``, ``_get_shard`` of the per-loop layer); the fault tests fail if they move.
+    """
+
+    async def new_channel(self, prefix="specific."):
+        layer = self._get_layer()
+        channel = f"{layer.prefix}{prefix}{uuid.uuid4().hex}"
+        layer.channels[channel] = asyncio.Queue()
+        try:
+            await layer._get_shard(channel).subscribe(channel)
+        except Exception:
+            logger.warning("cannot subscribe %s (Redis away); groups still reach it", channel, exc_info=True)
+        return channel
