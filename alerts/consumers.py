@@ -105,6 +105,7 @@ class AlertConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
                 "heartbeat": settings.ALERT_WS_HEARTBEAT_SECONDS,
             }
         )
+        self.watch_layer()
         self.heartbeat_task = asyncio.ensure_future(self._heartbeat())
 
     async def disconnect(self, code):

@@ -36,6 +36,7 @@ class ChannelLiveConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
         # Redis down: accept anyway; the group is joined when the layer is back.
         await self.join_groups([self.group])
         await self.accept()
+        self.watch_layer()
 
     async def disconnect(self, code):
         await self.leave_groups()

@@ -122,21 +122,28 @@ class LayerRecoveryMixin:
     """For Channels consumers that join groups: join them even when the layer is away (the socket
     still serves catch-up from the database), and re-join them when the layer comes back.
 
-    Call ``join_groups(groups)`` in ``connect`` and ``leave_groups()`` in ``disconnect``; override
+    In ``connect``: ``join_groups(groups)``, then, once the socket is accepted (the watch may send to
+    it from then on), ``watch_layer()``; in ``disconnect``: ``leave_groups()``. Override
     ``layer_lost``/``layer_resynced`` to tell the client.
     """
 
     layer_groups: list[str]
     _watch: LayerWatch | None = None
+    _joined_all = False
 
     async def join_groups(self, groups: list[str]) -> bool:
-        """Join every group; False when the layer refused one (the watch then resyncs later)."""
+        """Join every group; False when the layer refused one (re-joined when it is back)."""
         self.layer_groups = list(groups)
-        if self._watch is None:
-            self._watch = layer_watch(self.channel_layer)
-            if self._watch is not None:
-                self._watch.register(self)
-        return await self._join_all()
+        self._joined_all = await self._join_all()
+        return self._joined_all
+
+    def watch_layer(self) -> None:
+        """Be told when the layer fails and comes back; a socket whose joins failed is re-joined then."""
+        self._watch = layer_watch(self.channel_layer)
+        if self._watch is not None:
+            self._watch.register(self)
+            if not self._joined_all:
+                self._watch.report_failure()
 
     async def _join_all(self) -> bool:
         for group in self.layer_groups:
@@ -144,8 +151,6 @@ class LayerRecoveryMixin:
                 await self.channel_layer.group_add(group, self.channel_name)
             except Exception:
                 logger.warning("cannot join %s; will re-join when the channel layer is back", group, exc_info=True)
-                if self._watch is not None:
-                    self._watch.report_failure()
                 return False
         return True
 
@@ -164,8 +169,11 @@ class LayerRecoveryMixin:
     async def layer_recovered(self) -> None:
         # Every group again, not only those that failed: a Redis restarted without persistence has
         # forgotten the core layer's memberships (group_add is idempotent on both layers).
-        if await self._join_all():
+        self._joined_all = await self._join_all()
+        if self._joined_all:
             await self.layer_resynced()
+        elif self._watch is not None:
+            self._watch.report_failure()  # down again: the next good probe tries once more
 
     async def layer_resynced(self) -> None:
         """Groups re-joined after an outage: tell the client to catch up."""
