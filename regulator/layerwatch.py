@@ -41,6 +41,7 @@ class LayerWatch:
         self.task: asyncio.Task | None = None
         self.channel: str | None = None
         self._token = 0
+        self._reconnects: int | None = None  # the layer's subscriber reconnects, when it counts them
 
     def register(self, listener) -> None:
         self.listeners.add(listener)
@@ -78,7 +79,13 @@ class LayerWatch:
         try:
             while len(self.listeners):
                 ok = await self.probe()
-                if ok and self.healthy is False:
+                # An outage shorter than the probe interval (a quick Redis restart, a reset
+                # connection) shows only as a reconnect of this process's subscriber connection.
+                count = self.layer.reconnect_count() if hasattr(self.layer, "reconnect_count") else None
+                blipped = ok and count is not None and self._reconnects is not None and count != self._reconnects
+                if ok:
+                    self._reconnects = count
+                if ok and (self.healthy is False or blipped):
                     logger.warning("channel layer is back: %d socket(s) re-join and resync", len(self.listeners))
                     self._notify("layer_recovered")
                 elif not ok and self.healthy is not False:
@@ -191,6 +198,21 @@ class RedisPubSubLayer(RedisPubSubChannelLayer):
     does not use, would wait for a new channel.) It relies on channels_redis 4.x internals
     (``prefix``, ``channels``, ``_get_shard`` of the per-loop layer); the fault tests fail if they move.
     """
+
+    _reconnects = 0
+
+    def reconnect_count(self) -> int:
+        """How often the subscriber connections of this event loop's layer have connected again:
+        each time, messages published while it was away were lost. Counted from the first call
+        that finds a connection."""
+        for shard in self._get_layer()._shards:
+            connection = getattr(shard._pubsub, "connection", None)
+            if connection is not None:  # (redis-py registers a callback once however often asked)
+                connection.register_connect_callback(self._connected_again)
+        return self._reconnects
+
+    def _connected_again(self, connection) -> None:
+        self._reconnects += 1
 
     async def new_channel(self, prefix="specific."):
         layer = self._get_layer()

@@ -41,8 +41,10 @@ def redis():
 
 
 @pytest.fixture
-def daphne(redis, tmp_path):
-    """A real Daphne on the test database, with the private Redis as its channel layer."""
+def daphne(request, redis, tmp_path):
+    """A real Daphne on the test database, with the private Redis as its channel layer (probed every
+    ``PROBE_MS``, or as the test's indirect parameter says)."""
+    probe_ms = getattr(request, "param", PROBE_MS)
     if not settings.USING_POSTGRES:
         pytest.skip("needs PostgreSQL (set DATABASE_URL): Daphne must see the test's database")
     db = connection.settings_dict
@@ -55,7 +57,7 @@ def daphne(redis, tmp_path):
         DATA_DIR=str(tmp_path),
         SECRET_KEY=settings.SECRET_KEY,
         CELERY_TASK_ALWAYS_EAGER="1",
-        REALTIME_LAYER_PROBE_MS=str(PROBE_MS),
+        REALTIME_LAYER_PROBE_MS=str(probe_ms),
         ALERT_WS_HEARTBEAT_SECONDS="2",
         PYTHONUNBUFFERED="1",
     )
@@ -184,5 +186,29 @@ def test_a_screen_connected_through_a_redis_outage_gets_every_alert_raised_meanw
         after = _raise(world, device, channel, "low_low")
         wait_until(lambda: after in screen.alert_ids, timeout=10, what="a push after the outage")
         assert Counter(screen.alert_ids)[after] == 1
+    finally:
+        screen.close()
+
+
+@pytest.mark.parametrize("daphne", [5000], indirect=True)
+def test_a_redis_restart_shorter_than_the_probe_interval_still_resyncs_the_screen(world, redis, daphne, settings):
+    """Killed and started again at once (a quick restart): the probe may never see it fail, but
+    Daphne's subscriber connection had to reconnect, so the pushes of that moment may be lost."""
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [redis.url]}}
+    }
+    device, channel = _gas_channel(world)
+    screen = Screen(daphne, session_key(world.inspector))
+    try:
+        wait_until(lambda: "snapshot" in screen.kinds(), timeout=30, what="the first snapshot")
+        # The first heartbeat (2 s): the watch's first probe (at connect) is long done, the next
+        # one is 3 s away, and the restart below falls between them.
+        wait_until(lambda: "heartbeat" in screen.kinds(), timeout=10, what="the first heartbeat")
+        redis.stop()
+        lost = _raise(world, device, channel, "high")  # its push fails: nothing listens
+        redis.start()
+        wait_until(lambda: "resync" in screen.kinds(), timeout=20, what="resync after the quick restart")
+        wait_until(lambda: lost in screen.alert_ids, timeout=10, what="the alert of the restart")
+        assert Counter(screen.alert_ids)[lost] == 1
     finally:
         screen.close()
