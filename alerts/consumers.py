@@ -2,7 +2,9 @@
 
 Messages are documented in docs/alerts-websocket.md. The database is the source of truth: on
 ``hello`` the client gets a snapshot of unacknowledged alerts and everything after its last id,
-so a dropped push (Redis down, channel layer full) is repaired on the next (re)connect.
+so a dropped push (Redis down, channel layer full) is repaired on the next (re)connect, and, for a
+socket that stays connected through a Redis outage, when the layer comes back (``resync``,
+regulator.layerwatch).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -17,12 +20,15 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from regulator.layerwatch import LayerRecoveryMixin
 from regulator.notifications import group_for_user
 from regulator.realtime import client_frame, group_for_enterprise, group_for_park, group_for_region
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_RECONNECT = 4503  # the session could not be checked for too long: reconnect (not a logout)
+HELLO_RETRY_SECONDS = 5
 SCHEMA_VERSION = 1
 
 
@@ -74,12 +80,10 @@ def _catch_up(user, last_id: int | None) -> dict:
     }
 
 
-class AlertConsumer(AsyncJsonWebsocketConsumer):
+class AlertConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
     heartbeat_task: asyncio.Task | None = None
-    joined: list[str]
 
     async def connect(self):
-        self.joined = []
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -89,15 +93,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return
         groups = await database_sync_to_async(groups_for_user)(user)
         groups.append(group_for_user(user.pk))
-        degraded = False
-        for group in groups:
-            try:
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.joined.append(group)
-            except Exception:  # Redis down: still serve catch-up from the database
-                logger.warning("cannot join %s; the client will poll with hello", group, exc_info=True)
-                degraded = True
-                break
+        # Redis down: still serve catch-up from the database; the client polls with hello until
+        # the layer is back and it is told to resync.
+        degraded = not await self.join_groups(groups)
         await self.accept()
         await self.send_json(
             {
@@ -107,16 +105,22 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
                 "heartbeat": settings.ALERT_WS_HEARTBEAT_SECONDS,
             }
         )
+        self.watch_layer()
         self.heartbeat_task = asyncio.ensure_future(self._heartbeat())
 
     async def disconnect(self, code):
         if self.heartbeat_task is not None:
             self.heartbeat_task.cancel()
-        for group in getattr(self, "joined", []):
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception:
-                logger.warning("cannot leave %s", group, exc_info=True)
+        await self.leave_groups()
+
+    # --- the channel layer failed / came back (regulator.layerwatch) --------------------------------
+    async def layer_lost(self):
+        await self.send_json({"type": "degraded"})
+
+    async def layer_resynced(self):
+        # After the groups are joined again: what is committed from now on is pushed, what was
+        # committed before is in the snapshot the client's hello gets.
+        await self.send_json({"type": "resync", "server_time": timezone.now().isoformat()})
 
     async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None
@@ -126,21 +130,59 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
                 last_id = None if raw is None else max(int(raw), 0)
             except (TypeError, ValueError):
                 last_id = None
-            await self.send_json(await database_sync_to_async(_catch_up)(self.scope["user"], last_id))
+            try:
+                snapshot = await database_sync_to_async(_catch_up)(self.scope["user"], last_id)
+            except Exception:  # database away: keep the socket (pushes still come), ask again later
+                logger.warning("catch-up failed; the client will retry", exc_info=True)
+                await self.send_json(
+                    {"type": "error", "detail": "catch-up unavailable", "retry_after": HELLO_RETRY_SECONDS}
+                )
+                return
+            await self.send_json(snapshot)
         elif kind == "ping":
             await self.send_json({"type": "pong", "server_time": timezone.now().isoformat()})
         else:
             await self.send_json({"type": "error", "detail": "unknown message type"})
 
     async def _heartbeat(self):
+        """Heartbeats and session checks for as long as the socket lives: no error ends them.
+
+        Fail safe when the session cannot be checked (database errors): a duty officer keeps
+        receiving alarms rather than being cut off by a database hiccup, and the check is retried
+        at every beat, so a logout (which needs the same database) is honoured at the first check
+        that works. Only after ALERT_WS_SESSION_GRACE_SECONDS without a check is the socket closed,
+        with 4503, so that the client reconnects through a full session check.
+        """
+        unchecked_since: float | None = None
         try:
             while True:
                 await asyncio.sleep(settings.ALERT_WS_HEARTBEAT_SECONDS)
-                if not await database_sync_to_async(_session_alive)(self.scope):
+                try:
+                    alive = await database_sync_to_async(_session_alive)(self.scope)
+                except Exception:
+                    alive = None
+                    if unchecked_since is None:
+                        unchecked_since = time.monotonic()
+                        logger.warning("cannot check the session of a socket; serving it meanwhile", exc_info=True)
+                    elif time.monotonic() - unchecked_since > settings.ALERT_WS_SESSION_GRACE_SECONDS:
+                        logger.error(
+                            "session unchecked for %.0f s: closing the socket to reconnect",
+                            time.monotonic() - unchecked_since,
+                        )
+                        await self.close(code=CLOSE_RECONNECT)
+                        return
+                else:
+                    if unchecked_since is not None:
+                        logger.info("session check works again after %.0f s", time.monotonic() - unchecked_since)
+                    unchecked_since = None
+                if alive is False:
                     await self.send_json({"type": "session_expired"})
                     await self.close(code=CLOSE_UNAUTHENTICATED)
                     return
-                await self.send_json({"type": "heartbeat", "server_time": timezone.now().isoformat()})
+                try:
+                    await self.send_json({"type": "heartbeat", "server_time": timezone.now().isoformat()})
+                except Exception:  # the socket is going away; disconnect() cancels this task
+                    logger.debug("heartbeat not sent", exc_info=True)
         except asyncio.CancelledError:
             pass
 

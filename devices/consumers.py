@@ -1,4 +1,7 @@
-"""Live values of one channel: authenticate, check scope, join the device's group, forward."""
+"""Live values of one channel: authenticate, check scope, join the device's group, forward.
+
+The group is re-joined when the channel layer comes back after an outage (regulator.layerwatch);
+live values need no catch-up (the next one arrives within a poll period)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from devices.poller.daemon import live_group
+from regulator.layerwatch import LayerRecoveryMixin
 
 
 @database_sync_to_async
@@ -15,7 +19,7 @@ def _visible_channel(user, channel_id: int):
     return channels_visible_to(user).filter(pk=channel_id).values_list("pk", "device_id").first()
 
 
-class ChannelLiveConsumer(AsyncJsonWebsocketConsumer):
+class ChannelLiveConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
     group: str | None = None
 
     async def connect(self):
@@ -29,12 +33,13 @@ class ChannelLiveConsumer(AsyncJsonWebsocketConsumer):
             return
         self.channel_id, device_id = found
         self.group = live_group(device_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Redis down: accept anyway; the group is joined when the layer is back.
+        await self.join_groups([self.group])
         await self.accept()
+        self.watch_layer()
 
     async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.leave_groups()
 
     async def device_live(self, message):
         item = message.get("values", {}).get(str(self.channel_id))

@@ -180,8 +180,9 @@ if REDIS_URL and _XDIST_WORKER.startswith("gw"):
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            # The pub/sub layer: lower latency, no stale group membership (see MEASURED.md).
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # The pub/sub layer: lower latency, no stale group membership (see MEASURED.md); this
+            # subclass lets a socket open while Redis is away (regulator/layerwatch.py).
+            "BACKEND": "regulator.layerwatch.RedisPubSubLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
@@ -194,6 +195,10 @@ else:
             "LOCATION": "regulator_cache",
         }
     }
+# Every Daphne process probes its channel layer this often (a round trip through Redis); when a
+# probe succeeds after a failure, every socket re-joins its groups and its client is told to catch
+# up (``resync``). 0 switches the probe off. See regulator/layerwatch.py.
+REALTIME_LAYER_PROBE_MS = env_int("REALTIME_LAYER_PROBE_MS", 2000)
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
@@ -430,6 +435,10 @@ ALERT_FLOOD_WINDOW_MINUTES = env_int("ALERT_FLOOD_WINDOW_MINUTES", 10)
 ALERT_SHELVE_MAX_HOURS = env_int("ALERT_SHELVE_MAX_HOURS", 72)
 ALERT_RULE_REFRESH_SECONDS = env_int("ALERT_RULE_REFRESH_SECONDS", 10)
 ALERT_WS_HEARTBEAT_SECONDS = env_int("ALERT_WS_HEARTBEAT_SECONDS", 25)
+# A socket whose session cannot be checked (database errors) keeps receiving alarms (a logout needs
+# the same database, and is honoured at the first check that works) for at most this long; then it
+# is closed with 4503 so that the client reconnects through a full session check.
+ALERT_WS_SESSION_GRACE_SECONDS = env_int("ALERT_WS_SESSION_GRACE_SECONDS", 900)
 ALERT_SMS_BACKEND = env_str("ALERT_SMS_BACKEND", "alerts.sms.LoggingSmsBackend")
 # Evaluate readings arriving on an event loop (the async poller) in a background writer thread.
 ALERT_RUNTIME_BACKGROUND = env_bool("ALERT_RUNTIME_BACKGROUND", True)

@@ -361,6 +361,11 @@
       socket.send(JSON.stringify({ type: "hello", last_id: getLastId() }));
     }
   }
+  function setDegraded(degraded) {
+    setConn(degraded ? "degraded" : "online");
+    if (pollTimer) { window.clearInterval(pollTimer); pollTimer = null; }
+    if (degraded) { pollTimer = window.setInterval(sendHello, 15000); }
+  }
   function connect() {
     if (expired) { return; }
     setConn("connecting");
@@ -373,9 +378,16 @@
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       if (msg.type === "welcome") {
         heartbeatSeconds = msg.heartbeat || heartbeatSeconds;
-        setConn(msg.degraded ? "degraded" : "online");
-        if (pollTimer) { window.clearInterval(pollTimer); pollTimer = null; }
-        if (msg.degraded) { pollTimer = window.setInterval(sendHello, 15000); }
+        setDegraded(!!msg.degraded);
+      } else if (msg.type === "degraded") {
+        // The server's channel layer (Redis) failed: pushes may not come; poll until "resync".
+        setDegraded(true);
+      } else if (msg.type === "resync") {
+        // The layer is back: whatever was raised meanwhile is fetched by id, pushes flow again.
+        setDegraded(false);
+        sendHello();
+      } else if (msg.type === "error" && msg.retry_after) {
+        window.setTimeout(sendHello, msg.retry_after * 1000);  // catch-up failed (database): ask again
       } else if (msg.type === "snapshot") { onSnapshot(msg); }
       else if (msg.type === "alert") { apply(msg.alert, msg.event === "alert.raised"); }
       else if (msg.type === "notification") { bumpBell(); }
