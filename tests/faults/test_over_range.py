@@ -141,8 +141,12 @@ def test_over_range_gas_raises_level_one_with_linkage_through_the_poller(world, 
             what="the level-1 high-high alert with its linkage requested",
         )
         assert hh.level == 1 and hh.value == pytest.approx(120.0) and "超量程" in hh.message
+        # The poller writes the coil itself (no database on that path) and the command row that
+        # records it is linked to the alert once written: wait for that row, done.
         command = wait_until(
-            lambda: CoilWriteCommand.objects.filter(pk=hh.linkage_command_id, status="done").first(),
+            lambda: CoilWriteCommand.objects.filter(
+                pk=Alert.objects.get(pk=hh.pk).linkage_command_id, status="done"
+            ).first(),
             timeout=20,
             what="the poller to write and read back the shut-off coil",
         )
