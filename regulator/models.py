@@ -292,8 +292,10 @@ class ClassificationOverride(models.Model):
             raise ValidationError({"field_path": _("没有这个字段（格式：app_label.Model.field）")}) from None
 
 
-# Audit receivers (roles, permissions, logouts, admin changes): connected once the models exist,
-# because the core AppConfig is not this module's to change.
-from regulator.security import signals as _security_signals  # noqa: E402
+# Audit receivers (logouts, admin changes) and the separation-of-duties guards on roles and
+# permissions: connected once the models exist, because the core AppConfig is not this module's
+# to change.
+from regulator import grants as _grants  # noqa: E402
+from regulator.security import signals as _security_signals  # noqa: E402, F401
 
-_security_signals.connect_m2m(User)
+_grants.connect(User)
