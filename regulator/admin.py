@@ -84,6 +84,7 @@ class _GrantCheckedUserForm(forms.ModelForm):
                 remove_groups=remove_groups,
             )
         except grants.GrantRefused as refused:
+            grants.audit_refusal(actor=self.actor, obj=target if saved else None, what="admin", refused=refused)
             raise ValidationError(refused.messages) from None
         return cleaned
 
@@ -207,6 +208,7 @@ class CheckedGroupForm(forms.ModelForm):
         try:
             grants.check_group_change(actor=self.actor, group=group, add_perms=add, remove_perms=remove)
         except grants.GrantRefused as refused:
+            grants.audit_refusal(actor=self.actor, obj=group if group.pk else None, what="admin", refused=refused)
             raise ValidationError(refused.messages) from None
         return cleaned
 

@@ -322,46 +322,77 @@ def _resolve_perms(perms) -> list[Permission]:
     return out
 
 
+@contextmanager
+def _door(by, obj, what: str):
+    """Run one privilege change as ``by``; a refusal is audited (after the rollback) and re-raised."""
+    try:
+        with acting_as(by), transaction.atomic():
+            yield
+    except GrantRefused as refused:
+        audit_refusal(actor=by, obj=obj, what=what, refused=refused)
+        raise
+
+
+def audit_refusal(*, actor, obj, what: str, refused: GrantRefused) -> None:
+    """An attempt at a forbidden grant is a security event: one failure row with the reasons."""
+    with acting_as(actor):
+        _record(
+            "permission.grant_refused", obj=obj, detail={"change": what, "reasons": refused.messages}, outcome="failure"
+        )
+
+
+def _labels_of(items) -> list[str]:
+    return [i if isinstance(i, str) else str(i) for i in items]
+
+
 def user_grant_permissions(*, user, perms, by) -> None:
     """Grant permissions (objects or "app.codename") to ``user``; checked and audited."""
-    with acting_as(by), transaction.atomic():
+    with _door(by, user, f"grant {_labels_of(perms)}"):
         user.user_permissions.add(*_resolve_perms(perms))
 
 
 def user_revoke_permissions(*, user, perms, by) -> None:
-    with acting_as(by), transaction.atomic():
+    with _door(by, user, f"revoke {_labels_of(perms)}"):
         user.user_permissions.remove(*_resolve_perms(perms))
 
 
 def user_add_groups(*, user, groups, by) -> None:
-    with acting_as(by), transaction.atomic():
+    with _door(by, user, f"add to groups {_labels_of(groups)}"):
         user.groups.add(*groups)
 
 
 def user_remove_groups(*, user, groups, by) -> None:
-    with acting_as(by), transaction.atomic():
+    with _door(by, user, f"remove from groups {_labels_of(groups)}"):
         user.groups.remove(*groups)
 
 
 def user_set_privileges(*, user, by, role: str | None = None, is_superuser=None, is_staff=None):
     """Change the role and the superuser/staff flags of ``user``; checked and audited."""
-    fields = []
+    fields, wanted = [], {}
     for name, value in (("role", role), ("is_superuser", is_superuser), ("is_staff", is_staff)):
         if value is not None:
-            setattr(user, name, value)
+            wanted[name] = value
             fields.append(name)
-    with acting_as(by), transaction.atomic():
-        user.save(update_fields=fields or None)
+    old = {name: getattr(user, name) for name in fields}
+    try:
+        with _door(by, user, f"set {wanted}"):
+            for name, value in wanted.items():
+                setattr(user, name, value)
+            user.save(update_fields=fields or None)
+    except GrantRefused:
+        for name, value in old.items():
+            setattr(user, name, value)
+        raise
     return user
 
 
 def group_grant_permissions(*, group, perms, by) -> None:
-    with acting_as(by), transaction.atomic():
+    with _door(by, group, f"grant {_labels_of(perms)}"):
         group.permissions.add(*_resolve_perms(perms))
 
 
 def group_revoke_permissions(*, group, perms, by) -> None:
-    with acting_as(by), transaction.atomic():
+    with _door(by, group, f"revoke {_labels_of(perms)}"):
         group.permissions.remove(*_resolve_perms(perms))
 
 
@@ -370,13 +401,13 @@ def group_revoke_permissions(*, group, perms, by) -> None:
 WATCHED_USER_FIELDS = ("role", "is_superuser", "is_staff", "is_active", "jurisdiction_id", "park_id")
 
 
-def _record(event, *, obj, detail):
+def _record(event, *, obj, detail, outcome="success"):
     from regulator.audit import record_event
 
     actor = current_actor()
     user = actor if actor is not None and getattr(actor, "pk", None) else None
     detail = {**detail, "actor": user.get_username() if user else "console" if actor is None else "anonymous"}
-    record_event(event=event, user=user, obj=obj, detail=detail)
+    record_event(event=event, user=user, obj=obj, detail=detail, outcome=outcome)
 
 
 def _guard_user_save(sender, instance, raw=False, update_fields=None, **kwargs):
