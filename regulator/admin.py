@@ -86,6 +86,7 @@ class _GrantCheckedUserForm(forms.ModelForm):
         except grants.GrantRefused as refused:
             grants.audit_refusal(actor=self.actor, obj=target if saved else None, what="admin", refused=refused)
             raise ValidationError(refused.messages) from None
+        target._grants_checked = True
         return cleaned
 
 

@@ -525,8 +525,31 @@ def _audit_m2m(event, instance, action, reverse, model, pk_set, owner_model):
         _record(event, obj=owner, detail={"action": verb, "items": [str(instance)]})
 
 
+def _guard_user_delete(sender, instance, **kwargs):
+    # Deleting a superuser or an MLPS admin takes a duty away: a superuser's decision (the admin's
+    # bulk delete checks only the model permission, not the object).
+    actor = current_actor()
+    if actor is not None and not actor.is_superuser and _is_privileged(instance):
+        raise GrantRefused([_("只有超级用户可以删除超级用户或三权分立管理员")])
+
+
+def model_errors(user) -> list[str]:
+    """The one-duty rule on a user's role against the permissions it holds now (User.clean)."""
+    perm_ids: set[int] = set()
+    if user.pk is not None:
+        perm_ids = set(user.user_permissions.values_list("pk", flat=True)) | _perms_of_groups(
+            user.groups.values_list("pk", flat=True)
+        )
+    return _invariants(
+        role=user.role, is_superuser=user.is_superuser, perm_ids=perm_ids, who=user.get_username() or _("该账户")
+    )
+
+
 def connect(user_model) -> None:
     """Connect the guards and the audit once the models exist (called from regulator/models.py)."""
+    from django.db.models.signals import pre_delete
+
+    pre_delete.connect(_guard_user_delete, sender=user_model, dispatch_uid="grants_user_delete", weak=False)
     pre_save.connect(_guard_user_save, sender=user_model, dispatch_uid="grants_user_guard", weak=False)
     post_save.connect(_audit_user_save, sender=user_model, dispatch_uid="grants_user_audit", weak=False)
     m2m_changed.connect(

@@ -114,6 +114,13 @@ class User(AbstractUser):
         super().clean()
         if self.role in MLPS_ROLES and self.is_superuser:
             raise ValidationError({"is_superuser": _("三权分立：系统管理员、安全管理员、安全审计员不得同时为超级用户")})
+        if getattr(self, "_grants_checked", False):
+            return  # the admin form checked the final state (role together with the new permissions)
+        from regulator.grants import model_errors
+
+        errors = model_errors(self)
+        if errors:
+            raise ValidationError({"role": errors})
 
     def __str__(self):
         return self.full_name or self.username

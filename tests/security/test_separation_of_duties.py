@@ -165,6 +165,30 @@ def test_sysadmin_cannot_take_over_the_security_admins_account(people):
     assert holds(people.secadmin, "regulator.unlock_account")
 
 
+def test_sysadmin_cannot_delete_an_mlps_admin_by_bulk_action(people):
+    """The changelist's bulk delete checks only the model permission; the model guard checks the object."""
+    people.sysadmin.user_permissions.add(perm("regulator.delete_user"))
+    response = as_client(people.sysadmin).post(
+        "/admin/regulator/user/",
+        {"action": "delete_selected", "_selected_action": [people.secadmin.pk], "post": "yes"},
+    )
+    assert response.status_code == 403
+    assert User.objects.filter(pk=people.secadmin.pk).exists()
+    # Nor round the admin: the model-level guard refuses the delete itself.
+    with pytest.raises(grants.GrantRefused), grants.acting_as(people.sysadmin), transaction.atomic():
+        User.objects.filter(pk=people.secadmin.pk).delete()
+    assert User.objects.filter(pk=people.secadmin.pk).exists()
+
+
+def test_user_clean_refuses_two_duties(people):
+    from django.core.exceptions import ValidationError
+
+    people.clerk.user_permissions.add(perm("regulator.unlock_account"))
+    people.clerk.role = Role.AUDITOR
+    with pytest.raises(ValidationError, match="不能同时承担"):
+        people.clerk.full_clean()
+
+
 def test_sysadmin_cannot_grant_security_permissions_through_a_group(people):
     unlock = perm("regulator.unlock_account")
     group = Group.objects.create(name="值班")
