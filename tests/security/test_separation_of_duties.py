@@ -123,6 +123,14 @@ def test_sysadmin_cannot_grant_itself_unlock_account_through_the_service(people)
     assert refused.count() == 1 and refused.get().outcome == "failure"
 
 
+def test_sysadmin_cannot_join_a_group_that_carries_unlock_account(people):
+    group = Group.objects.create(name="解锁")
+    group.permissions.add(perm("regulator.unlock_account"))
+    response = post_change(people.sysadmin, people.sysadmin, groups=[group.pk])
+    assert response.status_code == 200 and "不得给自己授权" in response.content.decode()
+    assert not people.sysadmin.groups.exists() and not holds(people.sysadmin, "regulator.unlock_account")
+
+
 def test_sysadmin_cannot_grant_security_permissions_to_an_ordinary_user(people):
     response = post_change(people.sysadmin, people.clerk, user_permissions=[perm("regulator.unlock_account").pk])
     assert response.status_code == 200 and "只有超级用户可以授予三权分立职责权限" in response.content.decode()
