@@ -4,14 +4,20 @@ The audit log is deliberately absent: only the auditor reads it, in its own page
 (``security:audit``). Login goes through the platform's own flow (second factor included).
 """
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.contrib.auth.models import Group
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from regulator.choices import Role
+from regulator import grants
+from regulator.choices import MLPS_ROLES, Role
 from regulator.models import ClassificationOverride, LoginLock, Notification, Park, Region, User
 
 
@@ -43,8 +49,65 @@ class ParkAdmin(admin.ModelAdmin):
     raw_id_fields = ["region"]
 
 
+def _m2m_delta(form, name, current):
+    """(added, removed) for an m2m field of the form, or ((), ()) when the form does not edit it."""
+    if name not in form.fields or name not in form.cleaned_data:
+        return (), ()
+    chosen = list(form.cleaned_data[name])
+    chosen_ids = {obj.pk for obj in chosen}
+    current = list(current)
+    current_ids = {obj.pk for obj in current}
+    return [o for o in chosen if o.pk not in current_ids], [o for o in current if o.pk not in chosen_ids]
+
+
+class _GrantCheckedUserForm(forms.ModelForm):
+    """Refuses, on the form, any role/flag/permission/group change the separation of duties forbids."""
+
+    actor = None  # set per request by UserAdmin.get_form
+
+    def clean(self):
+        cleaned = super().clean()
+        target = self.instance  # ModelForm copies cleaned data onto it only after clean()
+        saved = target.pk is not None
+        add_perms, remove_perms = _m2m_delta(self, "user_permissions", target.user_permissions.all() if saved else [])
+        add_groups, remove_groups = _m2m_delta(self, "groups", target.groups.all() if saved else [])
+        try:
+            grants.check_user_change(
+                actor=self.actor,
+                target=target,
+                role=cleaned.get("role"),
+                is_superuser=cleaned.get("is_superuser"),
+                is_staff=cleaned.get("is_staff"),
+                add_perms=add_perms,
+                remove_perms=remove_perms,
+                add_groups=add_groups,
+                remove_groups=remove_groups,
+            )
+        except grants.GrantRefused as refused:
+            grants.audit_refusal(actor=self.actor, obj=target if saved else None, what="admin", refused=refused)
+            raise ValidationError(refused.messages) from None
+        target._grants_checked = True
+        return cleaned
+
+
+class CheckedUserChangeForm(_GrantCheckedUserForm, UserChangeForm):
+    pass
+
+
+class CheckedUserCreationForm(_GrantCheckedUserForm, UserCreationForm):
+    pass
+
+
+def _privileged(user) -> bool:
+    return bool(user.is_superuser or user.role in MLPS_ROLES)
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    """Users; every privilege change is checked by ``regulator.grants`` (form, save and model)."""
+
+    form = CheckedUserChangeForm
+    add_form = CheckedUserCreationForm
     list_display = [
         "username",
         "full_name",
@@ -74,6 +137,43 @@ class UserAdmin(BaseUserAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("jurisdiction", "park", "totp_device")
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields.append("is_superuser")  # break-glass only
+        return fields
+
+    def has_change_permission(self, request, obj=None):
+        # A superuser's or an MLPS admin's account (password included) is a superuser's to change:
+        # a system admin resetting the security admin's password would become the security admin.
+        if obj is not None and _privileged(obj) and not request.user.is_superuser and obj.pk != request.user.pk:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and _privileged(obj) and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        # The permissions are saved after the user: the form checked the final state, and
+        # save_related checks it again once everything is written.
+        obj._grants_deferred = True
+        try:
+            with grants.acting_as(request.user):
+                super().save_model(request, obj, form, change)
+        finally:
+            obj._grants_deferred = False
+
+    def save_related(self, request, form, formsets, change):
+        with grants.acting_as(request.user):
+            super().save_related(request, form, formsets, change)
+        grants.check_user_change(actor=None, target=form.instance)
+
     @admin.action(description=_("重置动态口令设备（用户下次登录时重新绑定）"))
     def reset_totp(self, request, queryset):
         from regulator.security.totp import reset_device
@@ -93,6 +193,47 @@ class UserAdmin(BaseUserAdmin):
             User.objects.filter(pk=user.pk).update(must_change_password=True)
             record_event(event="password.change_required", obj=user, request=request)
         self.message_user(request, _("已设置"))
+
+
+class CheckedGroupForm(forms.ModelForm):
+    actor = None  # set per request by GroupAdmin.get_form
+
+    class Meta:
+        model = Group
+        fields = ["name", "permissions"]
+
+    def clean(self):
+        cleaned = super().clean()
+        group = self.instance
+        add, remove = _m2m_delta(self, "permissions", group.permissions.all() if group.pk else [])
+        try:
+            grants.check_group_change(actor=self.actor, group=group, add_perms=add, remove_perms=remove)
+        except grants.GrantRefused as refused:
+            grants.audit_refusal(actor=self.actor, obj=group if group.pk else None, what="admin", refused=refused)
+            raise ValidationError(refused.messages) from None
+        return cleaned
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin):
+    """Groups; a permission added to a group is granted to every member, so it is checked as such."""
+
+    form = CheckedGroupForm
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def save_model(self, request, obj, form, change):
+        with grants.acting_as(request.user):
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        with grants.acting_as(request.user):
+            super().save_related(request, form, formsets, change)
 
 
 @admin.register(Notification)

@@ -114,6 +114,13 @@ class User(AbstractUser):
         super().clean()
         if self.role in MLPS_ROLES and self.is_superuser:
             raise ValidationError({"is_superuser": _("三权分立：系统管理员、安全管理员、安全审计员不得同时为超级用户")})
+        if getattr(self, "_grants_checked", False):
+            return  # the admin form checked the final state (role together with the new permissions)
+        from regulator.grants import model_errors
+
+        errors = model_errors(self)
+        if errors:
+            raise ValidationError({"role": errors})
 
     def __str__(self):
         return self.full_name or self.username
@@ -292,8 +299,10 @@ class ClassificationOverride(models.Model):
             raise ValidationError({"field_path": _("没有这个字段（格式：app_label.Model.field）")}) from None
 
 
-# Audit receivers (roles, permissions, logouts, admin changes): connected once the models exist,
-# because the core AppConfig is not this module's to change.
-from regulator.security import signals as _security_signals  # noqa: E402
+# Audit receivers (logouts, admin changes) and the separation-of-duties guards on roles and
+# permissions: connected once the models exist, because the core AppConfig is not this module's
+# to change.
+from regulator import grants as _grants  # noqa: E402
+from regulator.security import signals as _security_signals  # noqa: E402, F401
 
-_security_signals.connect_m2m(User)
+_grants.connect(User)

@@ -8,6 +8,7 @@ values stop the process at start-up with a message that names the variable.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -469,6 +470,11 @@ DEVICES_SPOOL_MAX_MB = env_int("DEVICES_SPOOL_MAX_MB", 256)  # store-and-forward
 DEVICES_RAW_RETENTION_DAYS = env_int("DEVICES_RAW_RETENTION_DAYS", 30)
 DEVICES_AGGREGATE_RETENTION_DAYS = env_int("DEVICES_AGGREGATE_RETENTION_DAYS", 3650)
 DEVICES_INGEST_MAX_ITEMS = env_int("DEVICES_INGEST_MAX_ITEMS", 5000)
+# Requests per ingest token per window (N/s, N/min, N/hour, N/day); over it the answer is 429 with
+# Retry-After. A DCS pushing once a second uses 60/min.
+DEVICES_INGEST_RATE = env_str("DEVICES_INGEST_RATE", "300/min")
+if not re.fullmatch(r"[1-9]\d*/(s|sec|m|min|h|hour|d|day)", DEVICES_INGEST_RATE or ""):
+    raise ImproperlyConfigured(f"DEVICES_INGEST_RATE must look like 300/min, not {DEVICES_INGEST_RATE!r}")
 # A pushed reading whose time is further than this from the receive time (either way) is stored at the
 # receive time with quality clock_skew and its own time in device_time (the old name still works).
 DEVICES_INGEST_MAX_CLOCK_SKEW_SECONDS = env_int(

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from devices import selectors, services
 from devices.api.serializers import ChannelSerializer, CoilWriteSerializer, DeviceSerializer, IngestItemHelp
+from devices.api.throttling import IngestTokenRateThrottle
 from devices.models import Channel, Device
 from regulator.api.permissions import IsRegulatorOrReadOnly
 from regulator.api.viewsets import ScopedModelViewSet
@@ -78,7 +79,7 @@ class ReadingIngestView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes: list = []
+    throttle_classes = [IngestTokenRateThrottle]
 
     @extend_schema(request=IngestItemHelp(many=True), responses={200: dict})
     def post(self, request):

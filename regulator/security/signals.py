@@ -1,4 +1,5 @@
-"""Audit of logouts, role and permission changes, and admin configuration changes.
+"""Audit of logouts, object permissions and admin configuration changes (role and permission
+changes are audited by ``regulator.grants``, which also checks them).
 
 Connected from ``regulator/models.py`` (imported once the models exist). Every receiver
 records through ``regulator.audit.record_event``, the one door to the audit log.
@@ -7,92 +8,16 @@ records through ``regulator.audit.record_event``, the one door to the audit log.
 from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from regulator.audit import record_event
-
-WATCHED_USER_FIELDS = ("role", "is_superuser", "is_staff", "is_active", "jurisdiction_id", "park_id")
 
 
 @receiver(user_logged_out, dispatch_uid="security_audit_logout")
 def audit_logout(sender, request, user, **kwargs):
     if user is not None:
         record_event(event="auth.logout", user=user, obj=user, request=request)
-
-
-@receiver(pre_save, sender="regulator.User", dispatch_uid="security_user_before")
-def remember_user_roles(sender, instance, raw=False, **kwargs):
-    if raw or not instance.pk:
-        instance._security_before = None
-        return
-    instance._security_before = sender.objects.filter(pk=instance.pk).values(*WATCHED_USER_FIELDS).first()
-
-
-@receiver(post_save, sender="regulator.User", dispatch_uid="security_user_after")
-def audit_user_roles(sender, instance, created, raw=False, **kwargs):
-    if raw:
-        return
-    if created:
-        record_event(
-            event="user.created",
-            obj=instance,
-            detail={f: getattr(instance, f) for f in WATCHED_USER_FIELDS},
-        )
-        return
-    before = getattr(instance, "_security_before", None)
-    if not before:
-        return
-    changes = {
-        f: {"from": before[f], "to": getattr(instance, f)}
-        for f in WATCHED_USER_FIELDS
-        if before[f] != getattr(instance, f)
-    }
-    if changes:
-        record_event(event="user.roles_changed", obj=instance, detail={"changes": changes})
-    instance._security_before = None
-
-
-def _permission_labels(model, pk_set):
-    if not pk_set:
-        return []
-    return [str(obj) for obj in model.objects.filter(pk__in=pk_set)]
-
-
-def _m2m_audit(event):
-    def handler(sender, instance, action, reverse, model, pk_set, **kwargs):
-        if action not in ("post_add", "post_remove", "post_clear"):
-            return
-        record_event(
-            event=event,
-            obj=instance,
-            detail={"action": action.removeprefix("post_"), "items": _permission_labels(model, pk_set)},
-        )
-
-    return handler
-
-
-def connect_m2m(user_model):
-    from django.contrib.auth.models import Group
-
-    m2m_changed.connect(
-        _m2m_audit("permission.user_permissions_changed"),
-        sender=user_model.user_permissions.through,
-        dispatch_uid="security_user_perms",
-        weak=False,
-    )
-    m2m_changed.connect(
-        _m2m_audit("permission.user_groups_changed"),
-        sender=user_model.groups.through,
-        dispatch_uid="security_user_groups",
-        weak=False,
-    )
-    m2m_changed.connect(
-        _m2m_audit("permission.group_permissions_changed"),
-        sender=Group.permissions.through,
-        dispatch_uid="security_group_perms",
-        weak=False,
-    )
 
 
 @receiver(post_save, sender="guardian.UserObjectPermission", dispatch_uid="security_obj_perm_add")
