@@ -6,7 +6,7 @@ forced change), ``lockout`` (per account and per IP), ``ratelimit`` (login) and 
 ``classification`` and ``masking`` (data governance), ``middleware`` (enforcement per request).
 
 For WebSocket consumers, ``session_alive(scope)`` says whether the HTTP session behind a socket
-is still within its idle limit; see its docstring.
+is still within its idle limit and its absolute lifetime; see its docstring.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ def session_alive(scope) -> bool:
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
     data = store.load()  # an expired or missing session loads as {}
     if not data or SESSION_KEY not in data:
+        return False
+    from regulator.middleware import session_past_absolute_lifetime
+
+    if session_past_absolute_lifetime(data):  # the absolute lifetime ends a socket as it ends a page
         return False
     user = scope.get("user")
     return not (
