@@ -44,8 +44,15 @@ class SecurityHeadersMiddleware:
         return response
 
 
+# Responses the same for every user, revalidated on each use (a cheap 304), never personal data.
+SHARED_CACHEABLE_URL_NAMES = frozenset({"javascript-catalog"})
+
+
 def _personal(request, response) -> bool:
     """A page for a logged-in user (or the API, or the login pages): no browser or proxy may keep it."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.view_name in SHARED_CACHEABLE_URL_NAMES:
+        return False
     user = getattr(request, "user", None)  # DRF sets it on the request too, after token authentication
     return bool(
         (user is not None and user.is_authenticated)
