@@ -203,7 +203,9 @@ class SlidingSessionMiddleware(SessionMiddleware):
             user_id = session.get(SESSION_KEY)
             session.flush()  # deletes the row and the cookie: the next middleware sees an anonymous user
             record_event(
-                event="auth.session_expired", outcome="success", detail={"user_id": user_id, "why": "absolute"}
+                event="auth.session_expired",
+                request=request,  # before AuthenticationMiddleware: no user yet, the id is in the detail
+                detail={"user_id": user_id, "why": "absolute"},
             )
 
     def process_response(self, request, response):

@@ -1,9 +1,11 @@
 """MLPS level 3 (等保三级) controls around login, sessions and roles.
 
 Modules: ``hashers`` (PBKDF2-HMAC-SM3), ``validators`` and ``policy`` (password rules, expiry,
-forced change), ``lockout`` (per account and per IP), ``ratelimit`` (login) and ``throttling``
-(API), ``totp`` (second factor), ``duties`` (三权分立), ``net`` (client IP behind proxies),
-``classification`` and ``masking`` (data governance), ``middleware`` (enforcement per request).
+forced change), ``lockout`` (per existing account), ``ratelimit`` (login, per IP and per
+(IP, username)) and ``throttling`` (API), ``cache`` (a database cache with an atomic incr),
+``totp`` (second factor), ``duties`` (三权分立), ``net`` (re-exports ``regulator.client_ip``, the
+client IP behind trusted proxies), ``classification`` and ``masking`` (data governance),
+``middleware`` (enforcement per request).
 
 For WebSocket consumers, ``session_alive(scope)`` says whether the HTTP session behind a socket
 is still within its idle limit and its absolute lifetime; see its docstring.
