@@ -29,6 +29,7 @@ from regulator.choices import Role
 from regulator.client_ip import client_ip
 from regulator.models import AuditEntry, LoginLock
 from tests import factories as f
+from tests.alerts.e2e_support import processes  # noqa: F401 - the real-process fixture (Daphne)
 
 _counter = itertools.count(1)
 
@@ -387,5 +388,46 @@ def test_over_http_behind_a_trusted_proxy_the_real_client_is_throttled_and_audit
         officer_pc = Browser(proxy.port, source="127.0.0.2")
         assert officer_pc.login("officer", f.PASSWORD).status == 302
         assert AuditEntry.objects.filter(event="auth.login").latest("id").source_ip == "127.0.0.2"
+    finally:
+        proxy.close()
+
+
+def _loopback_address() -> str:
+    """A random 127/8 source address, so counters left in a shared Redis by another run never match."""
+    tag = uuid.uuid4().int
+    return f"127.{tag % 250 + 1}.{(tag >> 8) % 250 + 1}.{(tag >> 16) % 250 + 1}"
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_over_http_daphne_behind_a_trusted_proxy_throttles_the_real_client_and_audits_it(processes):  # noqa: F811
+    """Production's server (Daphne, ASGI) behind the forwarding proxy, configured from the environment."""
+    import sys
+    from pathlib import Path
+
+    from tests.alerts.e2e_support import _port_open, free_port, wait_for
+
+    start, logdir = processes
+    f.user("officer", Role.INSPECTOR)
+    web_port = free_port()
+    daphne = str(Path(sys.executable).parent / "daphne")
+    start(
+        "daphne",
+        *("env", "SECURITY_TRUSTED_PROXIES=127.0.0.1", "SECURITY_LOGIN_RATE_IP=4/min", "PASSWORD_SM3_ITERATIONS=1000"),
+        *(daphne, "-b", "127.0.0.1", "-p", str(web_port), "regulator.asgi:application"),
+    )
+    wait_for(lambda: _port_open("127.0.0.1", web_port), 60, "daphne to listen")
+    proxy = LoopbackProxy(web_port, forward=True)
+    try:
+        attacker_ip, officer_ip = _loopback_address(), _loopback_address()
+        attacker = Browser(proxy.port, source=attacker_ip)
+        spoof = {"X-Forwarded-For": officer_ip}
+        responses = [attacker.login(f"user{i}", "x", headers=spoof) for i in range(5)]
+        assert [r.status for r in responses] == [200] * 4 + [429], (logdir / "daphne.log").read_text()[-2000:]
+        assert 1 <= int(responses[4].headers["Retry-After"]) <= 61
+        assert AuditEntry.objects.filter(event="auth.login_failed").latest("id").source_ip == attacker_ip
+        assert Browser(proxy.port, source=officer_ip).login("officer", f.PASSWORD).status == 302
+        assert AuditEntry.objects.filter(event="auth.login").latest("id").source_ip == officer_ip
     finally:
         proxy.close()
