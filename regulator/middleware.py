@@ -145,6 +145,20 @@ class SecurityPolicyMiddleware:
         name = _url_name(request)
         if name in _ALWAYS_ALLOWED:
             return self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and session.get("security.mfa_verified") is False:
+            from regulator.security.policy import requires_mfa
+
+            if requires_mfa(user):
+                # Logged in with the password only, and since then made staff or given an admin role:
+                # the session ends and the next login asks for the second factor.
+                from django.contrib.auth import logout
+
+                logout(request)
+                if is_api:
+                    body = {"detail": "该账户须通过双因素登录，请重新登录", "code": "mfa_required"}
+                    return JsonResponse(body, status=401)
+                return redirect(f"{reverse('login')}?{urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})}")
         reason = password_change_reason(user)
         if reason:
             message = "首次登录须修改初始密码" if reason == "initial" else "密码已超过有效期，请修改密码"

@@ -183,3 +183,14 @@ def test_production_settings_make_the_language_cookie_secure_and_same_site():
         "LANGUAGE_COOKIE_HTTPONLY": True,
         "SESSION_ABSOLUTE_SECONDS": 12 * 3600,
     }
+
+
+def test_a_password_only_session_ends_when_the_account_is_made_staff(client, db):
+    user = f.user("promoted", Role.INSPECTOR)
+    assert login(client, "promoted").status_code == 302
+    assert client.get("/notifications/").status_code == 200
+    type(user).objects.filter(pk=user.pk).update(is_staff=True)
+    response = client.get("/notifications/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert SESSION_KEY not in client.session
+    assert AuditEntry.objects.filter(event="auth.logout", user_id=user.pk).exists()
