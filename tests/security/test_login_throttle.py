@@ -364,8 +364,11 @@ def test_over_http_behind_a_plain_proxy_made_up_usernames_lock_nobody(upstream_p
     try:
         for i in range(7):
             assert Browser(proxy.port).login(f"nobody{i}", "Wrong-Passw0rd").status == 200
-        response = Browser(proxy.port).login("officer", f.PASSWORD)
+        officer = Browser(proxy.port)
+        response = officer.login("officer", f.PASSWORD)
         assert response.status == 302, response.text[:500]
+        page = officer.request("GET", "/notifications/")
+        assert page.status == 200 and "no-store" in page.headers["Cache-Control"]  # a logged-in page
     finally:
         proxy.close()
 
