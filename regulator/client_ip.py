@@ -5,6 +5,7 @@ source of the client's address; but anybody can send those headers. They are bel
 the direct peer (REMOTE_ADDR) is one of ``SECURITY_TRUSTED_PROXIES`` (IPs or CIDRs), and then
 X-Forwarded-For is read from the right (each proxy appends the address it saw) up to the first
 address that is not a trusted proxy: everything left of that was written by the client.
+X-Real-IP (one address, set by the nearest proxy) is used only when there is no X-Forwarded-For.
 """
 
 from __future__ import annotations
