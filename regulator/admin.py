@@ -22,7 +22,15 @@ from regulator.models import ClassificationOverride, LoginLock, Notification, Pa
 
 
 def _platform_login(request, extra_context=None):
-    """The admin has no login of its own: a second door would skip the second factor."""
+    """The admin has no login of its own: a second door would skip the second factor.
+
+    A user who is logged in but may not use the admin gets a 403 page: sending them to the login
+    page, which sends a logged-in user on to ``next`` (the admin), would loop between the two.
+    """
+    if request.user.is_authenticated:
+        from django.shortcuts import render
+
+        return render(request, "security/admin_forbidden.html", status=403)
     return redirect_to_login(request.GET.get("next") or reverse("admin:index"), reverse("login"))
 
 

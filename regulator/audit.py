@@ -41,8 +41,8 @@ def compute_hash(prev_hash: str, entry) -> str:
 
 
 def _client_ip(request) -> str | None:
-    # Normalised (ipaddress) so the value hashed equals the value the database gives back.
-    from regulator.security.net import client_ip
+    # The one client-IP function (trusted proxies honoured); normalised so the hashed value equals the stored one.
+    from regulator.client_ip import client_ip
 
     return client_ip(request)
 

@@ -39,9 +39,39 @@ class SecurityHeadersMiddleware:
             policy = CSP_API_DOCS if docs else CSP
             response["Content-Security-Policy"] = policy.replace("{ws}", _websocket_sources(request))
         response.setdefault("Permissions-Policy", "geolocation=(self), camera=(self), microphone=()")
-        if getattr(settings, "PRODUCTION", False) and request.path.startswith(("/api/", "/accounts/")):
-            response.setdefault("Cache-Control", "no-store")
+        if _personal(request, response):
+            _no_store(response)
         return response
+
+
+# Responses the same for every user, revalidated on each use (a cheap 304), never personal data.
+SHARED_CACHEABLE_URL_NAMES = frozenset({"javascript-catalog"})
+
+
+def _personal(request, response) -> bool:
+    """A page for a logged-in user (or the API, or the login pages): no browser or proxy may keep it."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.view_name in SHARED_CACHEABLE_URL_NAMES:
+        return False
+    user = getattr(request, "user", None)  # DRF sets it on the request too, after token authentication
+    return bool(
+        (user is not None and user.is_authenticated)
+        or request.path.startswith(("/api/", "/accounts/"))
+        or response.cookies.get(settings.SESSION_COOKIE_NAME) is not None
+    )
+
+
+def _no_store(response) -> None:
+    """``no-store`` whatever the view said about caching (a stricter ``private, no-store`` is kept)."""
+    from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+    current = response.get("Cache-Control", "")
+    if "no-store" in current:
+        return
+    if "Cache-Control" in response:
+        del response["Cache-Control"]
+    add_never_cache_headers(response)
+    patch_cache_control(response, private=True)
 
 
 # Pages a user may reach while a password change is due or as an auditor who changes nothing.
@@ -115,6 +145,20 @@ class SecurityPolicyMiddleware:
         name = _url_name(request)
         if name in _ALWAYS_ALLOWED:
             return self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and session.get("security.mfa_verified") is False:
+            from regulator.security.policy import requires_mfa
+
+            if requires_mfa(user):
+                # Logged in with the password only, and since then made staff or given an admin role:
+                # the session ends and the next login asks for the second factor.
+                from django.contrib.auth import logout
+
+                logout(request)
+                if is_api:
+                    body = {"detail": "该账户须通过双因素登录，请重新登录", "code": "mfa_required"}
+                    return JsonResponse(body, status=401)
+                return redirect(f"{reverse('login')}?{urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})}")
         reason = password_change_reason(user)
         if reason:
             message = "首次登录须修改初始密码" if reason == "initial" else "密码已超过有效期，请修改密码"
@@ -135,6 +179,17 @@ class SecurityPolicyMiddleware:
 
 # When the session row was last written (epoch seconds), kept in the session itself.
 SESSION_TOUCHED_KEY = "_touched"
+# When the user logged in (epoch seconds): the absolute lifetime counts from here.
+SESSION_STARTED_KEY = "_started"
+
+
+def session_past_absolute_lifetime(session, now: float | None = None) -> bool:
+    """True once a logged-in session is older than SESSION_ABSOLUTE_SECONDS, however active it was."""
+    started = session.get(SESSION_STARTED_KEY)
+    if not isinstance(started, int | float):
+        return False
+    now = time.time() if now is None else now
+    return now - started >= getattr(settings, "SESSION_ABSOLUTE_SECONDS", 12 * 3600)
 
 
 class SlidingSessionMiddleware(SessionMiddleware):
@@ -149,10 +204,33 @@ class SlidingSessionMiddleware(SessionMiddleware):
     request, never later.
     """
 
+    def process_request(self, request):
+        super().process_request(request)
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return
+        session = request.session
+        if session_past_absolute_lifetime(session):
+            from django.contrib.auth import SESSION_KEY
+
+            from regulator.audit import record_event
+
+            user_id = session.get(SESSION_KEY)
+            session.flush()  # deletes the row and the cookie: the next middleware sees an anonymous user
+            record_event(
+                event="auth.session_expired",
+                request=request,  # before AuthenticationMiddleware: no user yet, the id is in the detail
+                detail={"user_id": user_id, "why": "absolute"},
+            )
+
     def process_response(self, request, response):
         session = getattr(request, "session", None)
         if session is not None and not session.is_empty():
             now = int(time.time())
+            from django.contrib.auth import SESSION_KEY
+
+            if SESSION_KEY in session and SESSION_STARTED_KEY not in session:
+                # A login (or a session from before the absolute lifetime existed) starts the clock.
+                session[SESSION_STARTED_KEY] = now
             if session.modified:
                 if session.keys() - {SESSION_TOUCHED_KEY}:  # not flushed: it is saved anyway, note when
                     session[SESSION_TOUCHED_KEY] = now

@@ -7,6 +7,7 @@ values stop the process at start-up with a message that names the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -192,8 +193,11 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            # DatabaseCache with an atomic incr (login throttles); culling at Django's 300 entries
+            # would let a burst of made-up usernames evict the per-IP counters.
+            "BACKEND": "regulator.security.cache.AtomicDatabaseCache",
             "LOCATION": "regulator_cache",
+            "OPTIONS": {"MAX_ENTRIES": env_int("CACHE_MAX_ENTRIES", 100_000)},
         }
     }
 # Every Daphne process probes its channel layer this often (a round trip through Redis); when a
@@ -340,7 +344,6 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env_str("API_RATE_USER", "1200/min"),
         "anon": env_str("API_RATE_ANON", "60/min"),
-        "login": env_str("LOGIN_RATE", "20/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -371,11 +374,31 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 PASSWORD_MAX_AGE_DAYS = env_int("PASSWORD_MAX_AGE_DAYS", 90)
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 30 * 60)
-# Reverse proxies whose X-Forwarded-For is believed (client IP for audit, lockout, rate limits).
+# Absolute session lifetime: a session ends this long after login however active it is.
+SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+# Lockout is per existing account; a source IP is only slowed down (429 + Retry-After), never locked,
+# so one client (or everyone behind one NAT/proxy address) cannot lock the others out.
+# Attempts per (client IP, username) and per client IP, fixed windows: "<count>/<s|min|hour|day>".
+SECURITY_LOGIN_RATE_IP_USERNAME = env_str("SECURITY_LOGIN_RATE_IP_USERNAME", env_str("LOGIN_RATE", "10/min"))
+SECURITY_LOGIN_RATE_IP = env_str("SECURITY_LOGIN_RATE_IP", "100/min")
+# Reverse proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For / X-Real-IP are believed for the
+# client IP (audit, lockout, throttles); default none: the direct peer is the client.
 SECURITY_TRUSTED_PROXIES = env_list("SECURITY_TRUSTED_PROXIES", [])
+for _name in ("SECURITY_LOGIN_RATE_IP_USERNAME", "SECURITY_LOGIN_RATE_IP"):
+    _count, _, _period = globals()[_name].partition("/")
+    if not (_count.strip().isdigit() and int(_count) > 0 and _period.strip() in ("s", "min", "hour", "day")):
+        raise ImproperlyConfigured(f"{_name} must look like 10/min (count/s|min|hour|day)")
+for _proxy in SECURITY_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"SECURITY_TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR") from None
 TOTP_ISSUER = env_str("TOTP_ISSUER", "安全生产监管平台")
 # Audit retention: the prune command refuses anything younger (MLPS: at least 6 months).
 AUDIT_RETENTION_DAYS = max(180, env_int("AUDIT_RETENTION_DAYS", 365))
+LANGUAGE_COOKIE_HTTPONLY = True  # only the server reads it (regulator.locale)
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = PRODUCTION
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -1,12 +1,14 @@
 """MLPS level 3 (等保三级) controls around login, sessions and roles.
 
 Modules: ``hashers`` (PBKDF2-HMAC-SM3), ``validators`` and ``policy`` (password rules, expiry,
-forced change), ``lockout`` (per account and per IP), ``ratelimit`` (login) and ``throttling``
-(API), ``totp`` (second factor), ``duties`` (三权分立), ``net`` (client IP behind proxies),
-``classification`` and ``masking`` (data governance), ``middleware`` (enforcement per request).
+forced change), ``lockout`` (per existing account), ``ratelimit`` (login, per IP and per
+(IP, username)) and ``throttling`` (API), ``cache`` (a database cache with an atomic incr),
+``totp`` (second factor), ``duties`` (三权分立), ``net`` (re-exports ``regulator.client_ip``, the
+client IP behind trusted proxies), ``classification`` and ``masking`` (data governance),
+``middleware`` (enforcement per request).
 
 For WebSocket consumers, ``session_alive(scope)`` says whether the HTTP session behind a socket
-is still within its idle limit; see its docstring.
+is still within its idle limit and its absolute lifetime; see its docstring.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def session_alive(scope) -> bool:
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
     data = store.load()  # an expired or missing session loads as {}
     if not data or SESSION_KEY not in data:
+        return False
+    from regulator.middleware import session_past_absolute_lifetime
+
+    if session_past_absolute_lifetime(data):  # the absolute lifetime ends a socket as it ends a page
         return False
     user = scope.get("user")
     return not (

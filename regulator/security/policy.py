@@ -32,4 +32,5 @@ def password_change_reason(user) -> str | None:
 
 
 def requires_mfa(user) -> bool:
-    return bool(user is not None and (user.is_superuser or user.role in MFA_ROLES))
+    """Admin roles, superusers and every account that can open the Django admin (``is_staff``)."""
+    return bool(user is not None and (user.is_superuser or getattr(user, "is_staff", False) or user.role in MFA_ROLES))

@@ -7,11 +7,23 @@ records through ``regulator.audit.record_event``, the one door to the audit log.
 
 from __future__ import annotations
 
-from django.contrib.auth.signals import user_logged_out
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from regulator.audit import record_event
+
+
+@receiver(user_logged_in, dispatch_uid="security_session_started")
+def start_session_clock(sender, request, user, **kwargs):
+    """Every login restarts the absolute session lifetime (SESSION_ABSOLUTE_SECONDS)."""
+    import time
+
+    from regulator.middleware import SESSION_STARTED_KEY
+
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[SESSION_STARTED_KEY] = int(time.time())
 
 
 @receiver(user_logged_out, dispatch_uid="security_audit_logout")

@@ -12,6 +12,6 @@ class PerIPAnonRateThrottle(AnonRateThrottle):
     scope = "anon"
 
     def get_ident(self, request):
-        from regulator.security.net import client_ip
+        from regulator.client_ip import client_ip
 
         return client_ip(request) or super().get_ident(request)

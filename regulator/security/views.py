@@ -26,8 +26,8 @@ from django.views.decorators.http import require_POST
 
 from regulator.audit import record_event, verify_chain
 from regulator.choices import Role
+from regulator.client_ip import client_ip
 from regulator.security import lockout, ratelimit, totp
-from regulator.security.net import client_ip
 from regulator.security.policy import password_change_reason, requires_mfa
 
 PENDING = "security.pending_login"
@@ -79,10 +79,16 @@ def login_view(request):
     ip = client_ip(request)
     verdict = ratelimit.check_login(ip, username)
     if not verdict.allowed:
-        record_event(event="auth.rate_limited", outcome="failure", request=request, detail={"username": username})
+        record_event(
+            event="auth.rate_limited",
+            outcome="failure",
+            request=request,
+            detail={"username": username, "scope": verdict.scope, "retry_after": verdict.retry_after},
+        )
         response = _login_page(
             request,
-            error=_("登录尝试过于频繁，请%(s)d秒后再试") % {"s": verdict.retry_after},
+            error=_("登录尝试过于频繁，已暂停从您的网络登录，请%(s)d秒后再试（其他用户不受影响）")
+            % {"s": verdict.retry_after},
             status=429,
             username=username,
             next_url=next_url,
@@ -101,7 +107,7 @@ def login_view(request):
         until = timezone.localtime(lock.locked_until).strftime("%H:%M")
         return _login_page(
             request,
-            error=_("该账户或来源IP因多次登录失败已被锁定，请于%(t)s后再试或联系安全管理员解锁") % {"t": until},
+            error=_("该账户因多次登录失败已被锁定，请于%(t)s后再试或联系安全管理员解锁") % {"t": until},
             status=403,
             username=username,
             next_url=next_url,
@@ -160,9 +166,23 @@ def mfa_verify(request):
     error = ""
     if request.method == "POST":
         ip = client_ip(request)
+        verdict = ratelimit.check_login(ip, user.username)
+        if not verdict.allowed:
+            record_event(event="auth.rate_limited", outcome="failure", user=user, obj=user, request=request)
+            response = render(
+                request,
+                "registration/mfa_verify.html",
+                {
+                    "error": _("动态口令尝试过于频繁，请%(s)d秒后再试") % {"s": verdict.retry_after},
+                    "user_name": user.username,
+                },
+                status=429,
+            )
+            response["Retry-After"] = str(verdict.retry_after)
+            return response
         if lockout.active_lock(user.username, ip):
             request.session.pop(PENDING, None)
-            messages.error(request, _("该账户或来源IP已被锁定，请联系安全管理员"))
+            messages.error(request, _("该账户已被锁定，请联系安全管理员"))
             return redirect("login")
         if totp.verify(device, request.POST.get("code", "")):
             record_event(event="mfa.verified", user=user, obj=user, request=request)
