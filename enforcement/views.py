@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,7 +33,7 @@ from enforcement.forms import (
     RepairDecideForm,
 )
 from enforcement.models import InspectorProfile, RepairApplication
-from regulator import scoping
+from regulator import scoping, uploads
 from regulator.errors import DomainError
 from regulator.models import Region, User
 from regulator.search import text_q
@@ -292,7 +292,15 @@ def inspection_photo(request, pk):
 def photo_file(request, pk, photo_id):
     inspection = get_object_or_404(selectors.inspections_visible_to(request.user), pk=pk)
     photo = get_object_or_404(inspection.photos, pk=photo_id)
-    return FileResponse(photo.image.open("rb"))
+    return stream_photo(photo)
+
+
+def stream_photo(photo):
+    try:
+        handle = photo.image.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404
+    return uploads.file_response(handle, filename=photo.image.name.rsplit("/", 1)[-1])
 
 
 @login_required
@@ -318,9 +326,18 @@ def document_pdf(request, pk):
     doc = get_object_or_404(selectors.documents_visible_to(request.user), pk=pk)
     if not doc.pdf:
         raise Http404
-    response = FileResponse(doc.pdf.open("rb"), content_type="application/pdf", filename=f"{doc.number}.pdf")
+    response = document_pdf_response(doc)
     response["X-Content-SM3"] = doc.sha3
     return response
+
+
+def document_pdf_response(doc):
+    """The issued PDF as a download (the one door for the page and the API)."""
+    try:
+        handle = doc.pdf.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404
+    return uploads.file_response(handle, filename=f"{doc.number}.pdf", content_type="application/pdf")
 
 
 @login_required
@@ -551,5 +568,5 @@ def public_draw_result(request, pk):
     """The exact canonical result JSON that was hashed: SM3 of this body is the published result hash."""
     draw = get_object_or_404(selectors.public_draws_all(), pk=pk)
     response = HttpResponse(draw.result.encode("utf-8"), content_type="application/json; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="draw-{draw.pk}-result.json"'
+    uploads.harden_download(response, filename=f"draw-{draw.pk}-result.json")
     return response

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -18,6 +18,7 @@ from hazards.choices import HazardAction, HazardStatus, RunStatus
 from hazards.filtersets import HazardFilterSet
 from hazards.models import ChecklistItem, ChecklistRun, ChecklistTemplate, HazardPhoto
 from hazards.pagination import CappedPaginator
+from regulator import uploads
 from regulator.choices import REGULATOR_ROLES
 from regulator.errors import DomainError
 from regulator.models import Region, User
@@ -278,7 +279,7 @@ def hazard_upload(request, pk):
 
 
 def stream_photo(photo: HazardPhoto, *, thumb: bool = False):
-    """Stream a stored photo with its own content type; the caller has checked visibility."""
+    """Stream a stored photo with the type it was re-encoded to; the caller has checked visibility."""
     rel = photo.thumb_path if thumb else photo.path
     try:
         path = photos.resolve(rel)
@@ -286,12 +287,7 @@ def stream_photo(photo: HazardPhoto, *, thumb: bool = False):
     except (FileNotFoundError, OSError):
         raise Http404
     content_type = "image/jpeg" if thumb else photo.content_type
-    response = FileResponse(handle, content_type=content_type)
-    response["Content-Disposition"] = f'inline; filename="{photo.uid}{path.suffix}"'
-    response["Cache-Control"] = "private, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return uploads.file_response(handle, filename=f"{photo.uid}{path.suffix}", content_type=content_type)
 
 
 @login_required
