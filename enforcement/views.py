@@ -236,6 +236,15 @@ def inspection_detail(request, pk):
             else:
                 messages.success(request, _("检查结果已录入"))
                 return redirect("enforcement:inspection_detail", pk=inspection.pk)
+    return _render_inspection(request, inspection, complete_form=complete_form)
+
+
+def _render_inspection(request, inspection, *, complete_form=None, photo_form=None, status=200):
+    can_act = request.user.is_regulator or request.user.is_superuser
+    can_act = can_act and selectors.can_issue_for(request.user, inspection)
+    if complete_form is None:
+        items = inspection.plan.items if inspection.plan else []
+        complete_form = CompleteForm(items=items, initial={"inspected_on": timezone.localdate()})
     documents = [{"doc": d, **services.document_verify(d)} for d in inspection.documents.order_by("issued_at")]
     return render(
         request,
@@ -246,10 +255,11 @@ def inspection_detail(request, pk):
             "is_regulator": request.user.is_regulator or request.user.is_superuser,
             "can_manage": selectors.can_manage_plans(request.user),
             "complete_form": complete_form,
-            "photo_form": PhotoForm(),
+            "photo_form": photo_form or PhotoForm(),
             "document_form": DocumentForm(),
             "documents": documents,
         },
+        status=status,
     )
 
 
@@ -280,12 +290,20 @@ def inspection_photo(request, pk):
                 caption=form.cleaned_data["caption"],
             )
         except DomainError as exc:
-            _error(request, exc)
+            if exc.status_code != 400:  # not allowed to add photos: no form to correct
+                _error(request, exc)
+                return redirect("enforcement:inspection_detail", pk=inspection.pk)
+            form.add_error("image" if exc.details.get("field") == "image" else None, exc.message)
         else:
             messages.success(request, _("照片已上传"))
-    else:
-        messages.error(request, _("请选择照片"))
-    return redirect("enforcement:inspection_detail", pk=inspection.pk)
+            return redirect("enforcement:inspection_detail", pk=inspection.pk)
+    # A refused file: the page again, with the reason next to the field (400, not a redirect).
+    inspection = (
+        selectors.inspections_visible_to(request.user)
+        .prefetch_related("team", "findings", "photos")
+        .get(pk=inspection.pk)
+    )
+    return _render_inspection(request, inspection, photo_form=form, status=400)
 
 
 @login_required

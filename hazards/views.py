@@ -208,7 +208,7 @@ def hazard_detail(request, pk):
     return _render_detail(request, hazard)
 
 
-def _render_detail(request, hazard, failed_action=None, failed_form=None, status=200):
+def _render_detail(request, hazard, failed_action=None, failed_form=None, status=200, upload_form=None):
     action_forms = _action_forms(hazard, request.user)
     if failed_action:
         for entry in action_forms:
@@ -223,7 +223,9 @@ def _render_detail(request, hazard, failed_action=None, failed_form=None, status
         "extensions": hazard.extensions.select_related("requested_by", "decided_by"),
         "escalations": hazard.escalations.all(),
         "action_forms": action_forms,
-        "upload_form": forms.PhotoUploadForm() if policy.can_upload_photo(request.user, hazard) else None,
+        "upload_form": (upload_form or forms.PhotoUploadForm())
+        if policy.can_upload_photo(request.user, hazard)
+        else None,
     }
     return render(request, "hazards/detail.html", context, status=status)
 
@@ -269,13 +271,17 @@ def hazard_upload(request, pk):
             )
         except PermissionDenied:
             messages.error(request, _("您无权为该隐患上传照片"))
+            return redirect("hazards:detail", hazard.pk)
         except DomainError as exc:
-            messages.error(request, _("照片未保存：%(reason)s") % {"reason": exc.message})
+            field = exc.details.get("field")
+            form.add_error(
+                field if field in form.fields else None, _("照片未保存：%(reason)s") % {"reason": exc.message}
+            )
         else:
             messages.success(request, _("已上传 %(n)s 张照片") % {"n": len(created)})
-    else:
-        messages.error(request, _("请选择照片"))
-    return redirect("hazards:detail", hazard.pk)
+            return redirect("hazards:detail", hazard.pk)
+    # A refused file: the page again, with the reason next to the field (400, not a redirect).
+    return _render_detail(request, hazard, status=400, upload_form=form)
 
 
 def stream_photo(photo: HazardPhoto, *, thumb: bool = False):
