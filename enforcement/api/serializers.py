@@ -165,7 +165,7 @@ class IssueDocumentSerializer(serializers.Serializer):
     content = serializers.DictField(required=False)
 
 
-class PhotoUploadSerializer(serializers.Serializer):
+class InspectionPhotoUploadSerializer(serializers.Serializer):
     """A site photo; its content is checked by the upload validator in the service, not here."""
 
     image = serializers.FileField(allow_empty_file=True, use_url=False)

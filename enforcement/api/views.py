@@ -90,10 +90,12 @@ class InspectionViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(s.InspectionRegulatorSerializer(inspection).data)
 
-    @extend_schema(request={"multipart/form-data": s.PhotoUploadSerializer}, responses=s.InspectionPhotoSerializer)
+    @extend_schema(
+        request={"multipart/form-data": s.InspectionPhotoUploadSerializer}, responses=s.InspectionPhotoSerializer
+    )
     @action(detail=True, methods=["post"], url_path="photos")
     def upload_photo(self, request, pk=None):
-        data = s.PhotoUploadSerializer(data=request.data)
+        data = s.InspectionPhotoUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         photo = services.inspection_add_photo(
             inspection=self.get_object(),
