@@ -139,7 +139,9 @@ def validate_image(upload, *, field: str | None = None, max_edge: int | None = N
         # Reads the header only: the size is known before a single pixel is decoded.
         image = Image.open(io.BytesIO(data), formats=_OPENERS)
     except Image.DecompressionBombError as exc:  # Pillow's guard (2x our limit) fired inside open()
-        raise UploadRejected(too_many % {"w": "?", "h": "?", "max": max_pixels // 10_000}, field=field) from exc
+        raise UploadRejected(
+            _("图片像素过多，最多 %(max)s 万像素") % {"max": max_pixels // 10_000}, field=field
+        ) from exc
     except UnidentifiedImageError as exc:
         raise _refuse_format(field) from exc
     except Exception as exc:  # a truncated or hostile header: Pillow raises many kinds
@@ -157,21 +159,19 @@ def validate_image(upload, *, field: str | None = None, max_edge: int | None = N
         if fmt == "JPEG" and max(width, height) >= 2 * edge:
             # The JPEG decoder can scale by 1/2, 1/4, 1/8 while decoding: far less memory.
             scale = max(width, height) / edge
-            image.draft("RGB", (math.ceil(width / scale), math.ceil(height / scale)))
+            image.draft(None, (math.ceil(width / scale), math.ceil(height / scale)))
         image.load()
         ImageOps.exif_transpose(image, in_place=True)
         image = _to_storable_mode(image, fmt)
-    except UploadRejected:
-        raise
+        # Only pixels are kept: EXIF (GPS, camera), ICC, XMP, text chunks, comments and anything
+        # appended after the image (an HTML or script tail of a polyglot) are not written back.
+        image.info = {}
+        if max(image.size) > edge:
+            image.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        save(image, out, fmt)
     except Exception as exc:  # truncated data, bad chunks, unsupported modes: never a 500
         raise UploadRejected(_("图片文件已损坏或无法识别"), field=field) from exc
-    # Only pixels are kept: EXIF (GPS, camera), ICC, XMP, text chunks, comments and anything
-    # appended after the image (an HTML or script tail of a polyglot) are not written back.
-    image.info = {}
-    if max(image.size) > edge:
-        image.thumbnail((edge, edge), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    save(image, out, fmt)
     return CleanImage(
         data=out.getvalue(),
         fmt=fmt,
