@@ -291,12 +291,19 @@ def test_documents_reports_and_exports_are_private_no_store_downloads(world, ins
         _assert_download_headers(response)
 
 
-def test_media_is_never_reachable_by_url(settings):
+def test_media_is_never_reachable_by_url(settings, world, inspection):
     from django.core import checks
 
     from regulator import uploads
 
     assert settings.MEDIA_URL is None
+    client = Client()
+    client.force_login(world.inspector)
+    photo = enforcement_services.inspection_add_photo(
+        inspection=inspection, user=world.inspector, upload=SimpleUploadedFile("p.png", image_bytes("PNG"))
+    )
+    for probe in ("/media/", "/private-media/", "/static/", "/static/../private-media/", "/static/%2e%2e/"):
+        assert client.get(probe + photo.image.name).status_code == 404, probe
     assert not [e for e in checks.run_checks(tags=[checks.Tags.security]) if e.id.startswith("regulator.E10")]
     settings.MEDIA_URL = "/media/"
     assert "regulator.E101" in [e.id for e in uploads.check_private_media()]
@@ -386,3 +393,8 @@ def test_over_http_an_html_photo_is_refused_and_what_is_served_cannot_run(world,
     for name, value in HEADERS.items():
         assert headers[name] == value, name
     assert b"<script" not in served and Image.open(io.BytesIO(served)).format == "PNG"
+    # And no URL outside the permission-checking view reaches the stored file (what a static
+    # handler makes of "/static/../" is checked through the app's own stack in the test above).
+    stored = InspectionPhoto.objects.get().image.name
+    for probe in (f"/media/{stored}", f"/private-media/{stored}", f"/static/{stored}"):
+        assert browser.send("GET", probe)[0] == 404, probe
