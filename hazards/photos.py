@@ -15,10 +15,6 @@ from PIL import Image
 
 from regulator import uploads
 
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-PhotoRejected = uploads.UploadRejected
-
 
 @dataclass
 class ProcessedPhoto:
@@ -28,10 +24,8 @@ class ProcessedPhoto:
     width: int
     height: int
     original_name: str
-
-    @property
-    def content_type(self) -> str:
-        return CONTENT_TYPES[self.fmt]
+    content_type: str
+    extension: str
 
 
 def process(upload, *, field: str = "photos") -> ProcessedPhoto:
@@ -55,6 +49,8 @@ def process(upload, *, field: str = "photos") -> ProcessedPhoto:
         width=clean.width,
         height=clean.height,
         original_name=clean.original_name,
+        content_type=clean.content_type,
+        extension=clean.extension,
     )
 
 
@@ -77,7 +73,7 @@ def store(photo: ProcessedPhoto) -> tuple[str, str]:
     folder = Path("hazards") / f"{now:%Y}" / f"{now:%m}"
     (media_root() / folder).mkdir(parents=True, exist_ok=True)
     stem = uuid.uuid4().hex
-    rel = folder / f"{stem}.{EXTENSIONS[photo.fmt]}"
+    rel = folder / f"{stem}.{photo.extension}"  # the decoded format's, from the validator
     rel_thumb = folder / f"{stem}_t.jpg"
     written: list[Path] = []
     try:
