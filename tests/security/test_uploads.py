@@ -32,8 +32,10 @@ from hazards import photos as hazard_photos
 from hazards import services as hazard_services
 from hazards.models import HazardPhoto
 from regulator.errors import InvalidInput
+from tests.alerts import e2e_support
 
 pytestmark = pytest.mark.django_db
+processes = e2e_support.processes  # the real-process fixture (skips without PostgreSQL and Redis)
 
 SCRIPT = b"<html><body><script>alert(document.cookie)</script></body></html>"
 HEADERS = {
@@ -329,20 +331,23 @@ def server(live_server):
 class Browser:
     """urllib with a session cookie and a CSRF token, as a logged-in browser would send them."""
 
-    def __init__(self, base: str, user):
-        self.base = base
-        client = Client()
-        client.force_login(user)
+    def __init__(self, base: str, user, session: str | None = None):
+        self.base = self.origin = base
+        self.extra: dict[str, str] = {}
+        if session is None:
+            client = Client()
+            client.force_login(user)
+            session = client.cookies["sessionid"].value
         self.csrf = secrets.token_hex(16)  # a 32-character secret is a valid unmasked token
-        self.cookie = f"sessionid={client.cookies['sessionid'].value}; csrftoken={self.csrf}"
+        self.cookie = f"sessionid={session}; csrftoken={self.csrf}"
         self.opener = request.build_opener(request.HTTPCookieProcessor(CookieJar()))
 
     def send(self, method, path, body=None, headers=None):
         req = request.Request(self.base + path, data=body, method=method)
         req.add_header("Cookie", self.cookie)
         req.add_header("X-CSRFToken", self.csrf)
-        req.add_header("Referer", self.base + "/")
-        for k, v in (headers or {}).items():
+        req.add_header("Referer", self.origin + "/")
+        for k, v in {**self.extra, **(headers or {})}.items():
             req.add_header(k, v)
         try:
             with self.opener.open(req, timeout=30) as resp:
@@ -398,3 +403,51 @@ def test_over_http_an_html_photo_is_refused_and_what_is_served_cannot_run(world,
     stored = InspectionPhoto.objects.get().image.name
     for probe in (f"/media/{stored}", f"/private-media/{stored}", f"/static/{stored}"):
         assert browser.send("GET", probe)[0] == 404, probe
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_production_daphne_refuses_an_html_photo_and_serves_ours_with_the_download_headers(world, processes):
+    """PRODUCTION=1 Daphne (no DEBUG, WhiteNoise with the manifest storage), as behind the proxy."""
+    import sys
+    from pathlib import Path
+
+    from regulator.crypto import _demo_key_spec
+    from tests.alerts.e2e_support import _port_open, free_port, session_key, wait_for
+
+    start, _logdir = processes
+    port = free_port()
+    start(
+        "daphne",
+        "env",
+        "PRODUCTION=1",
+        f"FIELD_KEYS={_demo_key_spec()}",  # the keys this test process encrypted the personas with
+        f"SM2_PRIVATE_KEY=0{secrets.token_hex(32)[1:]}",
+        str(Path(sys.executable).parent / "daphne"),
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "regulator.asgi:application",
+    )
+    wait_for(lambda: _port_open("127.0.0.1", port), 60, "Daphne to listen")
+    inspection = Inspection.objects.create(enterprise=world.here, date=date(2026, 6, 1))
+    InspectionTeamMember.objects.create(inspection=inspection, user=world.inspector)
+    browser = Browser(f"http://127.0.0.1:{port}", world.inspector, session=session_key(world.inspector))
+    browser.extra = {"X-Forwarded-Proto": "https"}  # the proxy terminated TLS
+    browser.origin = f"https://127.0.0.1:{port}"
+    api = f"/api/v1/enforcement/inspections/{inspection.pk}/photos/"
+
+    for name, ctype in (("xss.html", "text/html"), ("xss.js", "application/javascript"), ("x.svg", "image/svg+xml")):
+        status, _headers, body = browser.upload(api, "image", name, ctype, SCRIPT)
+        assert status == 400 and json.loads(body)["field"] == "image", (name, status, body[:300])
+    assert not InspectionPhoto.objects.exists()
+    status, _headers, body = browser.upload(api, "image", "xss.html", "text/html", image_bytes("JPEG") + SCRIPT)
+    assert status == 201, body[:300]
+    status, headers, served = browser.send("GET", json.loads(body)["url"])
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert "max-age" in headers["Strict-Transport-Security"]  # it is the production configuration
+    for name, value in HEADERS.items():
+        assert headers[name] == value, name
+    assert b"<script" not in served
