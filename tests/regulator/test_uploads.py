@@ -96,3 +96,13 @@ def test_the_client_name_is_kept_for_display_only_without_its_path():
     upload.name = "..\\..\\现场照片.html"
     clean = validate_image(upload)
     assert clean.original_name == "现场照片.html" and clean.stored_name("x").endswith(".png")
+
+
+def test_a_multi_picture_jpeg_from_a_phone_is_kept_as_its_first_frame_in_plain_jpeg():
+    frames = [Image.new("RGB", (16, 12), (250, 0, 0)), Image.new("RGB", (16, 12), (0, 0, 250))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "MPO", save_all=True, append_images=frames[1:])
+    assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
+    clean = validate_image(SimpleUploadedFile("stereo.jpg", buf.getvalue()))
+    out = decoded(clean.data)
+    assert clean.fmt == out.format == "JPEG" and clean.extension == "jpg" and out.getpixel((8, 6))[0] > 200
