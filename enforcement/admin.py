@@ -4,6 +4,8 @@ documents and scores are read-only (they change only through their services)."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from enforcement import services
@@ -121,6 +123,16 @@ class DocumentAdmin(ScopedAdminMixin, ReadOnlyAdmin):
     list_display = ["number", "doc_type", "issued_at", "sha3"]
     list_filter = ["doc_type", "year"]
     search_fields = ["number"]
+    # The stored file has no URL (MEDIA_URL is None: rendering it as a link was a 500): link the
+    # permission-checking download view instead, which sends it with the download headers.
+    exclude = ["pdf"]
+    readonly_fields = ["pdf_download"]
+
+    @admin.display(description=_("PDF"))
+    def pdf_download(self, obj):
+        if not obj.pdf:
+            return "—"
+        return format_html('<a href="{}">{}.pdf</a>', reverse("enforcement:document_pdf", args=[obj.pk]), obj.number)
 
 
 @admin.register(CreditEvent)

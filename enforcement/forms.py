@@ -153,7 +153,12 @@ class CompleteForm(forms.Form):
 
 
 class PhotoForm(forms.Form):
-    image = forms.FileField(label=_("现场照片"))
+    # Checked by regulator.uploads in the service; `accept` only narrows the picker.
+    image = forms.FileField(
+        label=_("现场照片"),
+        allow_empty_file=True,
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+    )
     caption = forms.CharField(label=_("说明"), required=False, max_length=200)
 
 

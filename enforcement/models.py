@@ -317,7 +317,10 @@ class InspectionFinding(models.Model):
 
 
 def _photo_path(instance, filename):
-    ext = (filename.rsplit(".", 1)[-1] if "." in filename else "jpg").lower()[:5]
+    # The name comes from regulator.uploads (the decoded format's extension); anything else would be
+    # a bypass of the validator, stored as an opaque .bin that is only ever served as a download.
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    ext = ext if ext in ("jpg", "png", "webp") else "bin"
     return f"enforcement/photos/{instance.inspection_id}/{uuid.uuid4().hex}.{ext}"
 
 

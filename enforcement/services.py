@@ -58,6 +58,7 @@ from enforcement.models import (
     RepairApplication,
 )
 from enforcement.selectors import can_issue_for, can_manage_plans
+from regulator import uploads
 from regulator.audit import record_event
 from regulator.errors import DomainError, InvalidInput, TransitionNotAllowed
 from regulator.notifications import notify
@@ -892,15 +893,19 @@ def inspection_cancel(*, inspection: Inspection, user, reason: str) -> Inspectio
 
 
 def inspection_add_photo(*, inspection: Inspection, user, upload, caption: str = "") -> InspectionPhoto:
+    """Attach a site photo: validated and re-encoded by the platform's one upload validator, stored
+    under a generated name whose extension is the decoded format's (never the client's)."""
     if not can_issue_for(user, inspection):
         raise DomainError(_("只有检查组成员可以上传照片"), code="forbidden")
-    if upload.size > 10 * 1024 * 1024:
-        raise InvalidInput(_("照片不能超过10MB"))
-    head = upload.read(12)
-    upload.seek(0)
-    if not (head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG") or head[8:12] == b"WEBP"):
-        raise InvalidInput(_("只接受 JPEG、PNG 或 WebP 图片"))
-    photo = InspectionPhoto.objects.create(inspection=inspection, image=upload, caption=caption, uploaded_by=user)
+    clean = uploads.validate_image(upload, field="image")
+    photo = InspectionPhoto(inspection=inspection, caption=(caption or "").strip()[:200], uploaded_by=user)
+    # upload_to (_photo_path) places it per inspection; the name we pass only carries the extension.
+    photo.image.save(clean.stored_name(), ContentFile(clean.data), save=False)
+    try:
+        photo.save()
+    except Exception:
+        photo.image.delete(save=False)
+        raise
     record_event(event="enforcement.photo_added", user=user, obj=inspection, detail={"photo": photo.pk})
     return photo
 

@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,7 +33,7 @@ from enforcement.forms import (
     RepairDecideForm,
 )
 from enforcement.models import InspectorProfile, RepairApplication
-from regulator import scoping
+from regulator import scoping, uploads
 from regulator.errors import DomainError
 from regulator.models import Region, User
 from regulator.search import text_q
@@ -236,6 +236,15 @@ def inspection_detail(request, pk):
             else:
                 messages.success(request, _("检查结果已录入"))
                 return redirect("enforcement:inspection_detail", pk=inspection.pk)
+    return _render_inspection(request, inspection, complete_form=complete_form)
+
+
+def _render_inspection(request, inspection, *, complete_form=None, photo_form=None, status=200):
+    can_act = request.user.is_regulator or request.user.is_superuser
+    can_act = can_act and selectors.can_issue_for(request.user, inspection)
+    if complete_form is None:
+        items = inspection.plan.items if inspection.plan else []
+        complete_form = CompleteForm(items=items, initial={"inspected_on": timezone.localdate()})
     documents = [{"doc": d, **services.document_verify(d)} for d in inspection.documents.order_by("issued_at")]
     return render(
         request,
@@ -246,10 +255,11 @@ def inspection_detail(request, pk):
             "is_regulator": request.user.is_regulator or request.user.is_superuser,
             "can_manage": selectors.can_manage_plans(request.user),
             "complete_form": complete_form,
-            "photo_form": PhotoForm(),
+            "photo_form": photo_form or PhotoForm(),
             "document_form": DocumentForm(),
             "documents": documents,
         },
+        status=status,
     )
 
 
@@ -280,19 +290,35 @@ def inspection_photo(request, pk):
                 caption=form.cleaned_data["caption"],
             )
         except DomainError as exc:
-            _error(request, exc)
+            if exc.status_code != 400:  # not allowed to add photos: no form to correct
+                _error(request, exc)
+                return redirect("enforcement:inspection_detail", pk=inspection.pk)
+            form.add_error("image" if exc.details.get("field") == "image" else None, exc.message)
         else:
             messages.success(request, _("照片已上传"))
-    else:
-        messages.error(request, _("请选择照片"))
-    return redirect("enforcement:inspection_detail", pk=inspection.pk)
+            return redirect("enforcement:inspection_detail", pk=inspection.pk)
+    # A refused file: the page again, with the reason next to the field (400, not a redirect).
+    inspection = (
+        selectors.inspections_visible_to(request.user)
+        .prefetch_related("team", "findings", "photos")
+        .get(pk=inspection.pk)
+    )
+    return _render_inspection(request, inspection, photo_form=form, status=400)
 
 
 @login_required
 def photo_file(request, pk, photo_id):
     inspection = get_object_or_404(selectors.inspections_visible_to(request.user), pk=pk)
     photo = get_object_or_404(inspection.photos, pk=photo_id)
-    return FileResponse(photo.image.open("rb"))
+    return stream_photo(photo)
+
+
+def stream_photo(photo):
+    try:
+        handle = photo.image.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404
+    return uploads.file_response(handle, filename=photo.image.name.rsplit("/", 1)[-1])
 
 
 @login_required
@@ -318,9 +344,18 @@ def document_pdf(request, pk):
     doc = get_object_or_404(selectors.documents_visible_to(request.user), pk=pk)
     if not doc.pdf:
         raise Http404
-    response = FileResponse(doc.pdf.open("rb"), content_type="application/pdf", filename=f"{doc.number}.pdf")
+    response = document_pdf_response(doc)
     response["X-Content-SM3"] = doc.sha3
     return response
+
+
+def document_pdf_response(doc):
+    """The issued PDF as a download (the one door for the page and the API)."""
+    try:
+        handle = doc.pdf.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404
+    return uploads.file_response(handle, filename=f"{doc.number}.pdf", content_type="application/pdf")
 
 
 @login_required
@@ -551,5 +586,5 @@ def public_draw_result(request, pk):
     """The exact canonical result JSON that was hashed: SM3 of this body is the published result hash."""
     draw = get_object_or_404(selectors.public_draws_all(), pk=pk)
     response = HttpResponse(draw.result.encode("utf-8"), content_type="application/json; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="draw-{draw.pk}-result.json"'
+    uploads.harden_download(response, filename=f"draw-{draw.pk}-result.json")
     return response

@@ -16,6 +16,7 @@ from enterprises.reports.files import CONTENT_TYPES, ascii_filename, filename
 from enterprises.reports.files import render as render_file
 from enterprises.reports.forms import MonthlyReportForm, may_make_reports, report_regions
 from regulator.audit import record_event
+from regulator.uploads import harden_download
 
 
 def content_disposition(name: str, fallback: str) -> str:
@@ -64,8 +65,7 @@ def monthly_report(request):
     response = FileResponse(iter([content]), content_type=CONTENT_TYPES[fmt])
     response["Content-Length"] = str(len(content))
     response["Content-Disposition"] = content_disposition(filename(report, fmt), ascii_filename(report, fmt))
-    response["Cache-Control"] = "no-store"
-    return response
+    return harden_download(response)
 
 
 def _context(form, user, regions) -> dict:
@@ -99,5 +99,4 @@ def archived_report(request, code: str, month: str, fmt: str):
     name = _("%(place)s安全生产监管月报") % {"place": region.name} + f"-{month}.{fmt}"
     response = FileResponse(path.open("rb"), content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = content_disposition(name, f"monthly-report-{code}-{month}.{fmt}")
-    response["Cache-Control"] = "no-store"
-    return response
+    return harden_download(response)

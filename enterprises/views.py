@@ -21,6 +21,7 @@ from enterprises.filtersets import EnterpriseFilterSet
 from enterprises.forms import EnterpriseForm, InstallationForm, LicenceForm, SubstanceFormSet
 from enterprises.models import Enterprise, Licence, MajorHazardInstallation
 from regulator.audit import record_event
+from regulator.uploads import harden_download
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE = 25
@@ -91,9 +92,7 @@ def enterprise_export(request, fmt: str):
             exporting.xlsx_bytes(qs),
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
+    return harden_download(response, filename=filename)
 
 
 def _request_context(request) -> dict:

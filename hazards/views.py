@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -18,6 +18,7 @@ from hazards.choices import HazardAction, HazardStatus, RunStatus
 from hazards.filtersets import HazardFilterSet
 from hazards.models import ChecklistItem, ChecklistRun, ChecklistTemplate, HazardPhoto
 from hazards.pagination import CappedPaginator
+from regulator import uploads
 from regulator.choices import REGULATOR_ROLES
 from regulator.errors import DomainError
 from regulator.models import Region, User
@@ -207,7 +208,7 @@ def hazard_detail(request, pk):
     return _render_detail(request, hazard)
 
 
-def _render_detail(request, hazard, failed_action=None, failed_form=None, status=200):
+def _render_detail(request, hazard, failed_action=None, failed_form=None, status=200, upload_form=None):
     action_forms = _action_forms(hazard, request.user)
     if failed_action:
         for entry in action_forms:
@@ -222,7 +223,9 @@ def _render_detail(request, hazard, failed_action=None, failed_form=None, status
         "extensions": hazard.extensions.select_related("requested_by", "decided_by"),
         "escalations": hazard.escalations.all(),
         "action_forms": action_forms,
-        "upload_form": forms.PhotoUploadForm() if policy.can_upload_photo(request.user, hazard) else None,
+        "upload_form": (upload_form or forms.PhotoUploadForm())
+        if policy.can_upload_photo(request.user, hazard)
+        else None,
     }
     return render(request, "hazards/detail.html", context, status=status)
 
@@ -268,17 +271,21 @@ def hazard_upload(request, pk):
             )
         except PermissionDenied:
             messages.error(request, _("您无权为该隐患上传照片"))
+            return redirect("hazards:detail", hazard.pk)
         except DomainError as exc:
-            messages.error(request, _("照片未保存：%(reason)s") % {"reason": exc.message})
+            field = exc.details.get("field")
+            form.add_error(
+                field if field in form.fields else None, _("照片未保存：%(reason)s") % {"reason": exc.message}
+            )
         else:
             messages.success(request, _("已上传 %(n)s 张照片") % {"n": len(created)})
-    else:
-        messages.error(request, _("请选择照片"))
-    return redirect("hazards:detail", hazard.pk)
+            return redirect("hazards:detail", hazard.pk)
+    # A refused file: the page again, with the reason next to the field (400, not a redirect).
+    return _render_detail(request, hazard, status=400, upload_form=form)
 
 
 def stream_photo(photo: HazardPhoto, *, thumb: bool = False):
-    """Stream a stored photo with its own content type; the caller has checked visibility."""
+    """Stream a stored photo with the type it was re-encoded to; the caller has checked visibility."""
     rel = photo.thumb_path if thumb else photo.path
     try:
         path = photos.resolve(rel)
@@ -286,12 +293,7 @@ def stream_photo(photo: HazardPhoto, *, thumb: bool = False):
     except (FileNotFoundError, OSError):
         raise Http404
     content_type = "image/jpeg" if thumb else photo.content_type
-    response = FileResponse(handle, content_type=content_type)
-    response["Content-Disposition"] = f'inline; filename="{photo.uid}{path.suffix}"'
-    response["Cache-Control"] = "private, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return uploads.file_response(handle, filename=f"{photo.uid}{path.suffix}", content_type=content_type)
 
 
 @login_required

@@ -309,6 +309,13 @@ STORAGES = {
 # Uploaded files are never served from a public URL: views check permission and stream them.
 MEDIA_ROOT = DATA_DIR / "private-media"
 MEDIA_URL = None
+# Uploads (regulator.uploads, the one validator): bytes per file; pixels, checked from the header
+# before decoding (Pillow's own bomb guard is set to the same figure); the longer edge of the stored,
+# re-encoded image. A 24 Mpx JPEG costs ~95 MiB to validate; 6000 keeps it from also being resized
+# (a resize of 6000x4000 to 4096 needs ~100 MiB more): bench/upload_memory.py.
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
+UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 24_000_000)
+UPLOAD_IMAGE_MAX_EDGE = env_int("UPLOAD_IMAGE_MAX_EDGE", 6000)
 
 # --- Crypto (SM4 keys never live in the database) --------------------------------------------
 # FIELD_KEYS: "id1:hex32,id2:hex32" (or FIELD_KEYS_FILE); the first key encrypts, all decrypt.
@@ -433,10 +440,7 @@ LICENCE_EXPIRY_WARNING_DAYS = env_int("LICENCE_EXPIRY_WARNING_DAYS", 90)
 HAZARD_ESCALATION_PRINCIPAL_DAYS = env_int("HAZARD_ESCALATION_PRINCIPAL_DAYS", 1)
 HAZARD_ESCALATION_PARK_DAYS = env_int("HAZARD_ESCALATION_PARK_DAYS", 7)
 HAZARD_ESCALATION_COUNTY_DAYS = env_int("HAZARD_ESCALATION_COUNTY_DAYS", 15)
-# Hazard photos: accepted upload size, decoded pixel count (decompression bombs), thumbnail edge.
-HAZARD_PHOTO_MAX_BYTES = env_int("HAZARD_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
-HAZARD_PHOTO_MAX_PIXELS = env_int("HAZARD_PHOTO_MAX_PIXELS", 40_000_000)
-HAZARD_PHOTO_MAX_EDGE = env_int("HAZARD_PHOTO_MAX_EDGE", 4096)
+# Hazard photos (validated by regulator.uploads, see UPLOAD_*): thumbnail edge, photos per upload.
 HAZARD_PHOTO_THUMB_EDGE = env_int("HAZARD_PHOTO_THUMB_EDGE", 320)
 HAZARD_PHOTOS_PER_UPLOAD = env_int("HAZARD_PHOTOS_PER_UPLOAD", 9)
 

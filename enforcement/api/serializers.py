@@ -12,6 +12,7 @@ from enforcement.models import (
     Draw,
     Inspection,
     InspectionFinding,
+    InspectionPhoto,
     InspectionPlan,
     InspectorProfile,
     RepairApplication,
@@ -162,6 +163,26 @@ class CompleteSerializer(serializers.Serializer):
 class IssueDocumentSerializer(serializers.Serializer):
     doc_type = serializers.ChoiceField(choices=DocumentType.choices)
     content = serializers.DictField(required=False)
+
+
+class InspectionPhotoUploadSerializer(serializers.Serializer):
+    """A site photo; its content is checked by the upload validator in the service, not here."""
+
+    image = serializers.FileField(allow_empty_file=True, use_url=False)
+    caption = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class InspectionPhotoSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = InspectionPhoto
+        fields = ["id", "caption", "uploaded_at", "url"]
+
+    def get_url(self, obj) -> str:
+        from django.urls import reverse
+
+        return reverse("enforcement:photo_file", args=[obj.inspection_id, obj.pk])
 
 
 class DocumentSerializer(serializers.ModelSerializer):

@@ -1,7 +1,7 @@
 """REST API: each workflow step is an action that calls one service."""
 
-from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from enforcement import selectors, services
 from enforcement.api import serializers as s
 from enforcement.models import RepairApplication
+from enforcement.views import document_pdf_response, stream_photo
 from regulator import scoping
 from regulator.api.permissions import IsRegulatorOrReadOnly
 
@@ -89,6 +90,25 @@ class InspectionViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(s.InspectionRegulatorSerializer(inspection).data)
 
+    @extend_schema(
+        request={"multipart/form-data": s.InspectionPhotoUploadSerializer}, responses=s.InspectionPhotoSerializer
+    )
+    @action(detail=True, methods=["post"], url_path="photos")
+    def upload_photo(self, request, pk=None):
+        data = s.InspectionPhotoUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        photo = services.inspection_add_photo(
+            inspection=self.get_object(),
+            user=request.user,
+            upload=data.validated_data["image"],
+            caption=data.validated_data["caption"],
+        )
+        return Response(s.InspectionPhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"], url_path=r"photos/(?P<photo_id>[0-9]+)")
+    def photo(self, request, pk=None, photo_id=None):
+        return stream_photo(get_object_or_404(self.get_object().photos, pk=photo_id))
+
     @action(detail=True, methods=["post"])
     def documents(self, request, pk=None):
         data = s.IssueDocumentSerializer(data=request.data)
@@ -111,8 +131,7 @@ class DocumentViewSet(viewsets.ReadOnlyModelViewSet):
 
     @action(detail=True, methods=["get"])
     def pdf(self, request, pk=None):
-        doc = self.get_object()
-        return FileResponse(doc.pdf.open("rb"), content_type="application/pdf", filename=f"{doc.number}.pdf")
+        return document_pdf_response(self.get_object())
 
     @action(detail=True, methods=["get"])
     def verify(self, request, pk=None):

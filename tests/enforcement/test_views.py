@@ -282,3 +282,12 @@ def test_the_admin_shows_an_inspection_with_its_team(client, drawn, django_user_
     assert not inspection.team.filter(pk=member.pk).exists()
     inspection.team.add(member)
     assert inspection.team.filter(pk=member.pk).exists()
+
+
+def test_the_admin_shows_a_document_with_a_link_to_its_download_view(client, drawn, django_user_model):
+    """Stored files have no URL (MEDIA_URL is None): the admin links the download view, not a 500."""
+    _draw, _inspection, doc = drawn
+    admin = django_user_model.objects.create_superuser(username="root_admin", password="x" * 12)
+    page = login(client, admin).get(reverse("admin:enforcement_document_change", args=[doc.pk]))
+    assert page.status_code == 200
+    assert reverse("enforcement:document_pdf", args=[doc.pk]) in page.content.decode()

@@ -91,7 +91,7 @@ def test_rejected_uploads_explain_why_and_leave_nothing_behind(
 
 
 def test_oversize_upload_is_refused_before_decoding(world, people, hazard, private_media, settings):
-    settings.HAZARD_PHOTO_MAX_BYTES = 1000
+    settings.UPLOAD_MAX_BYTES = 1000
     with pytest.raises(InvalidInput) as exc:
         services.hazard_add_photos(
             hazard=hazard, user=people["officer"], files=[upload(image_bytes(size=(400, 400)) + b"\0" * 2000)]
