@@ -24,10 +24,11 @@ from django.utils import timezone, translation
 from enterprises import uscc
 from enterprises.choices import HighRiskSector, OperatingStatus, RiskGrade, Scale, StandardisationLevel
 from enterprises.columns import header_key
-from enterprises.models import Enterprise, EnterpriseChange, Industry, join_former_names, mask_phone
+from enterprises.models import Enterprise, EnterpriseChange, Industry, join_former_names
 from regulator.audit import record_event
 from regulator.fields import EncryptedTextField
 from regulator.models import Park, Region
+from regulator.security.masking import mask_value
 
 CHUNK = 2000
 PHONE_FIELDS = ("principal_phone", "safety_officer_phone", "safety_manager_phone")
@@ -462,7 +463,8 @@ class EnterpriseImporter:
             for name, (old, new) in diff.items():
                 label = str(Enterprise._meta.get_field(name.removesuffix("_id")).verbose_name)
                 if name in PHONE_FIELDS:
-                    old, new = mask_phone(old), mask_phone(new)
+                    field = Enterprise._meta.get_field(name)
+                    old, new = mask_value(field, old), mask_value(field, new)
                 changes[name.removesuffix("_id")] = {"label": label, "old": _jsonable(old), "new": _jsonable(new)}
             summary = "导入更新：" + "、".join(c["label"] for c in changes.values())
             rows.append((e.pk, "updated", summary[:255], changes))

@@ -22,11 +22,11 @@ from enterprises.models import (
     HazardousSubstance,
     Licence,
     MajorHazardInstallation,
-    mask_phone,
 )
 from regulator import scoping
 from regulator.audit import record_event
 from regulator.fields import EncryptedTextField
+from regulator.security.masking import mask_value
 
 Source = EnterpriseChange.Source
 
@@ -81,7 +81,7 @@ def _display(obj, name: str):
     field = obj._meta.get_field(name)
     value = getattr(obj, name)
     if isinstance(field, EncryptedTextField):
-        return mask_phone(value) if "phone" in name else ("******" if value else "")
+        return mask_value(field, value)
     if value is None:
         return None
     if field.is_relation:
@@ -131,7 +131,7 @@ def _display_value(obj, name: str, comparable):
     if comparable is None:
         return None
     if isinstance(field, EncryptedTextField):
-        return mask_phone(comparable) if "phone" in name else ("******" if comparable else "")
+        return mask_value(field, comparable)
     if field.is_relation:
         target = field.related_model.objects.filter(pk=comparable).first()
         return str(target) if target else comparable
