@@ -52,7 +52,16 @@ class MaskedAdminMixin:
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
-        return readonly + [_masked_display(f) for f in self._masked_in_form(request, obj)]
+        return readonly + [f"masked_{f.name}" for f in self._masked_in_form(request, obj)]
+
+    def __getattr__(self, name):
+        # ``masked_<field>``: the read-only display the admin looks up on the ModelAdmin by name.
+        if name.startswith("masked_"):
+            wanted = name.removeprefix("masked_")
+            for field in self.sensitive_fields():
+                if field.name == wanted:
+                    return _masked_display(field)
+        raise AttributeError(name)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if change and obj is not None and request.method == "GET" and can_reveal(request.user):
