@@ -51,7 +51,10 @@ def main():
         elapsed = time.monotonic() - started
         print(f"bomb: {path.stat().st_size / 1024:.0f} KiB on disk, shared strings expand to {args.expanded_mib} MiB")
         print(f"floor (django.setup + importing): peak RSS {floor['maxrss_kib'] / 1024:.0f} MiB")
-        print(f"read the bomb: peak RSS {result['maxrss_kib'] / 1024:.0f} MiB in {elapsed:.1f} s")
+        print(
+            f"read the bomb: peak RSS {result['peak_kib'] / 1024:.0f} MiB (VmHWM; ru_maxrss "
+            f"{result['maxrss_kib'] / 1024:.0f} MiB) in {elapsed:.1f} s"
+        )
         print(f"outcome: {result['outcome']}")
 
 
