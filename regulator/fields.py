@@ -137,6 +137,19 @@ class EncryptedTextField(models.TextField):
         return getattr(obj, self.attname)
 
 
+def unreadable_fields(instance: models.Model) -> list[str]:
+    """Encrypted fields of ``instance`` whose ciphertext cannot be opened (for ``full_clean(exclude=)``:
+    a row with one tampered value stays editable, that value is written back untouched)."""
+    names = []
+    for field in instance._meta.concrete_fields:
+        if isinstance(field, EncryptedTextField):
+            try:
+                getattr(instance, field.attname)
+            except SealedValueError:
+                names.append(field.name)
+    return names
+
+
 def reseal(instance: models.Model, field: EncryptedTextField) -> bool:
     """Re-encrypt one value under the current key. Returns True when it changed."""
     token = instance.__dict__.get(field.attname)

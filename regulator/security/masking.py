@@ -105,6 +105,46 @@ def display_value(user, field, value, *, reveal: bool = False, obj=None, request
     return mask_value(field, value)
 
 
+class MaskedInputsMixin:
+    """For a ModelForm: on an existing object, the inputs named in ``masked_inputs`` start empty
+    with the masked value as placeholder for a user who may not reveal (or when the value cannot
+    be decrypted); left empty they keep the stored value (``keep_unchanged``). A user who may
+    reveal gets the plaintext, and that read is audited like the page's reveal. List the inputs
+    as declared form fields, not in ``Meta.fields``: the ModelForm must not read them itself.
+    """
+
+    masked_inputs: tuple[str, ...] = ()
+
+    def setup_masked_inputs(self, user) -> None:
+        from django.utils.translation import gettext as _
+
+        self.kept_inputs = set()
+        instance = self.instance
+        if instance.pk is None:
+            return
+        shown = []
+        for name in self.masked_inputs:
+            field = instance._meta.get_field(name)
+            value = read_field(instance, name)
+            if value and (isinstance(value, Unavailable) or not can_reveal(user)):
+                self.initial[name] = ""
+                self.fields[name].widget.attrs["placeholder"] = mask_value(field, value)
+                self.fields[name].help_text = _("已脱敏；留空则保持原值，填写则替换")
+                self.kept_inputs.add(name)
+            else:
+                self.initial[name] = value or ""
+                if value:
+                    shown.append(f"{instance._meta.label}.{name}")
+        if shown and not self.is_bound:
+            record_event(event="data.revealed", obj=instance, detail={"fields": shown, "via": "form"})
+
+    def keep_unchanged(self, data: dict) -> dict:
+        for name in getattr(self, "kept_inputs", ()):
+            if not data.get(name):
+                data.pop(name, None)
+        return data
+
+
 def audit_export(*, request=None, user=None, what: str, count: int, unmasked: bool = False, filters=None):
     """Call once per export (CSV, Excel, PDF): who exported what, how many rows, masked or not."""
     record_event(

@@ -244,3 +244,47 @@ def test_api_masks_over_real_http(server):
     status, body = get(revealer, "?reveal=1")
     assert status == 200 and json.loads(body)["principal_phone"] == PHONE
     assert AuditEntry.objects.filter(event="data.revealed", username="http_revealer").count() == 1
+
+
+# --- the page's own edit form -----------------------------------------------------------------
+
+
+def _edit_data(world, **extra):
+    from enterprises.models import Industry
+
+    ent = world.here
+    data = {
+        "uscc": ent.uscc,
+        "name": ent.name,
+        "region": ent.region_id,
+        "park": ent.park_id or "",
+        "industry": Industry.objects.get(pk=ent.industry_id).pk,
+        "scale": ent.scale,
+        "employees": "61",
+        "operating_status": ent.operating_status,
+    }
+    data.update(extra)
+    return data
+
+
+def test_edit_form_does_not_show_phones_to_an_editor_without_reveal(phones, client):
+    client.force_login(phones.inspector)
+    html = client.get(f"/enterprises/{phones.here.pk}/edit/").content.decode()
+    assert PHONE not in html and MASKED in html  # the masked value is the input's placeholder
+    assert not AuditEntry.objects.filter(event="data.revealed").exists()
+    # Left empty, the phones keep their value; typed, they are replaced.
+    assert client.post(f"/enterprises/{phones.here.pk}/edit/", _edit_data(phones)).status_code == 302
+    phones.here.refresh_from_db()
+    assert phones.here.employees == 61 and phones.here.principal_phone == PHONE
+    data = _edit_data(phones, principal_phone="13700000000")
+    assert client.post(f"/enterprises/{phones.here.pk}/edit/", data).status_code == 302
+    phones.here.refresh_from_db()
+    assert phones.here.principal_phone == "13700000000" and phones.here.safety_officer_phone == "13900001111"
+
+
+def test_edit_form_for_a_revealer_shows_phones_and_is_audited(phones, client):
+    client.force_login(_grant_reveal(phones.inspector))
+    html = client.get(f"/enterprises/{phones.here.pk}/edit/").content.decode()
+    assert PHONE in html
+    entry = AuditEntry.objects.get(event="data.revealed")
+    assert entry.detail["via"] == "form" and "enterprises.Enterprise.principal_phone" in entry.detail["fields"]

@@ -148,3 +148,18 @@ def test_admin_shows_unavailable_read_only_and_keeps_the_ciphertext(tampered):
     html = page.content.decode()
     assert UNAVAILABLE in html and 'name="principal_phone"' not in html
     assert 'name="safety_officer_phone"' in html  # readable fields stay editable for a revealer
+
+
+def test_a_row_with_a_tampered_value_stays_editable(tampered):
+    """The API update and the edit page work; the tampered ciphertext is written back untouched."""
+    before = Enterprise.objects.filter(pk=tampered.here.pk).values_list("principal_phone", flat=True).get()
+    response = _api(tampered.inspector).patch(
+        f"/api/v1/enterprises/{tampered.here.pk}/", {"employees": 77}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["principal_phone"] == UNAVAILABLE
+    row = Enterprise.objects.filter(pk=tampered.here.pk).values_list("principal_phone", "employees").get()
+    assert row == (before, 77)
+    client = Client()
+    client.force_login(tampered.inspector)
+    page = client.get(f"/enterprises/{tampered.here.pk}/edit/")
+    assert page.status_code == 200 and UNAVAILABLE in page.content.decode()
