@@ -261,6 +261,8 @@ def _read_xlsx(path: Path) -> tuple[list, Iterator[list], int]:
         try:
             # One row and one column past the limits, so that _limited_rows sees the excess.
             yield from ws.iter_rows(values_only=True, max_row=limits["rows"] + 2, max_col=limits["columns"] + 1)
+        except Exception as exc:  # the sheet is parsed lazily: bad XML, a zip member failing its CRC
+            raise ImportRefused(f"XLSX 文件已损坏，无法读取：{type(exc).__name__}（未导入任何数据）") from exc
         finally:
             wb.close()
 

@@ -233,3 +233,24 @@ def test_the_command_reports_the_refusal_in_chinese(world, tmp_path, settings):
     path = make_shared_strings_bomb(tmp_path / "bomb.xlsx", 4 * 1024 * 1024)
     with pytest.raises(CommandError, match="共享字符串"):
         call_command("import_enterprises", str(path), "--no-progress")
+
+
+def test_a_corrupt_sheet_is_a_clear_refusal_not_a_traceback(world, tmp_path):
+    """openpyxl parses the sheet lazily, while rows stream: a broken sheet fails there."""
+    good = tmp_path / "good.xlsx"
+    wb = Workbook()
+    wb.active.append(HEADER)
+    for row in _valid_rows(world, 3):
+        wb.active.append(row)
+    wb.save(good)
+    bad = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2]  # cut in the middle of the XML
+            dst.writestr(item, data)
+    with pytest.raises(ImportRefused) as caught:
+        import_enterprises(bad)
+    assert "损坏" in caught.value.messages[0]
+    assert not Enterprise.objects.filter(name__startswith="导入测试企业").exists()
