@@ -17,6 +17,7 @@ from enterprises.models import (
     RegionBoundary,
     RiskModel,
 )
+from regulator.admin_masking import MaskedAdminMixin
 from regulator.admin_scoping import ScopedAdminMixin
 
 ADMIN = EnterpriseChange.Source.ADMIN
@@ -56,7 +57,7 @@ class ChangeInline(admin.TabularInline):
 
 
 @admin.register(Enterprise)
-class EnterpriseAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class EnterpriseAdmin(MaskedAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     scope_prefix = ""
     list_display = ["name", "uscc", "region", "park", "industry", "high_risk_sector", "is_key", "risk_grade"]
     list_filter = ["is_key", "high_risk_sector", "risk_grade", "operating_status", "scale", "industry__section"]
@@ -112,7 +113,7 @@ class SubstanceInline(admin.TabularInline):
 
 
 @admin.register(MajorHazardInstallation)
-class MajorHazardInstallationAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class MajorHazardInstallationAdmin(MaskedAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "enterprise", "grade", "r_value", "people_within_500m", "custodian_main"]
     list_filter = ["grade"]
     search_fields = ["name", "code", "enterprise__name", "enterprise__uscc"]

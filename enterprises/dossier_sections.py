@@ -25,11 +25,11 @@ def _masked_field(enterprise, key: str, value, user) -> dict:
     """Sensitive values leave masked; users who may reveal get the audited reveal URL."""
     from django.urls import reverse
 
-    from regulator.security.masking import can_reveal, mask_value
+    from regulator.security.masking import Unavailable, can_reveal, mask_value
 
     field = type(enterprise)._meta.get_field(key)
     entry = {"key": key, "label": str(field.verbose_name), "value": mask_value(field, value)}
-    if value and entry["value"] != value and can_reveal(user):
+    if value and entry["value"] != value and can_reveal(user) and not isinstance(value, Unavailable):
         entry["reveal_url"] = reverse(
             "security:reveal",
             kwargs={"app_label": "enterprises", "model": "enterprise", "pk": enterprise.pk, "field": key},
@@ -41,6 +41,8 @@ SENSITIVE_BASIC_FIELDS = {"principal_phone", "safety_officer_phone", "safety_man
 
 
 def build_basic(enterprise, user) -> dict:
+    from regulator.security.masking import read_field
+
     e = enterprise
     fields = [
         ("uscc", e.uscc),
@@ -48,11 +50,11 @@ def build_basic(enterprise, user) -> dict:
         ("former_names", "；".join(e.former_names or [])),
         ("legal_representative", e.legal_representative),
         ("principal_name", e.principal_name),
-        ("principal_phone", e.principal_phone or ""),
+        ("principal_phone", read_field(e, "principal_phone") or ""),
         ("safety_officer_name", e.safety_officer_name),
-        ("safety_officer_phone", e.safety_officer_phone or ""),
+        ("safety_officer_phone", read_field(e, "safety_officer_phone") or ""),
         ("safety_manager_name", e.safety_manager_name),
-        ("safety_manager_phone", e.safety_manager_phone or ""),
+        ("safety_manager_phone", read_field(e, "safety_manager_phone") or ""),
         ("address", e.address),
         ("region", e.region.name),
         ("park", e.park.name if e.park_id else ""),

@@ -14,6 +14,7 @@ from enterprises.filtersets import IndustryChoiceField
 from enterprises.models import Enterprise, Licence, MajorHazardInstallation
 from enterprises.services import ENTERPRISE_FIELDS
 from enterprises.widgets import FastSelect, PlainModelChoiceField
+from regulator.security.masking import MaskedInputsMixin
 
 
 class RegionChoiceField(PlainModelChoiceField):
@@ -21,7 +22,12 @@ class RegionChoiceField(PlainModelChoiceField):
         return "\u3000" * (obj.level - 1) + f"{obj.name}（{obj.code}）"
 
 
-class EnterpriseForm(forms.ModelForm):
+PHONE_INPUTS = ("principal_phone", "safety_officer_phone", "safety_manager_phone")
+
+
+class EnterpriseForm(MaskedInputsMixin, forms.ModelForm):
+    masked_inputs = PHONE_INPUTS
+
     uscc = forms.CharField(
         label=_("统一社会信用代码"), max_length=40, help_text=_("18位，可含大写字母；空格、小写和全角字符会自动规范")
     )
@@ -32,7 +38,7 @@ class EnterpriseForm(forms.ModelForm):
 
     class Meta:
         model = Enterprise
-        fields = ENTERPRISE_FIELDS
+        fields = [name for name in ENTERPRISE_FIELDS if name not in PHONE_INPUTS]  # see MaskedInputsMixin
         widgets = {"region": FastSelect, "park": FastSelect, "industry": FastSelect}
         field_classes = {"region": RegionChoiceField, "park": PlainModelChoiceField, "industry": IndustryChoiceField}
         help_texts = {"high_risk_sector": _("留空时按所选行业自动判定")}
@@ -44,6 +50,7 @@ class EnterpriseForm(forms.ModelForm):
         self.fields["industry"].queryset = selectors.industries()
         if self.instance.pk:
             self.initial["former_names"] = "；".join(self.instance.former_names or [])
+        self.setup_masked_inputs(user)
         self.sector_given = bool(self.data.get(self.add_prefix("high_risk_sector"))) if self.is_bound else False
 
     def clean_uscc(self):
@@ -59,7 +66,9 @@ class EnterpriseForm(forms.ModelForm):
         pass
 
     def service_data(self) -> dict:
-        data = {name: self.cleaned_data[name] for name in self.Meta.fields if name in self.cleaned_data}
+        data = self.keep_unchanged(
+            {name: self.cleaned_data[name] for name in ENTERPRISE_FIELDS if name in self.cleaned_data}
+        )
         if not self.sector_given and not (self.instance.pk and self.instance.high_risk_sector):
             data.pop("high_risk_sector", None)  # let the service derive it from the industry
         return data
@@ -89,7 +98,17 @@ class LicenceForm(forms.ModelForm):
         EnterpriseForm.apply_errors(self, exc)
 
 
-class InstallationForm(forms.ModelForm):
+class InstallationForm(MaskedInputsMixin, forms.ModelForm):
+    masked_inputs = ("process_parameters",)
+    service_fields = [
+        "name",
+        "code",
+        "people_within_500m",
+        "process_parameters",
+        "custodian_main",
+        "custodian_technical",
+        "custodian_operational",
+    ]
     process_parameters = forms.CharField(
         label=_("工艺参数"), required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text=_("SM4 加密存储")
     )
@@ -100,11 +119,17 @@ class InstallationForm(forms.ModelForm):
             "name",
             "code",
             "people_within_500m",
-            "process_parameters",
             "custodian_main",
             "custodian_technical",
             "custodian_operational",
         ]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setup_masked_inputs(user)
+
+    def service_data(self) -> dict:
+        return self.keep_unchanged({k: self.cleaned_data[k] for k in self.service_fields if k in self.cleaned_data})
 
     def _post_clean(self):
         pass

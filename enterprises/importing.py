@@ -9,7 +9,6 @@ same file twice reports everything unchanged the second time.
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,10 +23,11 @@ from django.utils import timezone, translation
 from enterprises import uscc
 from enterprises.choices import HighRiskSector, OperatingStatus, RiskGrade, Scale, StandardisationLevel
 from enterprises.columns import header_key
-from enterprises.models import Enterprise, EnterpriseChange, Industry, join_former_names, mask_phone
+from enterprises.models import Enterprise, EnterpriseChange, Industry, join_former_names
 from regulator.audit import record_event
 from regulator.fields import EncryptedTextField
 from regulator.models import Park, Region
+from regulator.security.masking import mask_value
 
 CHUNK = 2000
 PHONE_FIELDS = ("principal_phone", "safety_officer_phone", "safety_manager_phone")
@@ -118,33 +118,157 @@ def _maps():
 
 
 # --- reading files ---------------------------------------------------------------------------
+#
+# Both readers stream: memory stays flat whatever the file's size. Limits (settings.IMPORT_MAX_*)
+# raise ImportRefused with a Chinese message; the importer runs in one transaction, so a file
+# refused halfway through leaves nothing behind.
+
+
+class ImportRefused(ValidationError):
+    """The file as a whole is refused (too big, too many rows, a zip bomb): nothing is imported."""
+
+
+def _limits():
+    from django.conf import settings
+
+    return {
+        "bytes": settings.IMPORT_MAX_FILE_BYTES,
+        "rows": settings.IMPORT_MAX_ROWS,
+        "columns": settings.IMPORT_MAX_COLUMNS,
+        "cell": settings.IMPORT_MAX_CELL_CHARS,
+        "unzipped": settings.IMPORT_MAX_XLSX_UNCOMPRESSED_BYTES,
+        "shared_strings": settings.IMPORT_MAX_XLSX_SHARED_STRINGS_BYTES,
+    }
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.0f} MB"
+
+
+def _check_file_size(path: Path, limits: dict) -> None:
+    size = path.stat().st_size
+    if size > limits["bytes"]:
+        raise ImportRefused(f"文件过大：{_mib(size)}，上限 {_mib(limits['bytes'])}，请拆分后导入")
+
+
+def _limited_rows(rows: Iterator, limits: dict) -> Iterator[list]:
+    """Rows with the row, column and cell-size limits applied as they stream by."""
+    for number, row in enumerate(rows, start=1):  # the spreadsheet's line number (1 = the header)
+        if number - 1 > limits["rows"]:
+            raise ImportRefused(f"数据行数超过上限 {limits['rows']} 行，请拆分后导入（未导入任何数据）")
+        row = list(row)
+        if len(row) > limits["columns"]:
+            if any(c not in (None, "") for c in row[limits["columns"] :]):
+                raise ImportRefused(f"第{number}行的列数超过上限 {limits['columns']} 列（未导入任何数据）")
+            row = row[: limits["columns"]]
+        for cell in row:
+            if isinstance(cell, str) and len(cell) > limits["cell"]:
+                raise ImportRefused(
+                    f"第{number}行有单元格超过 {limits['cell']} 个字符，文件可能已损坏（未导入任何数据）"
+                )
+        yield row
+
+
+def _detect_encoding(path: Path) -> tuple[str, int]:
+    """(encoding, line count) in one streaming pass: UTF-8 if every byte decodes, else GB18030."""
+    import codecs
+
+    for encoding in ("utf-8-sig", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        lines = 0
+        try:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    decoder.decode(chunk)
+                    lines += chunk.count(b"\n")
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding, lines
+    raise ImportRefused("文件编码无法识别（请使用 UTF-8 或 GB18030）")
+
+
+def _bounded_lines(fh, max_chars: int) -> Iterator[str]:
+    """Lines of a text stream, refusing one longer than ``max_chars`` before it is held whole."""
+    while True:
+        line = fh.readline(max_chars + 1)
+        if not line:
+            return
+        if len(line) > max_chars and not line.endswith("\n"):
+            raise ImportRefused(f"文件中有一行超过 {max_chars} 个字符，不是有效的表格文件（未导入任何数据）")
+        yield line
 
 
 def _read_csv(path: Path) -> tuple[list, Iterator[list], int]:
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ValidationError("文件编码无法识别（请使用 UTF-8 或 GB18030）")
-    total = max(text.count("\n") - 1, 0)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, [])
-    return header, reader, total
+    limits = _limits()
+    _check_file_size(path, limits)
+    encoding, lines = _detect_encoding(path)
+    if lines - 1 > limits["rows"] * 2:  # quoted newlines inflate the count: only a gross excess here
+        raise ImportRefused(f"数据行数超过上限 {limits['rows']} 行，请拆分后导入（未导入任何数据）")
+    max_line = limits["columns"] * (limits["cell"] + 3)
+
+    def rows():
+        with path.open("r", encoding=encoding, newline="") as fh:
+            reader = csv.reader(_bounded_lines(fh, max_line))
+            try:
+                yield from reader
+            except csv.Error as exc:
+                raise ImportRefused(f"CSV 格式错误（第{reader.line_num}行）：{exc}（未导入任何数据）") from exc
+
+    stream = _limited_rows(rows(), limits)
+    header = next(stream, [])
+    return header, stream, max(lines - 1, 0)
+
+
+def _check_xlsx_archive(path: Path, limits: dict) -> None:
+    """Refuse a zip bomb before openpyxl inflates it (declared sizes bind: zipfile stops there)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ImportRefused("不是有效的 XLSX 文件（无法作为 Excel 工作簿打开）") from exc
+    total = sum(m.file_size for m in members)
+    if total > limits["unzipped"]:
+        raise ImportRefused(
+            f"XLSX 解压后 {_mib(total)}，超过上限 {_mib(limits['unzipped'])}，文件可能是压缩炸弹（未导入任何数据）"
+        )
+    shared = sum(m.file_size for m in members if m.filename.lower().endswith("sharedstrings.xml"))
+    if shared > limits["shared_strings"]:
+        raise ImportRefused(
+            f"XLSX 的共享字符串表 {_mib(shared)}，超过上限 {_mib(limits['shared_strings'])}（未导入任何数据）"
+        )
 
 
 def _read_xlsx(path: Path) -> tuple[list, Iterator[list], int]:
     from openpyxl import load_workbook
 
-    wb = load_workbook(path, read_only=True, data_only=True)
+    limits = _limits()
+    _check_file_size(path, limits)
+    _check_xlsx_archive(path, limits)
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a malformed workbook
+        raise ImportRefused(f"XLSX 文件无法读取：{type(exc).__name__}") from exc
     ws = wb.worksheets[0]
-    rows = ws.iter_rows(values_only=True)
-    header = list(next(rows, []) or [])
-    total = max((ws.max_row or 1) - 1, 0)
-    return header, (list(r) for r in rows), total
+    declared = ws.max_row or 1  # from the sheet's <dimension>, when it has one
+    if declared - 1 > limits["rows"]:
+        wb.close()
+        raise ImportRefused(f"数据行数超过上限 {limits['rows']} 行，请拆分后导入（未导入任何数据）")
+
+    def rows():
+        try:
+            # One row and one column past the limits, so that _limited_rows sees the excess.
+            yield from ws.iter_rows(values_only=True, max_row=limits["rows"] + 2, max_col=limits["columns"] + 1)
+        except Exception as exc:  # the sheet is parsed lazily: bad XML, a zip member failing its CRC
+            raise ImportRefused(f"XLSX 文件已损坏，无法读取：{type(exc).__name__}（未导入任何数据）") from exc
+        finally:
+            wb.close()
+
+    stream = _limited_rows(rows(), limits)
+    header = list(next(stream, []) or [])
+    return header, stream, max(declared - 1, 0)
 
 
 def read_table(path: str | Path) -> tuple[list, Iterator[list], int]:
@@ -310,6 +434,21 @@ class EnterpriseImporter:
         self.enc_fields = [f for f in Enterprise._meta.concrete_fields if isinstance(f, EncryptedTextField)]
 
     def run(self, path: str | Path) -> ImportReport:
+        """Import one file in one transaction: refused as a whole (ImportRefused), nothing is written."""
+        try:
+            with transaction.atomic():
+                return self._run(path)
+        except ImportRefused as exc:
+            self.report = ImportReport()  # the counts of the rolled-back chunks are void
+            record_event(
+                event="enterprise.import_refused",
+                user=self.user,
+                outcome="failure",
+                detail={"file": Path(path).name, "reason": "；".join(exc.messages)},
+            )
+            raise
+
+    def _run(self, path: str | Path) -> ImportReport:
         header, rows, total = read_table(path)
         keys = [header_key(h) for h in header]
         self.report.unknown_columns = [str(h) for h, k in zip(header, keys, strict=False) if k is None and h]
@@ -462,7 +601,8 @@ class EnterpriseImporter:
             for name, (old, new) in diff.items():
                 label = str(Enterprise._meta.get_field(name.removesuffix("_id")).verbose_name)
                 if name in PHONE_FIELDS:
-                    old, new = mask_phone(old), mask_phone(new)
+                    field = Enterprise._meta.get_field(name)
+                    old, new = mask_value(field, old), mask_value(field, new)
                 changes[name.removesuffix("_id")] = {"label": label, "old": _jsonable(old), "new": _jsonable(new)}
             summary = "导入更新：" + "、".join(c["label"] for c in changes.values())
             rows.append((e.pk, "updated", summary[:255], changes))

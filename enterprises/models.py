@@ -65,16 +65,6 @@ def join_former_names(names) -> str:
     return "；".join(str(n) for n in (names or []) if str(n).strip())
 
 
-def mask_phone(value: str | None) -> str:
-    """138****0001: keep the first three and last four digits of a phone number."""
-    if not value:
-        return ""
-    text = str(value)
-    if len(text) <= 7:
-        return text[:1] + "*" * (len(text) - 1)
-    return text[:3] + "*" * (len(text) - 7) + text[-4:]
-
-
 class Enterprise(models.Model):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     uscc = models.CharField(_("统一社会信用代码"), max_length=18, unique=True, validators=[validate_uscc])

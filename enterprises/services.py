@@ -22,11 +22,11 @@ from enterprises.models import (
     HazardousSubstance,
     Licence,
     MajorHazardInstallation,
-    mask_phone,
 )
 from regulator import scoping
 from regulator.audit import record_event
-from regulator.fields import EncryptedTextField
+from regulator.fields import EncryptedTextField, unreadable_fields
+from regulator.security.masking import mask_value, read_field
 
 Source = EnterpriseChange.Source
 
@@ -79,9 +79,9 @@ def _is_encrypted(model, name: str) -> bool:
 def _display(obj, name: str):
     """A JSON-friendly, human-readable value of one field for the change timeline."""
     field = obj._meta.get_field(name)
-    value = getattr(obj, name)
     if isinstance(field, EncryptedTextField):
-        return mask_phone(value) if "phone" in name else ("******" if value else "")
+        return mask_value(field, read_field(obj, name))
+    value = getattr(obj, name)
     if value is None:
         return None
     if field.is_relation:
@@ -99,11 +99,12 @@ def _comparable(obj, name: str):
     field = obj._meta.get_field(name)
     if field.is_relation:
         return getattr(obj, field.attname)
+    if isinstance(field, EncryptedTextField):
+        # An undecryptable value compares as 不可用: unchanged unless the user replaces it.
+        return read_field(obj, name) or ""
     value = getattr(obj, name)
     if isinstance(value, Decimal):
         return value.normalize()
-    if value is None and isinstance(field, EncryptedTextField):
-        return ""
     return value
 
 
@@ -131,7 +132,7 @@ def _display_value(obj, name: str, comparable):
     if comparable is None:
         return None
     if isinstance(field, EncryptedTextField):
-        return mask_phone(comparable) if "phone" in name else ("******" if comparable else "")
+        return mask_value(field, comparable)
     if field.is_relation:
         target = field.related_model.objects.filter(pk=comparable).first()
         return str(target) if target else comparable
@@ -250,7 +251,7 @@ def enterprise_update(*, enterprise: Enterprise, user, data: dict, source: str =
     if enterprise.name != old_name and old_name not in (enterprise.former_names or []) and "former_names" not in data:
         # A renamed enterprise keeps its old name searchable (曾用名).
         enterprise.former_names = [*(enterprise.former_names or []), old_name]
-    enterprise.full_clean()
+    enterprise.full_clean(exclude=unreadable_fields(enterprise))
     changes = _diff(enterprise, before, ENTERPRISE_FIELDS)
     if not changes:
         return enterprise
@@ -425,7 +426,7 @@ def installation_update(
     tracked = [*INSTALLATION_FIELDS, "r_value", "grade"]
     before = _snapshot(installation, tracked)
     _apply(installation, data, INSTALLATION_FIELDS)
-    installation.full_clean()
+    installation.full_clean(exclude=unreadable_fields(installation))
     installation.save()
     if substances is not None:
         _replace_substances(installation, substances)

@@ -224,10 +224,10 @@ def installation_form(request, pk: int, installation_id: int | None = None):
         if installation
         else []
     )
-    form = InstallationForm(request.POST or None, instance=installation)
+    form = InstallationForm(request.POST or None, instance=installation, user=request.user)
     formset = SubstanceFormSet(request.POST or None, initial=initial, prefix="substances")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
-        data = {k: form.cleaned_data[k] for k in InstallationForm.Meta.fields}
+        data = form.service_data()
         substances = [
             {k: v for k, v in f.cleaned_data.items() if k != "DELETE"}
             for f in formset.forms

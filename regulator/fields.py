@@ -3,7 +3,10 @@
 The row is identified by a UUID field (``row_key``, default ``uid``) that exists before the
 first INSERT, so the binding also holds for new rows. Values are decrypted lazily on attribute
 access: a ciphertext copied to another row, another field or tampered with raises
-``SealedValueError`` (and is audited), never shows garbage.
+``SealedValueError``, never shows garbage. The failure is audited once per row and field within a
+request (a list that touches the row twice, or a page of 50 rows that all fail, writes one entry
+per row, not one per access); display code reads through ``masking.read_field``, which shows
+"不可用" for that row instead of failing the whole list or export.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ def _aad(instance: models.Model, field: EncryptedTextField) -> bytes:
     return f"{field.model._meta.db_table}|{row}|{field.column}".encode()
 
 
+# Per instance: {attname: the token that failed}, so a second access neither retries nor re-audits.
+_FAILED = "_sealed_failures"
+
+
 class _EncryptedDescriptor(DeferredAttribute):
     """Opens the ciphertext on first access; a deferred field loads first (``.only()``/``.defer()``)."""
 
@@ -40,10 +47,15 @@ class _EncryptedDescriptor(DeferredAttribute):
             return self
         value = super().__get__(instance, owner)
         if isinstance(value, Sealed):
+            failed = instance.__dict__.get(_FAILED, {})
             try:
+                if failed.get(self.field.attname) == value:
+                    raise CryptoError("already failed for this row")
                 value = keyring().open(value, _aad(instance, self.field))
             except CryptoError as exc:
-                self._report(instance, exc)
+                if failed.get(self.field.attname) != value:
+                    instance.__dict__.setdefault(_FAILED, {})[self.field.attname] = value
+                    self._report(instance, exc)
                 raise SealedValueError(
                     f"{instance._meta.label}.{self.field.name} of row {instance.pk} cannot be decrypted: {exc}"
                 ) from exc
@@ -54,6 +66,16 @@ class _EncryptedDescriptor(DeferredAttribute):
         instance.__dict__[self.field.attname] = value
 
     def _report(self, instance, exc):
+        from regulator.requestlocal import current_request
+
+        request = current_request()
+        if request is not None:
+            # Another instance of the same row within this request was already reported.
+            seen = request.__dict__.setdefault("_decrypt_failures_reported", set())
+            key = (instance._meta.label, instance.pk, self.field.name)
+            if key in seen:
+                return
+            seen.add(key)
         logger.error("decryption failed for %s.%s pk=%s: %s", instance._meta.label, self.field.name, instance.pk, exc)
         try:
             from regulator.audit import record_event
@@ -113,6 +135,19 @@ class EncryptedTextField(models.TextField):
 
     def value_to_string(self, obj):
         return getattr(obj, self.attname)
+
+
+def unreadable_fields(instance: models.Model) -> list[str]:
+    """Encrypted fields of ``instance`` whose ciphertext cannot be opened (for ``full_clean(exclude=)``:
+    a row with one tampered value stays editable, that value is written back untouched)."""
+    names = []
+    for field in instance._meta.concrete_fields:
+        if isinstance(field, EncryptedTextField):
+            try:
+                getattr(instance, field.attname)
+            except SealedValueError:
+                names.append(field.name)
+    return names
 
 
 def reseal(instance: models.Model, field: EncryptedTextField) -> bool:

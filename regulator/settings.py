@@ -434,6 +434,15 @@ LOGGING = {
 
 # --- Domain defaults -------------------------------------------------------------------------
 LICENCE_EXPIRY_WARNING_DAYS = env_int("LICENCE_EXPIRY_WARNING_DAYS", 90)
+# Enterprise import (CSV/XLSX): files are streamed; beyond these the whole file is refused, nothing
+# written. XLSX is checked before it is opened: the zip members' declared sizes (a 3 MB file can
+# expand to over a gigabyte) and sharedStrings.xml, which openpyxl loads whole even in read-only mode.
+IMPORT_MAX_FILE_BYTES = env_int("IMPORT_MAX_FILE_BYTES", 100 * 1024 * 1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000)
+IMPORT_MAX_COLUMNS = env_int("IMPORT_MAX_COLUMNS", 100)
+IMPORT_MAX_CELL_CHARS = env_int("IMPORT_MAX_CELL_CHARS", 2000)
+IMPORT_MAX_XLSX_UNCOMPRESSED_BYTES = env_int("IMPORT_MAX_XLSX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
+IMPORT_MAX_XLSX_SHARED_STRINGS_BYTES = env_int("IMPORT_MAX_XLSX_SHARED_STRINGS_BYTES", 64 * 1024 * 1024)
 
 # --- hazards ---
 # Days overdue at which an overdue hazard escalates: the enterprise principal, the park, the county.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from enterprises import selectors
@@ -12,9 +11,9 @@ from enterprises.models import (
     Industry,
     Licence,
     MajorHazardInstallation,
-    mask_phone,
 )
 from enterprises.services import ENTERPRISE_FIELDS
+from regulator.api.masking import MaskingSerializerMixin
 from regulator.models import Park, Region
 
 
@@ -37,14 +36,13 @@ class IndustryTreeNodeSerializer(serializers.Serializer):
     children = serializers.ListField(child=serializers.DictField())
 
 
-class EnterpriseListSerializer(serializers.ModelSerializer):
-    """A row of the list: phones masked (data minimisation); the detail has them in full."""
+class EnterpriseListSerializer(MaskingSerializerMixin, serializers.ModelSerializer):
+    """A row of the list: phones masked by the page's rule (a list never reveals)."""
 
     region_name = serializers.CharField(source="region.name", read_only=True)
     park_name = serializers.CharField(source="park.name", read_only=True, default=None)
     industry_code = serializers.CharField(source="industry.code", read_only=True)
     industry_name = serializers.CharField(source="industry.name", read_only=True)
-    principal_phone = serializers.SerializerMethodField()
 
     class Meta:
         model = Enterprise
@@ -71,12 +69,10 @@ class EnterpriseListSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    @extend_schema_field(serializers.CharField())
-    def get_principal_phone(self, obj) -> str:
-        return mask_phone(obj.principal_phone)
 
+class EnterpriseDetailSerializer(MaskingSerializerMixin, serializers.ModelSerializer):
+    """Phones masked as on the page; ``?reveal=1`` gives them to a user who may reveal (audited)."""
 
-class EnterpriseDetailSerializer(serializers.ModelSerializer):
     region_name = serializers.CharField(source="region.name", read_only=True)
     park_name = serializers.CharField(source="park.name", read_only=True, default=None)
     industry_code = serializers.CharField(source="industry.code", read_only=True)
@@ -183,7 +179,7 @@ class SubstanceSerializer(serializers.ModelSerializer):
         read_only_fields = ["id"]
 
 
-class InstallationSerializer(serializers.ModelSerializer):
+class InstallationSerializer(MaskingSerializerMixin, serializers.ModelSerializer):
     enterprise = ScopedEnterpriseField()
     enterprise_name = serializers.CharField(source="enterprise.name", read_only=True)
     grade_display = serializers.CharField(source="get_grade_display", read_only=True)
@@ -211,15 +207,6 @@ class InstallationSerializer(serializers.ModelSerializer):
             "grade_display",
         ]
         read_only_fields = ["r_value", "grade"]
-
-    def to_representation(self, instance):
-        """Process parameters are sensitive: masked here, plaintext only through the audited reveal."""
-        from regulator.security.masking import mask_value
-
-        data = super().to_representation(instance)
-        field = MajorHazardInstallation._meta.get_field("process_parameters")
-        data["process_parameters"] = mask_value(field, data.get("process_parameters"))
-        return data
 
 
 class DossierSectionSerializer(serializers.Serializer):

@@ -10,8 +10,8 @@ from datetime import date, datetime
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enterprises.exporting import neutralise
 from enterprises.reports.data import Column, MonthlyReport, Table, cell_kind, cell_value
+from regulator import exports
 
 NUMBER_FORMATS = {
     "int": "#,##0",
@@ -20,7 +20,6 @@ NUMBER_FORMATS = {
     "date": "yyyy-mm-dd",
     "datetime": "yyyy-mm-dd hh:mm",
 }
-XLSX_MAX_CELL_CHARS = 32767
 # Characters Excel refuses in sheet names.
 SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
@@ -34,9 +33,6 @@ def _excel_value(value):
     if isinstance(value, datetime):
         # openpyxl writes naive datetimes only: local wall-clock time, as the reader expects.
         return timezone.localtime(value).replace(tzinfo=None) if timezone.is_aware(value) else value
-    if isinstance(value, str):
-        # Excel refuses cells longer than 32,767 characters.
-        return neutralise(value if len(value) <= XLSX_MAX_CELL_CHARS else value[: XLSX_MAX_CELL_CHARS - 1] + "…")
     return value
 
 
@@ -64,9 +60,7 @@ def sheet_name(title: str, used: set[str]) -> str:
 
 
 def write_xlsx(report: MonthlyReport) -> bytes:
-    from openpyxl import Workbook
-
-    wb = Workbook()
+    wb = exports.workbook()
     used: set[str] = set()
     first = True
     for table in report.tables:
@@ -93,20 +87,20 @@ def _write_table(ws, table: Table, heading: str, meta: list[tuple[str, str]]) ->
 
     ncols = max(len(table.columns), 2)
     row = 1
-    ws.cell(row=row, column=1, value=heading).font = Font(bold=True, size=14)
+    exports.set_cell(ws, row, 1, heading).font = Font(bold=True, size=14)
     ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncols)
     for label, value in meta:
         row += 1
-        ws.cell(row=row, column=1, value=label).font = Font(bold=True)
-        ws.cell(row=row, column=2, value=value)
+        exports.set_cell(ws, row, 1, label).font = Font(bold=True)
+        exports.set_cell(ws, row, 2, value)
     if table.note:
         row += 1
-        ws.cell(row=row, column=1, value=table.note).font = Font(italic=True, color="555555")
+        exports.set_cell(ws, row, 1, table.note).font = Font(italic=True, color="555555")
     header_row = row + 2  # one blank row before the table
     thin = Side(style="thin", color="999999")
     fill = PatternFill("solid", fgColor="DDE6F0")
     for col, column in enumerate(table.columns, start=1):
-        cell = ws.cell(row=header_row, column=col, value=column.label)
+        cell = exports.set_cell(ws, header_row, col, column.label)
         cell.font = Font(bold=True)
         cell.fill = fill
         cell.border = Border(bottom=thin)
@@ -120,7 +114,7 @@ def _write_table(ws, table: Table, heading: str, meta: list[tuple[str, str]]) ->
         row += 1
         for i, (cell, column) in enumerate(zip(values, table.columns, strict=False)):
             kind = cell_kind(cell, column)
-            target = ws.cell(row=row, column=i + 1, value=_excel_value(cell_value(cell)))
+            target = exports.set_cell(ws, row, i + 1, _excel_value(cell_value(cell)))
             if kind in NUMBER_FORMATS:
                 target.number_format = NUMBER_FORMATS[kind]
             if kind == "text" and column.width >= 30:
@@ -129,7 +123,7 @@ def _write_table(ws, table: Table, heading: str, meta: list[tuple[str, str]]) ->
     if table.rows:
         ws.auto_filter.ref = f"A{header_row}:{get_column_letter(len(table.columns))}{row}"
     elif table.empty_text:
-        ws.cell(row=row + 1, column=1, value=table.empty_text)
+        exports.set_cell(ws, row + 1, 1, table.empty_text)
     for i, column in enumerate(table.columns):
         ws.column_dimensions[get_column_letter(i + 1)].width = _width(column, widths[i])
 

@@ -3,6 +3,9 @@
 - ``mask_value(field, value)``: the masked form for a field whose level is sensitive or core
   (public and internal values pass through). Phones keep 3+4 digits, ID numbers 4+4, names the
   surname, e-mail the first letter and domain; core values are hidden entirely.
+- ``mask_field(obj, name)``: the same rule read from an instance; a value whose ciphertext cannot
+  be opened (tampered, swapped) shows ``UNAVAILABLE`` ("不可用") instead of failing the page,
+  the API list or the export (the failure is audited once per row and request by the field).
 - ``display_value(user, field, value, reveal=False)``: what a list or export shows the user;
   unmasked only when ``reveal`` is asked *and* the user holds ``regulator.reveal_sensitive``, and
   then the reveal is audited.
@@ -21,6 +24,13 @@ from regulator.audit import record_event
 from regulator.security.classification import Level, classify
 
 REVEAL_PERMISSION = "regulator.reveal_sensitive"
+
+
+class Unavailable(str):
+    """The display of a value that could not be decrypted (never masked, never a real value)."""
+
+
+UNAVAILABLE = Unavailable("不可用")
 
 _PHONE = re.compile(r"^\+?\d[\d\- ]{6,}$")
 _ID_NUMBER = re.compile(r"^\d{15}(\d{2}[\dXx])?$")
@@ -52,7 +62,7 @@ def mask_text(value: str, *, name_hint: str = "") -> str:
 
 def mask_value(field, value):
     """The value as a list or export may show it: masked when the field is sensitive or core."""
-    if value in (None, ""):
+    if value in (None, "") or isinstance(value, Unavailable):
         return value
     classification = classify(field)
     if classification.level == Level.CORE:
@@ -61,6 +71,21 @@ def mask_value(field, value):
         name = field if isinstance(field, str) else field.name
         return mask_text(str(value), name_hint=name.rsplit(".", 1)[-1])
     return value
+
+
+def read_field(obj, name: str):
+    """``obj.name``, or ``UNAVAILABLE`` when its ciphertext cannot be opened (the field audits that)."""
+    from regulator.fields import SealedValueError
+
+    try:
+        return getattr(obj, name)
+    except SealedValueError:
+        return UNAVAILABLE
+
+
+def mask_field(obj, name: str):
+    """The masked value of one field of an instance, by the field's classification."""
+    return mask_value(obj._meta.get_field(name), read_field(obj, name))
 
 
 def can_reveal(user) -> bool:
@@ -78,6 +103,46 @@ def display_value(user, field, value, *, reveal: bool = False, obj=None, request
         )
         return value
     return mask_value(field, value)
+
+
+class MaskedInputsMixin:
+    """For a ModelForm: on an existing object, the inputs named in ``masked_inputs`` start empty
+    with the masked value as placeholder for a user who may not reveal (or when the value cannot
+    be decrypted); left empty they keep the stored value (``keep_unchanged``). A user who may
+    reveal gets the plaintext, and that read is audited like the page's reveal. List the inputs
+    as declared form fields, not in ``Meta.fields``: the ModelForm must not read them itself.
+    """
+
+    masked_inputs: tuple[str, ...] = ()
+
+    def setup_masked_inputs(self, user) -> None:
+        from django.utils.translation import gettext as _
+
+        self.kept_inputs = set()
+        instance = self.instance
+        if instance.pk is None:
+            return
+        shown = []
+        for name in self.masked_inputs:
+            field = instance._meta.get_field(name)
+            value = read_field(instance, name)
+            if value and (isinstance(value, Unavailable) or not can_reveal(user)):
+                self.initial[name] = ""
+                self.fields[name].widget.attrs["placeholder"] = mask_value(field, value)
+                self.fields[name].help_text = _("已脱敏；留空则保持原值，填写则替换")
+                self.kept_inputs.add(name)
+            else:
+                self.initial[name] = value or ""
+                if value:
+                    shown.append(f"{instance._meta.label}.{name}")
+        if shown and not self.is_bound:
+            record_event(event="data.revealed", obj=instance, detail={"fields": shown, "via": "form"})
+
+    def keep_unchanged(self, data: dict) -> dict:
+        for name in getattr(self, "kept_inputs", ()):
+            if not data.get(name):
+                data.pop(name, None)
+        return data
 
 
 def audit_export(*, request=None, user=None, what: str, count: int, unmasked: bool = False, filters=None):
@@ -143,7 +208,9 @@ def reveal_field(request, obj, field_name: str):
             detail={"field": field_name},
         )
         raise PermissionDenied("missing permission regulator.reveal_sensitive")
-    value = getattr(obj, field_name)
+    value = read_field(obj, field_name)
+    if isinstance(value, Unavailable):
+        return value  # nothing is revealed; the failed decryption is audited by the field
     record_event(
         event="data.revealed",
         obj=obj,

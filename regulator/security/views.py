@@ -322,43 +322,36 @@ def audit_log(request):
 
 @login_required
 def audit_export(request):
-    """CSV of the filtered log for the auditor; the export itself is audited."""
-    import csv
+    """CSV of the filtered log for the auditor; the export itself is audited.
 
+    Usernames, object names and details are attacker-chosen text: the export helper neutralises
+    every cell (a username ``=HYPERLINK(...)`` must not run in the auditor's spreadsheet)."""
     from django.http import StreamingHttpResponse
+
+    from regulator import exports, uploads
 
     _require_auditor(request)
     params = {k: request.GET.get(k, "") for k in AUDIT_FILTERS}
     qs = _filtered_audit(params)
     record_event(event="data.exported", detail={"what": "audit_log", "filters": {k: v for k, v in params.items() if v}})
-
-    class Echo:
-        def write(self, value):
-            return value
-
-    writer = csv.writer(Echo())
+    header = ["id", "time_utc", "user", "ip", "event", "object", "outcome", "detail", "hash"]
 
     def rows():
-        yield "\ufeff"
-        yield writer.writerow(["id", "time_utc", "user", "ip", "event", "object", "outcome", "detail", "hash"])
         for e in qs.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    e.id,
-                    e.created_at.isoformat(),
-                    e.username,
-                    e.source_ip or "",
-                    e.event,
-                    e.object_repr,
-                    e.outcome,
-                    e.detail,
-                    e.entry_hash,
-                ]
-            )
+            yield [
+                e.id,
+                e.created_at.isoformat(),
+                e.username,
+                e.source_ip or "",
+                e.event,
+                e.object_repr,
+                e.outcome,
+                e.detail,
+                e.entry_hash,
+            ]
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
-    return response
+    response = StreamingHttpResponse(exports.csv_stream(header, rows()), content_type="text/csv; charset=utf-8")
+    return uploads.harden_download(response, filename="audit-log.csv")
 
 
 # --- Security admin: locks and second-factor resets -----------------------------------------

@@ -1,10 +1,10 @@
 """Print every model field's data category and level; --strict fails on core fields in clear."""
 
-import csv as csv_module
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from regulator import exports
 from regulator.security.classification import registry, unencrypted_core_fields
 
 
@@ -41,4 +41,4 @@ class Command(BaseCommand):
 
 
 def _csv_writer(stream):
-    return csv_module.writer(stream if hasattr(stream, "write") else sys.stdout)
+    return exports.csv_writer(stream if hasattr(stream, "write") else sys.stdout)
