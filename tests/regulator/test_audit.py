@@ -66,7 +66,7 @@ def test_prune_refuses_less_than_180_days(db):
         call_command("prune_audit", "--days", "179")
 
 
-def test_prune_removes_only_old_entries_and_the_chain_still_verifies(db, time_machine):
+def test_prune_removes_only_old_entries_and_the_chain_still_verifies(transactional_db, time_machine):
     time_machine.move_to(timezone.now() - timedelta(days=400))
     old = chain(3)
     time_machine.move_to(timezone.now() + timedelta(days=400))
@@ -96,7 +96,7 @@ def test_postgres_refuses_update_and_delete_of_audit_rows(db):
 
 @pytest.mark.postgres
 @postgres_only
-def test_postgres_prune_path_deletes_old_rows(db, time_machine):
+def test_postgres_prune_path_deletes_old_rows(transactional_db, time_machine):
     time_machine.move_to(timezone.now() - timedelta(days=400))
     old = chain(2)
     time_machine.move_to(timezone.now() + timedelta(days=400))
