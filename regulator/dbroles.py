@@ -17,7 +17,13 @@ AUDIT_TABLE = "regulator_auditentry"
 
 
 def owner_configured(using: str = DEFAULT_DB_ALIAS) -> bool:
-    return bool(getattr(settings, "DATABASE_OWNER", None)) and connections[using].vendor == "postgresql"
+    """An owner is configured for the server this connection talks to (a test's private server,
+    reached through a DATABASE_URL of its own, keeps its own credentials)."""
+    owner = getattr(settings, "DATABASE_OWNER", None)
+    conn = connections[using]
+    if not owner or conn.vendor != "postgresql":
+        return False
+    return all(str(owner.get(k) or "") == str(conn.settings_dict.get(k) or "") for k in ("HOST", "PORT"))
 
 
 @contextmanager

@@ -16,4 +16,7 @@ class Command(DjangoMigrate):
         with as_owner(database):
             super().handle(*args, **options)
         if role:
-            grant_runtime_role(role, database)
+            try:
+                grant_runtime_role(role, database)
+            except ValueError as exc:  # e.g. migrated back to zero: nothing to grant on
+                self.stderr.write(f"runtime role not granted: {exc}")
