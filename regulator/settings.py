@@ -172,9 +172,11 @@ if DATABASE_OWNER_URL:
         _owner = dj_database_url.parse(DATABASE_OWNER_URL)
     except Exception as exc:
         raise ImproperlyConfigured(f"DATABASE_OWNER_URL is not a valid database URL: {exc}") from exc
-    if not USING_POSTGRES or _owner["ENGINE"] != DATABASES["default"]["ENGINE"]:
-        raise ImproperlyConfigured("DATABASE_OWNER_URL needs DATABASE_URL and itself on PostgreSQL")
-    DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
+    # SQLite has no roles: an owner URL left in the environment of a SQLite run is ignored.
+    if USING_POSTGRES:
+        if _owner["ENGINE"] != DATABASES["default"]["ENGINE"]:
+            raise ImproperlyConfigured("DATABASE_OWNER_URL must be a PostgreSQL URL like DATABASE_URL")
+        DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker ------------------------------------------------
