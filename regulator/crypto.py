@@ -143,8 +143,9 @@ CHAIN_KEY_BYTES = 32
 
 
 def _demo_chain_key_spec() -> str:
+    # The id names the key, so after a SECRET_KEY change verify_audit says "unknown key", not "edited".
     derived = hmac.new(settings.SECRET_KEY.encode(), b"audit-chain-key-demo", hashlib.sha256).digest()
-    return f"demo:{derived.hex()}"
+    return f"sk{sm3(derived).hex()[:8]}:{derived.hex()}"
 
 
 @lru_cache(maxsize=2)

@@ -79,6 +79,15 @@ def test_the_hash_depends_on_the_key(db, settings):
     assert [p.entry_id for p in verify_chain()] == [entry.pk]
 
 
+def test_the_default_key_outside_the_database_is_named_after_it(db, settings):
+    settings.AUDIT_CHAIN_KEYS = ""  # the demo default: derived from SECRET_KEY, never stored
+    entry = record_event(event="test.default_key")
+    assert entry.chain_key_id.startswith("sk") and verify_chain() == []
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    problems = verify_chain()
+    assert [p.entry_id for p in problems] == [entry.pk] and "does not hold" in problems[0].reason
+
+
 def test_rewritten_entry_with_a_recomputed_plain_sm3_chain_is_reported(tamperable):
     entries = chain()
     AuditEntry.objects.filter(pk=entries[2].pk).update(detail={"i": 99}, username="nobody")
