@@ -283,6 +283,9 @@ def test_runtime_role_cannot_truncate_disable_trigger_update_or_delete_the_audit
         f"UPDATE regulator_auditentry SET outcome = 'failure' WHERE id = {entry.pk}",
         f"DELETE FROM regulator_auditentry WHERE id = {entry.pk}",
         "DROP TABLE regulator_auditentry",
+        "DROP TRIGGER regulator_auditentry_append_only ON regulator_auditentry",
+        "CREATE OR REPLACE FUNCTION regulator_audit_append_only() RETURNS trigger AS "
+        "'BEGIN RETURN NEW; END' LANGUAGE plpgsql",  # defuse the trigger by rewriting its function
     ]
     for sql in attacks:
         refused = pytest.raises(DatabaseError, match="permission denied|must be owner")
