@@ -1,7 +1,11 @@
-"""The one door to the audit log: ``record_event`` appends an SM3-chained entry.
+"""The one door to the audit log: ``record_event`` appends a keyed (HMAC-SM3) chained entry.
 
 Appends are serialised (an advisory lock on PostgreSQL, the write lock on SQLite) so the chain
-has no forks; ``verify_chain`` recomputes it and names the first entry that does not fit.
+has no forks; ``verify_chain`` recomputes it and names the first entry that does not fit. The
+chain key (``AUDIT_CHAIN_KEYS``) lives outside the database, so whoever can write the table cannot
+recompute the chain after an edit; entries from before the key (no ``chain_key_id``) are plain SM3
+and verify as the chain's legacy prefix. Signed checkpoints outside the database
+(``regulator.audit_anchors``) catch what a chain alone cannot: a truncated or replaced log.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from datetime import UTC
 from django.db import connection, transaction
 from django.utils import timezone
 
-from regulator.crypto import sm3_hex
+from regulator.crypto import chain_keyring, hmac_sm3, sm3_hex
 from regulator.requestlocal import current_request
 
 GENESIS = "0" * 64
@@ -36,8 +40,21 @@ def _canonical(entry) -> bytes:
     return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
+class UnknownChainKey(Exception):
+    """An entry names a chain key id that AUDIT_CHAIN_KEYS does not hold."""
+
+
 def compute_hash(prev_hash: str, entry) -> str:
-    return sm3_hex(prev_hash.encode("ascii") + _canonical(entry))
+    """HMAC-SM3(key, prev_hash, key id, content) for a keyed entry; plain SM3 for a legacy one."""
+    key_id = getattr(entry, "chain_key_id", "") or ""
+    if not key_id:
+        return sm3_hex(prev_hash.encode("ascii") + _canonical(entry))
+    key = chain_keyring().keys.get(key_id)
+    if key is None:
+        raise UnknownChainKey(key_id)
+    # The key id is inside the MAC: relabelling an entry with another key breaks it too.
+    message = prev_hash.encode("ascii") + b"\x00" + key_id.encode("ascii") + b"\x00" + _canonical(entry)
+    return hmac_sm3(key, message).hex()
 
 
 def _client_ip(request) -> str | None:
@@ -74,6 +91,7 @@ def record_event(
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         last = AuditEntry.objects.order_by("-id").values_list("entry_hash", flat=True).first()
         entry.prev_hash = last or GENESIS
+        entry.chain_key_id = chain_keyring().current_id
         entry.entry_hash = compute_hash(entry.prev_hash, entry)
         entry.save(force_insert=True)
     return entry
@@ -85,15 +103,24 @@ class ChainProblem:
     reason: str
 
 
-def verify_chain(batch_size: int = 5000) -> list[ChainProblem]:
-    """Recompute the chain; report edited, removed, inserted or reordered entries."""
+def verify_chain(batch_size: int = 5000, *, legacy_through: int | None = None, observer=None) -> list[ChainProblem]:
+    """Recompute the chain; report edited, removed, inserted, reordered or downgraded entries.
+
+    Legacy (unkeyed) entries may only open the chain: once a keyed entry has been seen, and past
+    ``legacy_through`` (the last legacy id the signed anchors saw) when it is given, an unkeyed
+    entry is an entry rewritten by someone without the key. ``observer.see(entry, n)`` is told
+    of every entry (``n`` entries so far) so the anchors are checked in the same pass.
+    """
     from regulator.models import AuditEntry
 
     problems: list[ChainProblem] = []
     prev = GENESIS
     first = True
+    keyed_seen = False
     anchors = pruned_anchors()
+    n = 0
     for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=batch_size):
+        n += 1
         if first and entry.prev_hash != prev and entry.prev_hash in anchors:
             prev = entry.prev_hash  # the entries before it were pruned after retention, and that was audited
         first = False
@@ -103,9 +130,24 @@ def verify_chain(batch_size: int = 5000) -> list[ChainProblem]:
                     entry.id, "previous hash does not match: an entry before it was removed, inserted or reordered"
                 )
             )
-        if compute_hash(entry.prev_hash, entry) != entry.entry_hash:
-            problems.append(ChainProblem(entry.id, "content does not match its hash: the entry was edited"))
+        if entry.chain_key_id:
+            keyed_seen = True
+        elif keyed_seen:
+            problems.append(
+                ChainProblem(entry.id, "unkeyed entry after the chain was keyed: rewritten without the key")
+            )
+        elif legacy_through is not None and entry.id > legacy_through:
+            problems.append(ChainProblem(entry.id, "unkeyed entry after the legacy point the anchors recorded"))
+        try:
+            if compute_hash(entry.prev_hash, entry) != entry.entry_hash:
+                problems.append(ChainProblem(entry.id, "content does not match its hash: the entry was edited"))
+        except UnknownChainKey as exc:
+            problems.append(ChainProblem(entry.id, f"hashed with chain key {exc} that AUDIT_CHAIN_KEYS does not hold"))
+        if observer is not None:
+            observer.see(entry, n)
         prev = entry.entry_hash
+    if observer is not None:
+        observer.finish(n)
     return problems
 
 

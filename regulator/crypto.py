@@ -96,8 +96,8 @@ class KeyRing:
         return token.partition(SEPARATOR)[0]
 
 
-def parse_keys(spec: str) -> KeyRing:
-    """Parse ``id1:hex,id2:hex``; the first entry is the key that encrypts."""
+def parse_keys(spec: str, *, name: str = "FIELD_KEYS", key_bytes: int = KEY_BYTES) -> KeyRing:
+    """Parse ``id1:hex,id2:hex``; the first entry is the key that encrypts (or signs)."""
     keys: dict[str, bytes] = {}
     order: list[str] = []
     for item in spec.split(","):
@@ -106,17 +106,17 @@ def parse_keys(spec: str) -> KeyRing:
             continue
         key_id, sep, hexkey = item.partition(":")
         if not sep or not key_id.isalnum():
-            raise ImproperlyConfigured("FIELD_KEYS entries must look like 'k1:<32 hex digits>'")
+            raise ImproperlyConfigured(f"{name} entries must look like 'k1:<{2 * key_bytes} hex digits>'")
         try:
             raw = bytes.fromhex(hexkey)
         except ValueError as exc:
-            raise ImproperlyConfigured(f"FIELD_KEYS key {key_id!r} is not hex") from exc
-        if len(raw) != KEY_BYTES:
-            raise ImproperlyConfigured(f"FIELD_KEYS key {key_id!r} must be 16 bytes (32 hex digits)")
+            raise ImproperlyConfigured(f"{name} key {key_id!r} is not hex") from exc
+        if len(raw) != key_bytes:
+            raise ImproperlyConfigured(f"{name} key {key_id!r} must be {key_bytes} bytes ({2 * key_bytes} hex digits)")
         keys[key_id] = raw
         order.append(key_id)
     if not keys:
-        raise ImproperlyConfigured("FIELD_KEYS holds no key")
+        raise ImproperlyConfigured(f"{name} holds no key")
     return KeyRing(current_id=order[0], keys=keys)
 
 
@@ -133,3 +133,25 @@ def _keyring_for(spec: str) -> KeyRing:
 
 def keyring() -> KeyRing:
     return _keyring_for(settings.FIELD_KEYS or os.environ.get("FIELD_KEYS", "") or _demo_key_spec())
+
+
+# --- The audit chain's HMAC-SM3 keys ---------------------------------------------------------
+# Same shape and rotation as the field keys (``AUDIT_CHAIN_KEYS``: the first signs new entries,
+# all verify), 32-byte keys, kept outside the database so whoever can write the audit table
+# cannot recompute the chain.
+CHAIN_KEY_BYTES = 32
+
+
+def _demo_chain_key_spec() -> str:
+    # The id names the key, so after a SECRET_KEY change verify_audit says "unknown key", not "edited".
+    derived = hmac.new(settings.SECRET_KEY.encode(), b"audit-chain-key-demo", hashlib.sha256).digest()
+    return f"sk{sm3(derived).hex()[:8]}:{derived.hex()}"
+
+
+@lru_cache(maxsize=2)
+def _chain_keyring_for(spec: str) -> KeyRing:
+    return parse_keys(spec, name="AUDIT_CHAIN_KEYS", key_bytes=CHAIN_KEY_BYTES)
+
+
+def chain_keyring() -> KeyRing:
+    return _chain_keyring_for(getattr(settings, "AUDIT_CHAIN_KEYS", "") or _demo_chain_key_spec())

@@ -147,7 +147,8 @@ class User(AbstractUser):
 
 
 class AuditEntry(models.Model):
-    """One append-only audit record; ``entry_hash`` = SM3(prev_hash + canonical content)."""
+    """One append-only audit record; ``entry_hash`` = HMAC-SM3 under the chain key ``chain_key_id``
+    of (prev_hash, key id, canonical content); legacy entries (no key id) are plain SM3."""
 
     created_at = models.DateTimeField(_("时间(UTC)"), db_index=True)
     # No database constraint and no cascade: deleting a user must not rewrite (and so break) the
@@ -171,6 +172,8 @@ class AuditEntry(models.Model):
     detail = models.JSONField(_("详情"), default=dict, blank=True)
     prev_hash = models.CharField(max_length=64, editable=False)
     entry_hash = models.CharField(max_length=64, editable=False, unique=True)
+    # Which AUDIT_CHAIN_KEYS key made entry_hash; "" = a legacy entry from before the chain was keyed.
+    chain_key_id = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = _("审计日志")

@@ -164,6 +164,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
 USING_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+# The owner role (owns the schema, runs migrations, flush and the audit prune) when the runtime role of
+# DATABASE_URL is not the owner: the owner's credentials for the same database. Only its USER,
+# PASSWORD, HOST and PORT are used (the name stays the connection's, so tests reach their test database).
+DATABASE_OWNER_URL = env_str("DATABASE_OWNER_URL") or ""
+DATABASE_OWNER: dict[str, object] = {}
+if DATABASE_OWNER_URL:
+    try:
+        _owner = dj_database_url.parse(DATABASE_OWNER_URL)
+    except Exception as exc:
+        raise ImproperlyConfigured(f"DATABASE_OWNER_URL is not a valid database URL: {exc}") from exc
+    # SQLite has no roles: an owner URL left in the environment of a SQLite run is ignored.
+    if USING_POSTGRES:
+        if _owner["ENGINE"] != DATABASES["default"]["ENGINE"]:
+            raise ImproperlyConfigured("DATABASE_OWNER_URL must be a PostgreSQL URL like DATABASE_URL")
+        DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker ------------------------------------------------
@@ -406,6 +421,19 @@ AUDIT_RETENTION_DAYS = max(180, env_int("AUDIT_RETENTION_DAYS", 365))
 LANGUAGE_COOKIE_HTTPONLY = True  # only the server reads it (regulator.locale)
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 LANGUAGE_COOKIE_SECURE = PRODUCTION
+# HMAC-SM3 keys of the audit chain, "id1:hex64,id2:hex64" (or AUDIT_CHAIN_KEYS_FILE): the first
+# signs new entries, all verify; never in the database. Without it, a key derived from SECRET_KEY.
+AUDIT_CHAIN_KEYS = env_str("AUDIT_CHAIN_KEYS") or ""
+# Signed checkpoints of the audit chain (count, last id, last hash), outside the database: put this
+# directory on other storage (write-once bucket, another host's mount). `verify_audit` checks them.
+AUDIT_ANCHOR_DIR = Path(env_str("AUDIT_ANCHOR_DIR") or str(DATA_DIR / "audit-anchors"))
+AUDIT_ANCHOR_MINUTES = env_int("AUDIT_ANCHOR_MINUTES", 60)
+if not 1 <= AUDIT_ANCHOR_MINUTES <= 24 * 60:
+    raise ImproperlyConfigured("AUDIT_ANCHOR_MINUTES must be between 1 and 1440")
+CELERY_BEAT_SCHEDULE["anchor-audit-chain"] = {
+    "task": "regulator.tasks.anchor_audit",
+    "schedule": 60.0 * AUDIT_ANCHOR_MINUTES,
+}
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

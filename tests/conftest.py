@@ -91,3 +91,70 @@ def world(db):
         enterprise_user=f.enterprise_user("entuser", here),
         auditor=f.user("auditor", Role.AUDITOR),
     )
+
+
+@pytest.fixture
+def tamperable(transactional_db):
+    """A tamper test plays the attacker who holds the owner's credentials: on PostgreSQL the test
+    runs on an owner connection (DATABASE_OWNER_URL when the suite runs as the runtime role) with the
+    append-only trigger lifted. Transactional, since that connection is a session of its own."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    from regulator.dbroles import as_owner
+
+    with as_owner() as owner:
+        with owner.cursor() as cursor:
+            cursor.execute("ALTER TABLE regulator_auditentry DISABLE TRIGGER regulator_auditentry_append_only")
+        try:
+            yield
+        finally:
+            with owner.cursor() as cursor:
+                cursor.execute("ALTER TABLE regulator_auditentry ENABLE TRIGGER regulator_auditentry_append_only")
+
+
+@pytest.fixture(autouse=True)
+def audit_anchor_dir(settings, tmp_path):
+    """Signed audit checkpoints go to the test's own directory, never the checkout's var/."""
+    settings.AUDIT_ANCHOR_DIR = tmp_path / "audit-anchors"
+
+
+def _use_database_role(credentials):
+    from django.db import connections
+
+    connections["default"].close()
+    connections["default"].settings_dict.update(credentials)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    """With DATABASE_OWNER_URL set (CI), the owner creates and migrates the test database ..."""
+    from django.conf import settings
+
+    if settings.DATABASE_OWNER:
+        _use_database_role(settings.DATABASE_OWNER)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """... and the suite runs as the runtime role of DATABASE_URL, which owns nothing and may only
+    append to the audit log (the owner is back for the flushes and the final DROP DATABASE)."""
+    from django.conf import settings
+
+    owner = settings.DATABASE_OWNER
+    if not owner:
+        yield
+        return
+    import dj_database_url
+
+    from regulator.dbroles import grant_runtime_role
+
+    runtime = {key: dj_database_url.parse(settings.DATABASE_URL)[key] for key in owner}
+    with django_db_blocker.unblock():
+        grant_runtime_role(runtime["USER"])
+        _use_database_role(runtime)
+    yield
+    with django_db_blocker.unblock():
+        _use_database_role(owner)

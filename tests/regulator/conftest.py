@@ -2,7 +2,6 @@ import itertools
 import uuid
 
 import pytest
-from django.db import connection
 
 _ip_counter = itertools.count(10)
 
@@ -23,18 +22,6 @@ def fresh_ip():
         return f"10.{tag % 250}.{(tag >> 8) % 250}.{n % 250 + 1}"
 
     return make
-
-
-@pytest.fixture
-def tamperable(db):
-    """On PostgreSQL the append-only trigger refuses edits; a tamper test lifts it in its transaction."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE regulator_auditentry DISABLE TRIGGER regulator_auditentry_append_only")
-    yield
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE regulator_auditentry ENABLE TRIGGER regulator_auditentry_append_only")
 
 
 def login(client, username, password, ip="127.0.0.1", **extra):

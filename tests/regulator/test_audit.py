@@ -66,7 +66,7 @@ def test_prune_refuses_less_than_180_days(db):
         call_command("prune_audit", "--days", "179")
 
 
-def test_prune_removes_only_old_entries_and_the_chain_still_verifies(db, time_machine):
+def test_prune_removes_only_old_entries_and_the_chain_still_verifies(transactional_db, time_machine):
     time_machine.move_to(timezone.now() - timedelta(days=400))
     old = chain(3)
     time_machine.move_to(timezone.now() + timedelta(days=400))
@@ -81,7 +81,15 @@ def test_prune_removes_only_old_entries_and_the_chain_still_verifies(db, time_ma
 
 @pytest.mark.postgres
 @postgres_only
-def test_postgres_refuses_update_and_delete_of_audit_rows(db):
+def test_postgres_refuses_update_and_delete_of_audit_rows(transactional_db):
+    """The trigger holds even for the owner (the runtime role has no UPDATE/DELETE privilege at all)."""
+    from regulator.dbroles import as_owner
+
+    with as_owner():
+        _owner_cannot_update_or_delete()
+
+
+def _owner_cannot_update_or_delete():
     entry = record_event(event="test.locked")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEntry.objects.filter(pk=entry.pk).update(outcome="failure")
@@ -96,7 +104,7 @@ def test_postgres_refuses_update_and_delete_of_audit_rows(db):
 
 @pytest.mark.postgres
 @postgres_only
-def test_postgres_prune_path_deletes_old_rows(db, time_machine):
+def test_postgres_prune_path_deletes_old_rows(transactional_db, time_machine):
     time_machine.move_to(timezone.now() - timedelta(days=400))
     old = chain(2)
     time_machine.move_to(timezone.now() + timedelta(days=400))

@@ -1,7 +1,8 @@
 """Remove audit entries past retention (never younger than 180 days), as an audited event.
 
 The prune records the hash of the last entry it removed, so ``verify_audit`` accepts the new
-start of the chain; on PostgreSQL it is the only path the append-only trigger lets through.
+start of the chain; on PostgreSQL it is the only path the append-only trigger lets through, and it
+runs as the owner role (DATABASE_OWNER_URL): the runtime role may not DELETE from the audit log.
 """
 
 from datetime import timedelta
@@ -12,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from regulator.audit import PRUNE_EVENT, record_event
+from regulator.dbroles import as_owner
 
 MIN_RETENTION_DAYS = 180
 
@@ -24,6 +26,10 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true")
 
     def handle(self, *args, days=None, dry_run=False, **options):
+        with as_owner():
+            self._prune(days, dry_run)
+
+    def _prune(self, days, dry_run):
         from regulator.models import AuditEntry
 
         days = days if days is not None else getattr(settings, "AUDIT_RETENTION_DAYS", 365)

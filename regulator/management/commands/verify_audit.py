@@ -1,4 +1,8 @@
-"""Recompute the SM3 chain of the audit log; exit 1 naming every entry that does not fit.
+"""Recompute the keyed (HMAC-SM3) chain of the audit log and check it against the signed anchors
+in AUDIT_ANCHOR_DIR; exit 1 naming every entry or anchor that does not fit.
+
+The anchors catch a truncated, replaced or re-chained log: every anchored entry must still be
+there with its anchored hash, with at least the anchored number of entries up to it.
 
 ``--checkpoint FILE`` also catches a truncated tail (the one thing a hash chain alone cannot
 see): the file, kept outside the database (e.g. on write-once storage), holds the id and hash of
@@ -11,19 +15,26 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from regulator.audit import ChainProblem, verify_chain
+from regulator.audit import ChainProblem
+from regulator.audit_anchors import anchor_dir, verify_log
 
 
 class Command(BaseCommand):
-    help = "Verify the audit log's SM3 hash chain (edited, removed, inserted or reordered entries)."
+    help = "Verify the audit log's keyed hash chain and its signed anchors (edited, removed, truncated entries)."
 
     def add_arguments(self, parser):
         parser.add_argument("--checkpoint", help="file with the last verified entry (id and hash), updated on success")
+        parser.add_argument("--anchors", help="directory of signed checkpoints (default: AUDIT_ANCHOR_DIR)")
 
-    def handle(self, *args, checkpoint=None, **options):
+    def handle(self, *args, checkpoint=None, anchors=None, **options):
         from regulator.models import AuditEntry
 
-        problems = verify_chain()
+        directory = anchor_dir(anchors)
+        problems, found = verify_log(directory)
+        if found:
+            self.stdout.write(f"{len(found)} signed anchor(s) in {directory} checked")
+        else:
+            self.stdout.write(f"no anchors in {directory}: a truncated log cannot be detected (run anchor_audit)")
         if checkpoint:
             problems += self._check_checkpoint(Path(checkpoint))
         if not problems:
