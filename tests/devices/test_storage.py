@@ -136,3 +136,86 @@ def test_readings_of_a_deleted_channel_do_not_poison_the_batch(channel, tmp_path
     other.delete()
     storage.store_batch(rows, [])
     assert list(Reading.objects.values_list("channel_id", flat=True)) == [channel.pk]
+
+
+# --- replays are idempotent (issue 15.7) -------------------------------------------------------
+
+
+def _minute_of_samples(channel, base, n=30):
+    return [ev(channel, base + timedelta(seconds=i), float(i)) for i in range(n)]
+
+
+def _aggregate(channel):
+    agg = ReadingAggregate.objects.get(channel=channel)
+    return agg.count, agg.bad_count, agg.sum, agg.min, agg.max
+
+
+def test_a_spooled_batch_committed_before_a_crash_is_not_added_again_on_replay(channel, tmp_path):
+    """kill -9 after a spooled batch committed but before its file was removed: the restarted
+    writer replays the file; its aggregates must not be added a second time."""
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+
+    def down(rows, aggs, batch=None):
+        raise OperationalError("connection refused")
+
+    first = make_writer(tmp_path, store=down, now=(base + timedelta(minutes=5)).timestamp())
+    first.configure(channel.pk, 0.0, 1)
+    first.submit(_minute_of_samples(channel, base))
+    first.flush(final=True)  # the database is down: the batch (readings and the minute) is spooled
+    assert len(first.spool) == 1
+    path, rows, aggs, batch = first.spool.peek()
+    assert aggs and batch is not None
+    storage.store_batch(rows, aggs, batch)  # the replay committed... and the process died here
+
+    restarted = make_writer(tmp_path, now=(base + timedelta(minutes=6)).timestamp())
+    restarted.flush(final=True)
+    assert len(restarted.spool) == 0
+    assert _aggregate(channel) == (30, 0, float(sum(range(30))), 0.0, 29.0)
+    assert Reading.objects.filter(channel=channel).count() == 30
+
+
+def test_a_commit_whose_reply_was_lost_is_not_counted_twice(channel, tmp_path):
+    """The store committed but the connection broke before the reply: the batch goes to the spool
+    all the same (the writer cannot know), and its replay is skipped."""
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    calls = []
+
+    def commit_then_lose_the_reply(rows, aggs, batch=None):
+        stored = storage.store_batch(rows, aggs, batch)
+        if not calls:
+            calls.append(batch)
+            raise OperationalError("server closed the connection unexpectedly")
+        return stored
+
+    w = make_writer(tmp_path, store=commit_then_lose_the_reply, now=(base + timedelta(minutes=5)).timestamp())
+    w.retry_interval = 0
+    w.configure(channel.pk, 0.0, 1)
+    w.submit(_minute_of_samples(channel, base))
+    w.flush(final=True)
+    assert calls and len(w.spool) == 0
+    assert _aggregate(channel)[:3] == (30, 0, float(sum(range(30))))
+
+
+def test_batches_of_a_restarted_writer_are_never_mistaken_for_replays(channel, tmp_path):
+    """Keys are unique across restarts: a new writer's first batch is stored, not skipped."""
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    for run in range(2):
+        w = make_writer(tmp_path, now=(base + timedelta(minutes=5)).timestamp())
+        w.configure(channel.pk, 0.0, 1)
+        w.submit([ev(channel, base + timedelta(seconds=run * 30 + i), 1.0) for i in range(10)])
+        w.flush(final=True)
+    assert _aggregate(channel)[:3] == (20, 0, 20.0)
+
+
+def test_keys_of_stored_batches_are_pruned_once_the_spool_is_empty(channel, tmp_path):
+    from devices.models import StoredBatch
+
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    w = make_writer(tmp_path, now=(base + timedelta(minutes=5)).timestamp())
+    w.configure(channel.pk, 0.0, 1)
+    w.submit(_minute_of_samples(channel, base))
+    w.flush(final=True)
+    assert StoredBatch.objects.filter(poller="t").count() == 1
+    w.clock = lambda: (base + timedelta(hours=3)).timestamp()
+    w.flush()
+    assert StoredBatch.objects.filter(poller="t").count() == 0
