@@ -219,3 +219,28 @@ def test_keys_of_stored_batches_are_pruned_once_the_spool_is_empty(channel, tmp_
     w.clock = lambda: (base + timedelta(hours=3)).timestamp()
     w.flush()
     assert StoredBatch.objects.filter(poller="t").count() == 0
+
+
+def test_a_damaged_spool_file_is_set_aside_and_the_queue_behind_it_drains(channel, tmp_path):
+    spool = Spool(tmp_path / "s", 10_000_000)
+    t = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+    spool.append([(channel.pk, t, 1.0, "good", None, "t")], [])
+    spool.append([(channel.pk, t + 1, 2.0, "good", None, "t")], [])
+    first = sorted((tmp_path / "s").glob("*.json"))[0]
+    first.write_bytes(b"\x78\x01garbage")  # a disk error, say: not a batch any more
+    w = ReadingWriter(poller="t", spool_dir=tmp_path / "s", spool_max_bytes=10_000_000)
+    w.flush(final=True)
+    assert list(Reading.objects.values_list("value", flat=True)) == [2.0]
+    assert len(w.spool) == 0 and first.with_suffix(".rejected").exists()
+
+
+def test_spool_files_of_the_previous_format_are_still_replayed(channel, tmp_path):
+    import json
+
+    (tmp_path / "s").mkdir()
+    t = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+    plain = {"rows": [[channel.pk, t, 3.0, "good", None, "t"]], "aggs": []}
+    (tmp_path / "s" / f"{0:015d}.json").write_text(json.dumps(plain))
+    w = ReadingWriter(poller="t", spool_dir=tmp_path / "s", spool_max_bytes=10_000_000)
+    w.flush(final=True)
+    assert list(Reading.objects.values_list("value", flat=True)) == [3.0]
