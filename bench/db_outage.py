@@ -127,11 +127,9 @@ def run(args, pg) -> None:
         k = 0
         while not stop.is_set():
             now = datetime.now(UTC)
-            if args.kept == "all":
-                evs = [
-                    ReadingEvent(cid, device.pk, float(k % 997) + i * 1e-3, True, "good", now)
-                    for i, cid in enumerate(ids)
-                ]
+            if args.kept == "all":  # a new value every sample, 3 decimals (as compressible as real data)
+                rnd = rng.random
+                evs = [ReadingEvent(cid, device.pk, round(10 + 10 * rnd(), 3), True, "good", now) for cid in ids]
             else:
                 evs = []
                 for i, cid in enumerate(ids):
@@ -164,6 +162,7 @@ def run(args, pg) -> None:
     print(f"{args.channels} channels x {args.hz:g} Hz, kept={args.kept}, outage {args.outage:g} s ({args.mode})")
     watch(args.before)
     took_down = time.monotonic()
+    kept_at_down = kept_rows[0]
     {"stop": lambda: pg.stop("fast"), "immediate": lambda: pg.stop("immediate"), "freeze": pg.freeze}[args.mode]()
     first_spool = watch(60, until=lambda: len(writer.spool) > 0)
     print(f"first batch spooled {first_spool:.1f} s after the database went away")
@@ -204,8 +203,9 @@ def run(args, pg) -> None:
         print(f"minute rows whose count differs from the stored readings: {over}")
     print(f"spool peak             {peak['files']:>12,} files {peak['bytes'] / 1e6:.1f} MB (cap {spool_mb} MB)")
     print(f"batches spooled {st['spooled_batches']:,}, dropped {st['dropped_batches']:,}")
+    waiting = at_return["kept"] - kept_at_down
     if drain > 0:
-        print(f"drain: {drain:.1f} s, ~{at_return['bytes'] / 1e6 / drain:.1f} MB/s of spool")
+        print(f"drain: ~{waiting:,} rows waited in the spool; {waiting / drain:,.0f} rows/s while the feed went on")
 
 
 if __name__ == "__main__":
