@@ -538,7 +538,7 @@ class ReadingWriter:
             else:
                 self._write_or_spool(rows, aggs, batch)
         if len(self.spool) and (final or self.clock() >= self._next_retry):
-            self._drain_spool()
+            self._drain_spool(budget=None if final else max(1.0, 4 * self.flush_interval))
         if not self._db_down and not len(self.spool) and self.clock() >= self._next_prune:
             self._prune()
 
@@ -618,9 +618,13 @@ class ReadingWriter:
             logger.error("database unreachable (%s); spooling readings to %s", exc, self.spool.directory)
             publish_poller_event(PollerEvent("db_down", self.poller, str(exc)[:200], datetime.now(UTC)))
 
-    def _drain_spool(self) -> None:
+    def _drain_spool(self, budget: float | None = None) -> None:
+        """Store the spooled batches in order. With a ``budget`` (seconds), return when it is spent
+        and carry on at the next flush: meanwhile new readings wait in memory, and after a long
+        outage the drain takes a minute or more (the next flush spools them behind the rest)."""
         flushed = 0
-        while True:
+        started = time.monotonic()
+        while budget is None or time.monotonic() - started < budget:
             item = self.spool.peek()
             if item is None:
                 break
@@ -638,6 +642,9 @@ class ReadingWriter:
                 os.kill(os.getpid(), signal.SIGKILL)  # the fault suite's crash: committed, file still there
             self.spool.remove(path)
             flushed += 1
+        else:
+            if len(self.spool):
+                return  # budget spent
         if self._db_down or flushed:
             logger.info("database reachable again; flushed %d spooled batches", flushed)
             publish_poller_event(PollerEvent("db_up", self.poller, f"flushed {flushed} batches", datetime.now(UTC)))
