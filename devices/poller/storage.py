@@ -100,6 +100,8 @@ _KILL_AFTER_REPLAY_COMMIT = "REGULATOR_FAULT_KILL_AFTER_REPLAY_COMMIT"
 # A stored batch's key is kept this long after the spool was last seen empty: only a batch still
 # in some spool can come back, and a spool of this poller is this writer's own directory.
 STORED_BATCH_KEEP = timedelta(hours=1)
+# Rows per stored (or spooled) batch at most: ~0.1-0.3 s of COPY, well inside the statement timeout.
+MAX_BATCH_ROWS = 20_000
 _NAN = float("nan")
 _PID = attrgetter("pid")
 _N = attrgetter("n")
@@ -532,11 +534,18 @@ class ReadingWriter:
         aggs = self._pop_closed(self.clock(), everything=final)
         self.stats["flushes"] += 1
         if rows or aggs:
-            batch = self._new_batch()
-            if len(self.spool) or self._db_down:
-                self._to_spool(rows, aggs, batch)
-            else:
-                self._write_or_spool(rows, aggs, batch)
+            # Bounded batches: after a long drain or a hang, a flush may have collected a million
+            # rows; as one batch its COPY outlived the statement timeout (and failed again on every
+            # retry), and its JSON held the GIL for a second.
+            last = max(0, len(rows) - 1) // MAX_BATCH_ROWS
+            for part in range(last + 1):
+                chunk = rows[part * MAX_BATCH_ROWS : (part + 1) * MAX_BATCH_ROWS]
+                chunk_aggs = aggs if part == last else []
+                batch = self._new_batch()
+                if len(self.spool) or self._db_down:
+                    self._to_spool(chunk, chunk_aggs, batch)
+                else:
+                    self._write_or_spool(chunk, chunk_aggs, batch)
         if len(self.spool) and (final or self.clock() >= self._next_retry):
             self._drain_spool(budget=None if final else max(1.0, 4 * self.flush_interval))
         if not self._db_down and not len(self.spool) and self.clock() >= self._next_prune:

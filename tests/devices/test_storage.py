@@ -278,3 +278,16 @@ def test_a_long_drain_yields_so_new_readings_queue_on_disk_behind_it_in_order(ch
     w.flush(final=True)
     assert len(w.spool) == 0
     assert list(Reading.objects.order_by("time").values_list("value", flat=True)) == [float(i) for i in range(sent)]
+
+
+def test_a_large_flush_is_stored_as_bounded_batches_in_order(channel, tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "MAX_BATCH_ROWS", 4)
+    batches = []
+    w = make_writer(tmp_path, store=lambda rows, aggs: batches.append((list(rows), list(aggs))) or len(rows))
+    w.configure(channel.pk, 0.0, 0)
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    w.submit([ev(channel, base + timedelta(seconds=i), float(i)) for i in range(10)])
+    w.flush(final=True)
+    assert [len(rows) for rows, _aggs in batches] == [4, 4, 2]
+    assert [v for rows, _aggs in batches for _c, _t, v, *_ in rows] == [float(i) for i in range(10)]
+    assert [bool(aggs) for _rows, aggs in batches] == [False, False, True]
