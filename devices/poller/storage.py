@@ -398,6 +398,8 @@ class ReadingWriter:
         self._seq = 0
         self._kill_after_replay_commit = os.environ.get(_KILL_AFTER_REPLAY_COMMIT) == "1"
         self._next_prune = 0.0
+        self._draining = False  # a drain yielded with batches left
+        self._drained = 0  # batches stored since the drain began
         self._state = FoldState()  # every channel's deadband memory and open minute, as arrays
         warm_up()  # compile (or load from numba's cache) the batch loops before the first batch
         self._closed: list[AggRow] = []
@@ -516,7 +518,8 @@ class ReadingWriter:
 
     def _run(self) -> None:
         try:
-            while not self._stop.wait(self.flush_interval):
+            # While a drain is under way (it yields after its budget) the next flush comes at once.
+            while not self._stop.wait(0 if self._draining else self.flush_interval):
                 try:
                     self.flush()
                 except Exception:  # never the writer's end; what failed is on disk or logged
@@ -631,7 +634,6 @@ class ReadingWriter:
         """Store the spooled batches in order. With a ``budget`` (seconds), return when it is spent
         and carry on at the next flush: meanwhile new readings wait in memory, and after a long
         outage the drain takes a minute or more (the next flush spools them behind the rest)."""
-        flushed = 0
         started = time.monotonic()
         while budget is None or time.monotonic() - started < budget:
             item = self.spool.peek()
@@ -641,6 +643,7 @@ class ReadingWriter:
             try:
                 self.stats["stored"] += self._store(rows, aggs, batch)
             except _DB_DOWN as exc:
+                self._draining = False  # back to waiting retry_interval between attempts
                 self._mark_down(exc)
                 return
             except _DB_REFUSED:
@@ -650,10 +653,13 @@ class ReadingWriter:
             if aggs and self._kill_after_replay_commit:
                 os.kill(os.getpid(), signal.SIGKILL)  # the fault suite's crash: committed, file still there
             self.spool.remove(path)
-            flushed += 1
+            self._drained += 1
         else:
             if len(self.spool):
-                return  # budget spent
+                self._draining = True  # budget spent: the next flush carries on
+                return
+        self._draining = False
+        flushed, self._drained = self._drained, 0
         if self._db_down or flushed:
             logger.info("database reachable again; flushed %d spooled batches", flushed)
             publish_poller_event(PollerEvent("db_up", self.poller, f"flushed {flushed} batches", datetime.now(UTC)))
