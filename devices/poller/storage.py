@@ -417,13 +417,7 @@ class ReadingWriter:
         self._next_retry = 0.0
         self._spool_full_announced = False
         self._closed_through = -1  # the last minute whose stale buckets were closed
-        self.stats = {
-            "received": 0,
-            "stored": 0,
-            "spooled_batches": 0,
-            "dropped_batches": 0,
-            "flushes": 0,
-        }
+        self.stats = {"received": 0, "stored": 0, "spooled_batches": 0, "dropped_batches": 0, "flushes": 0}
 
     def submit(self, events: Sequence[ReadingEvent]) -> None:
         """Fold ``events`` (thread-safe), in order: what the poller does with readings that are not
@@ -646,7 +640,7 @@ class ReadingWriter:
                 self._draining = False  # back to waiting retry_interval between attempts
                 self._mark_down(exc)
                 return
-            except _DB_REFUSED:
+            except Exception:  # refused by the database (or a bug): it would block the queue for good
                 logger.exception("spooled batch %s rejected; moving it aside", path.name)
                 self.spool.set_aside(path)
                 continue
