@@ -149,6 +149,17 @@ def db_deadline(seconds: float | None = None, *, using: str = DEFAULT_DB_ALIAS):
     _local.depth = getattr(_local, "depth", 0) + 1
     entry = _watchdog.arm(wrapper, seconds)
     fired = False
+    # Once cut, no new connection inside the block: Django's atomic() reconnects on its way out
+    # (set_autocommit), which on a hung server cost a whole connect_timeout more.
+    previous = wrapper.__dict__.get("get_new_connection")
+    connect = previous or wrapper.get_new_connection
+
+    def get_new_connection(conn_params):
+        if entry.fired:
+            raise DeadlineExceeded(f"database call exceeded its {seconds:g} s deadline; not reconnecting")
+        return connect(conn_params)
+
+    wrapper.get_new_connection = get_new_connection
     try:
         if wrapper.connection is not None:  # opened before, outside any deadline
             _set_statement_timeout(wrapper)
@@ -161,6 +172,10 @@ def db_deadline(seconds: float | None = None, *, using: str = DEFAULT_DB_ALIAS):
     finally:
         _local.depth -= 1
         fired = _watchdog.disarm(entry) or fired
+        if previous is None:
+            del wrapper.get_new_connection
+        else:
+            wrapper.get_new_connection = previous
     if fired and not wrapper.in_atomic_block:
         # Cut just as the block finished: its work is done, but the connection is not usable.
         wrapper.close()
