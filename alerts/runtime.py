@@ -24,6 +24,7 @@ import logging
 import re
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as dtime
@@ -36,6 +37,7 @@ from alerts.choices import AlertKind
 from alerts.outbox import Outbox, new_change_id
 from devices import hooks
 from devices.hooks import evaluation_rows
+from regulator.dbdeadline import db_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -436,14 +438,16 @@ class AlertRuntime:
                 started = time.perf_counter()
                 try:
                     try:
-                        self._apply_entry(entry)
+                        with self._bounded():
+                            self._apply_entry(entry)
                     except (OperationalError, InterfaceError):
                         # The writer keeps its connection between bursts; PostgreSQL may have
                         # restarted meanwhile. Reconnect and try once more (a stale connection fails
                         # on the first query, before anything is written).
                         if not _reconnect(connections):
                             raise
-                        self._apply_entry(entry)
+                        with self._bounded():
+                            self._apply_entry(entry)
                 except (OperationalError, InterfaceError) as exc:
                     logger.warning("database unreachable (%s); %d alert changes wait in the outbox", exc, len(outbox))
                     _reconnect(connections)
@@ -461,6 +465,12 @@ class AlertRuntime:
                 took = time.perf_counter() - started
                 if took > 0.1:
                     logger.warning("slow alert write: %s took %.0f ms (database or push)", entry.payload, took * 1000)
+
+    def _bounded(self):
+        """A deadline on the writer threads' database calls: a hung (frozen) database is an outage
+        and the change stays queued. Not on a web request's own connection (HTTP ingest inline),
+        which must not carry the daemons' statement_timeout into the rest of the request."""
+        return db_deadline() if self._in_background() else nullcontext()
 
     def _in_background(self) -> bool:
         current = threading.current_thread()
@@ -678,7 +688,8 @@ class AlertRuntime:
                         continue
                     delay = 0.0
                     last_busy = time.monotonic()
-                self.maybe_reload(force=self.signature is None)
+                with db_deadline():
+                    self.maybe_reload(force=self.signature is None)
                 if time.monotonic() - last_tick >= 1.0:
                     last_tick = time.monotonic()
                     with self.lock:
@@ -687,7 +698,8 @@ class AlertRuntime:
                         self._enqueue(stale)
                         continue
                     if time.monotonic() < self.linkage_watch_until:
-                        services.alerts_sync_linkage()
+                        with db_deadline():
+                            services.alerts_sync_linkage()
             except (OperationalError, InterfaceError) as exc:  # the database is down: said by drain()
                 logger.debug("alerts runtime: database unreachable (%s)", exc)
                 _reconnect(connections)

@@ -316,6 +316,24 @@ class ReadingAggregate(models.Model):
         return self.sum / self.count if self.count else None
 
 
+class StoredBatch(models.Model):
+    """A batch of readings a poller has stored, written in the same transaction as the batch.
+
+    A batch is stored again when its spool file outlives its commit (a crash between the two, or a
+    commit whose reply was lost): the second time its key is found here and the batch is skipped,
+    so its aggregates are not added twice. The poller prunes its own rows once its spool is empty.
+    """
+
+    key = models.CharField(max_length=40, primary_key=True)
+    poller = models.CharField(_("采集进程"), max_length=64)
+    created = models.DateTimeField(_("生成时间"))  # on the poller's clock, when the batch was made
+
+    class Meta:
+        verbose_name = _("已存储批次")
+        verbose_name_plural = _("已存储批次")
+        indexes = [models.Index(fields=["poller", "created"], name="devices_storedbatch_prune")]
+
+
 class DeviceStatusChange(models.Model):
     """History of a device's status: who saw what change, when and why."""
 

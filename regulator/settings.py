@@ -179,6 +179,21 @@ if DATABASE_OWNER_URL:
         if _owner["ENGINE"] != DATABASES["default"]["ENGINE"]:
             raise ImproperlyConfigured("DATABASE_OWNER_URL must be a PostgreSQL URL like DATABASE_URL")
         DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
+# A hung database (frozen host, SIGSTOP) must look like a down one (regulator/dbdeadline.py): libpq
+# gives up connecting after DB_CONNECT_TIMEOUT_SECONDS (every process); the daemons' threads (the
+# poller's reading writer and DB thread, the alerts writer) cut a call that takes longer than
+# DB_CALL_DEADLINE_SECONDS, and their connections get a server-side statement_timeout of
+# DB_STATEMENT_TIMEOUT_SECONDS, so a slow but alive server cancels first. The web's reports and
+# migrations keep no statement timeout. 0 switches each off.
+DB_CONNECT_TIMEOUT_SECONDS = env_int("DB_CONNECT_TIMEOUT_SECONDS", 5)
+DB_CALL_DEADLINE_SECONDS = env_int("DB_CALL_DEADLINE_SECONDS", 10)
+DB_STATEMENT_TIMEOUT_SECONDS = env_int("DB_STATEMENT_TIMEOUT_SECONDS", 5)
+for _name in ("DB_CONNECT_TIMEOUT_SECONDS", "DB_CALL_DEADLINE_SECONDS", "DB_STATEMENT_TIMEOUT_SECONDS"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 or more")
+if USING_POSTGRES and DB_CONNECT_TIMEOUT_SECONDS:
+    # libpq's minimum is 2 s; an explicit connect_timeout in DATABASE_URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", max(2, DB_CONNECT_TIMEOUT_SECONDS))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker ------------------------------------------------

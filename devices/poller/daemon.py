@@ -1118,23 +1118,29 @@ def live_group(device_id: int) -> str:
 
 
 def _guarded(fn, *args):
-    from django.db import DatabaseError, close_old_connections
+    """``fn(*args)`` on the DB thread, or None when the database is down, hung or refuses it.
+
+    Under ``db_deadline``: a frozen server (SIGSTOP, a hung host) answers nothing and would block
+    this thread, and with it reload, status, stats and coil-write claims, for good.
+    """
+    from django.db import DatabaseError
+
+    from regulator.dbdeadline import close_broken_connection, db_deadline
 
     try:
-        return fn(*args)
+        with db_deadline():
+            return fn(*args)
     except DatabaseError as exc:
-        logger.warning("database call %s failed: %s", fn.__name__, exc)
-        close_old_connections()
-        from django.db import connection
-
-        connection.close()
+        logger.warning("database call %s failed: %s", getattr(fn, "__name__", fn), exc)
+        # Not close_old_connections(): its SELECT 1 on a hung server would block this thread again.
+        close_broken_connection()
         return None
 
 
 def _close_connection():
-    from django.db import connection
+    from regulator.dbdeadline import close_broken_connection
 
-    connection.close()
+    close_broken_connection()
 
 
 def load_device_specs(shard_k: int, shard_n: int) -> dict[int, DeviceSpec]:

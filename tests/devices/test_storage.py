@@ -136,3 +136,158 @@ def test_readings_of_a_deleted_channel_do_not_poison_the_batch(channel, tmp_path
     other.delete()
     storage.store_batch(rows, [])
     assert list(Reading.objects.values_list("channel_id", flat=True)) == [channel.pk]
+
+
+# --- replays are idempotent (issue 15.7) -------------------------------------------------------
+
+
+def _minute_of_samples(channel, base, n=30):
+    return [ev(channel, base + timedelta(seconds=i), float(i)) for i in range(n)]
+
+
+def _aggregate(channel):
+    agg = ReadingAggregate.objects.get(channel=channel)
+    return agg.count, agg.bad_count, agg.sum, agg.min, agg.max
+
+
+def test_a_spooled_batch_committed_before_a_crash_is_not_added_again_on_replay(channel, tmp_path):
+    """kill -9 after a spooled batch committed but before its file was removed: the restarted
+    writer replays the file; its aggregates must not be added a second time."""
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+
+    def down(rows, aggs, batch=None):
+        raise OperationalError("connection refused")
+
+    first = make_writer(tmp_path, store=down, now=(base + timedelta(minutes=5)).timestamp())
+    first.configure(channel.pk, 0.0, 1)
+    first.submit(_minute_of_samples(channel, base))
+    first.flush(final=True)  # the database is down: the batch (readings and the minute) is spooled
+    assert len(first.spool) == 1
+    path, rows, aggs, batch = first.spool.peek()
+    assert aggs and batch is not None
+    storage.store_batch(rows, aggs, batch)  # the replay committed... and the process died here
+
+    restarted = make_writer(tmp_path, now=(base + timedelta(minutes=6)).timestamp())
+    restarted.flush(final=True)
+    assert len(restarted.spool) == 0
+    assert _aggregate(channel) == (30, 0, float(sum(range(30))), 0.0, 29.0)
+    assert Reading.objects.filter(channel=channel).count() == 30
+
+
+def test_a_commit_whose_reply_was_lost_is_not_counted_twice(channel, tmp_path):
+    """The store committed but the connection broke before the reply: the batch goes to the spool
+    all the same (the writer cannot know), and its replay is skipped."""
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    calls = []
+
+    def commit_then_lose_the_reply(rows, aggs, batch=None):
+        stored = storage.store_batch(rows, aggs, batch)
+        if not calls:
+            calls.append(batch)
+            raise OperationalError("server closed the connection unexpectedly")
+        return stored
+
+    w = make_writer(tmp_path, store=commit_then_lose_the_reply, now=(base + timedelta(minutes=5)).timestamp())
+    w.retry_interval = 0
+    w.configure(channel.pk, 0.0, 1)
+    w.submit(_minute_of_samples(channel, base))
+    w.flush(final=True)
+    assert calls and len(w.spool) == 0
+    assert _aggregate(channel)[:3] == (30, 0, float(sum(range(30))))
+
+
+def test_batches_of_a_restarted_writer_are_never_mistaken_for_replays(channel, tmp_path):
+    """Keys are unique across restarts: a new writer's first batch is stored, not skipped."""
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    for run in range(2):
+        w = make_writer(tmp_path, now=(base + timedelta(minutes=5)).timestamp())
+        w.configure(channel.pk, 0.0, 1)
+        w.submit([ev(channel, base + timedelta(seconds=run * 30 + i), 1.0) for i in range(10)])
+        w.flush(final=True)
+    assert _aggregate(channel)[:3] == (20, 0, 20.0)
+
+
+def test_keys_of_stored_batches_are_pruned_once_the_spool_is_empty(channel, tmp_path):
+    from devices.models import StoredBatch
+
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    w = make_writer(tmp_path, now=(base + timedelta(minutes=5)).timestamp())
+    w.configure(channel.pk, 0.0, 1)
+    w.submit(_minute_of_samples(channel, base))
+    w.flush(final=True)
+    assert StoredBatch.objects.filter(poller="t").count() == 1
+    w.clock = lambda: (base + timedelta(hours=3)).timestamp()
+    w.flush()
+    assert StoredBatch.objects.filter(poller="t").count() == 0
+
+
+def test_a_damaged_spool_file_is_set_aside_and_the_queue_behind_it_drains(channel, tmp_path):
+    spool = Spool(tmp_path / "s", 10_000_000)
+    t = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+    spool.append([(channel.pk, t, 1.0, "good", None, "t")], [])
+    spool.append([(channel.pk, t + 1, 2.0, "good", None, "t")], [])
+    first = sorted((tmp_path / "s").glob("*.json"))[0]
+    first.write_bytes(b"\x78\x01garbage")  # a disk error, say: not a batch any more
+    w = ReadingWriter(poller="t", spool_dir=tmp_path / "s", spool_max_bytes=10_000_000)
+    w.flush(final=True)
+    assert list(Reading.objects.values_list("value", flat=True)) == [2.0]
+    assert len(w.spool) == 0 and first.with_suffix(".rejected").exists()
+
+
+def test_spool_files_of_the_previous_format_are_still_replayed(channel, tmp_path):
+    import json
+
+    (tmp_path / "s").mkdir()
+    t = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+    plain = {"rows": [[channel.pk, t, 3.0, "good", None, "t"]], "aggs": []}
+    (tmp_path / "s" / f"{0:015d}.json").write_text(json.dumps(plain))
+    w = ReadingWriter(poller="t", spool_dir=tmp_path / "s", spool_max_bytes=10_000_000)
+    w.flush(final=True)
+    assert list(Reading.objects.values_list("value", flat=True)) == [3.0]
+
+
+def test_a_long_drain_yields_so_new_readings_queue_on_disk_behind_it_in_order(channel, tmp_path):
+    """After a long outage the drain takes a while: it stops after its time budget, the next flush
+    spools the readings that arrived meanwhile behind the rest, and nothing is lost or reordered."""
+    import time as _time
+
+    def down(rows, aggs, batch=None):
+        raise OperationalError("down")
+
+    def slow(rows, aggs, batch=None):
+        _time.sleep(0.4)
+        return storage.store_batch(rows, aggs, batch)
+
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    w = make_writer(tmp_path, store=down)
+    w.retry_interval = 0
+    w.flush_interval = 0.1  # a budget of 1 s per flush
+    w.configure(channel.pk, 0.0, 1)
+    sent = 0
+    for batch in range(5):
+        w.submit([ev(channel, base + timedelta(seconds=batch), float(sent))])
+        sent += 1
+        w.flush()
+    assert len(w.spool) == 5
+    w.store, w._store_takes_batch = slow, True
+    w.flush()  # the database is back: ~2 of 5 batches within the budget
+    assert 0 < len(w.spool) < 5
+    w.submit([ev(channel, base + timedelta(seconds=10), float(sent))])
+    sent += 1
+    w.flush()
+    w.flush(final=True)
+    assert len(w.spool) == 0
+    assert list(Reading.objects.order_by("time").values_list("value", flat=True)) == [float(i) for i in range(sent)]
+
+
+def test_a_large_flush_is_stored_as_bounded_batches_in_order(channel, tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "MAX_BATCH_ROWS", 4)
+    batches = []
+    w = make_writer(tmp_path, store=lambda rows, aggs: batches.append((list(rows), list(aggs))) or len(rows))
+    w.configure(channel.pk, 0.0, 0)
+    base = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    w.submit([ev(channel, base + timedelta(seconds=i), float(i)) for i in range(10)])
+    w.flush(final=True)
+    assert [len(rows) for rows, _aggs in batches] == [4, 4, 2]
+    assert [v for rows, _aggs in batches for _c, _t, v, *_ in rows] == [float(i) for i in range(10)]
+    assert [bool(aggs) for _rows, aggs in batches] == [False, False, True]
