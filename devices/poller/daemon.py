@@ -819,6 +819,7 @@ class Poller:
         # Where the configuration came from: "" (not loaded yet), "database" or "snapshot" (started
         # while the database was down, see devices.poller.snapshot); the snapshot file, if any.
         self.config_source = ""
+        self._saved_signatures: dict | None = None  # of the specs the snapshot holds
         self._status_lock = threading.Lock()
         self._status_backlog = 0  # status writes queued for the database thread
         self.status_dropped = 0
@@ -1038,8 +1039,13 @@ class Poller:
                     "poller %s: the database is back; its configuration replaces the snapshot", self.config.name
                 )
             self.config_source = "database"
-            if self.snapshot is not None:
-                await loop.run_in_executor(None, self.snapshot.save, specs)
+            # Written when the configuration changed (the signatures: updated_at of devices and channels),
+            # not every reload: encoding every spec every few seconds would cost the event loop's GIL.
+            signatures = {device_id: spec.signature for device_id, spec in specs.items()}
+            if self.snapshot is not None and signatures != self._saved_signatures:
+                snapshot = self.snapshot
+                if await loop.run_in_executor(None, lambda: snapshot.save(specs) or snapshot.holds(specs)):
+                    self._saved_signatures = signatures  # (else the disk failed: try again next time)
         for device_id in list(self.workers):
             spec = specs.get(device_id)
             if spec is None or not spec.pollable or spec.signature != self.workers[device_id].spec.signature:

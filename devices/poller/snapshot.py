@@ -118,6 +118,14 @@ class ConfigSnapshot:
         self.kind = kind
         self._written: str | None = None  # checksum of what the file holds, once known
 
+    def holds(self, data) -> bool:
+        """Whether the file (as last written or read here) holds ``data``."""
+        try:
+            body = json.dumps(encode(data), sort_keys=True, separators=(",", ":"))
+        except TypeError:
+            return False
+        return self._written is not None and _checksum(body) == self._written
+
     def save(self, data) -> bool:
         """Write ``data`` (atomically, durably) unless the file already holds it. True when written.
         Never raises: a full disk must not stop a poller that has its configuration in memory."""

@@ -190,6 +190,11 @@ async def test_a_poller_started_while_the_database_is_down_polls_its_last_config
     first = _poller()
     await first.reload()
     assert snapshot_path("cold", "poller").exists()
+    saves = []
+    monkeypatch.setattr(first.snapshot, "save", saves.append)
+    await first.reload()
+    assert not saves  # an unchanged configuration is not encoded again at every reload
+    monkeypatch.undo()
     await asyncio.gather(*(w.stop() for w in first.workers.values()))
 
     def unreachable(*args):
