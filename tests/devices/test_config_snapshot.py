@@ -13,7 +13,7 @@ from datetime import time as dtime
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import OperationalError
+from django.db import OperationalError, connections
 
 from alerts import engine as eng
 from alerts.runtime import ChannelInfo
@@ -222,6 +222,10 @@ async def test_a_poller_started_while_the_database_is_down_polls_its_last_config
         assert second.config_source == "database" and second.workers[device.pk] is worker
     finally:
         await asyncio.gather(*(w.stop() for w in second.workers.values()))
+        for poller in (first, second):  # (their database threads hold connections)
+            poller._db.submit(daemon._close_connection).result(timeout=10)
+            poller._db.shutdown(wait=True)
+        await sync_to_async(connections.close_all)()  # the ORM thread of sync_to_async keeps one open
 
 
 @pytest.mark.django_db(transaction=True)
@@ -232,6 +236,7 @@ async def test_without_a_snapshot_a_start_during_an_outage_polls_nothing_and_say
         await poller.reload()
     assert not poller.workers
     assert "no usable snapshot" in caplog.text
+    poller._db.shutdown(wait=True)
 
 
 def test_status_writes_waiting_for_a_hung_database_are_bounded(monkeypatch):
