@@ -107,6 +107,17 @@ def test_a_poller_restarted_while_postgres_is_down_closes_the_valve_on_its_last_
     assert (status, readback, address) == ("done", "t", "0")
     assert written_at - 0.05 <= float(finished) <= written_at + 2.0, "finished when the valve closed"
     assert len([w for w in modbus.coil_writes if w[1] == 0]) == 1
+    # The first run's "采集进程已停止" is judged against the device's status once the rules come from the
+    # database again (the snapshot restores no conditions: the database does).
+    wait_until(
+        lambda: (
+            psql(pg, dbname, "SELECT bool_or(condition_active) FROM alerts_alert WHERE kind = 'device_offline'")
+            in ("f", "")
+        ),
+        timeout=30,
+        what=f"the stale offline alert returned\n{poller.tail()}",
+        interval=0.2,
+    )
     # The board learns that this poller ran on its snapshot, once.
     notices = psql(
         pg, dbname, "SELECT count(*) FROM alerts_alert WHERE kind = 'acquisition' AND message LIKE '%上次已知配置%'"
