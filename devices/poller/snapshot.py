@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import threading
 from datetime import UTC, datetime, time
 from pathlib import Path
 
@@ -152,7 +153,8 @@ class ConfigSnapshot:
 
     def _write_atomically(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        # Per process and thread: two writers of one name (web workers) never share a temporary file.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(text)
