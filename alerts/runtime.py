@@ -37,6 +37,7 @@ from alerts.choices import AlertKind
 from alerts.outbox import Outbox, new_change_id
 from devices import hooks
 from devices.hooks import evaluation_rows
+from devices.poller.snapshot import ConfigSnapshot, snapshot_path
 from regulator.dbdeadline import db_deadline
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class AlertRuntime:
         self._outbox: Outbox | None = None
         self._outbox_path = None
         self._outbox_full_announced = False
+        self._snapshot: ConfigSnapshot | None = None
         # The last status each device reported (online, epoch seconds), even before the rules were
         # loaded: a device offline restored from the database is judged against it.
         self.device_seen: dict[int, tuple[bool, float]] = {}
@@ -173,6 +175,15 @@ class AlertRuntime:
         rules = list(AlertRule.objects.filter(enabled=True).prefetch_related("schedules"))
         resolved = resolve_rules(channels, rules)
         modes = dict(EnterpriseMode.objects.values_list("enterprise_id", "mode"))
+        # (Evaluated before anything changes: the restore below needs the database too.)
+        open_rows = None
+        if not self.restored:
+            open_rows = list(
+                Alert.objects.filter(
+                    condition_active=True,
+                    state__in=["active_unack", "active_ack", "shelved", "suppressed", "out_of_service"],
+                ).values_list("channel_id", "device_id", "kind")
+            )
         infos = {}
         configs = {}
         for ch in channels:
@@ -190,21 +201,13 @@ class AlertRuntime:
                 levels={k: rule.level_for(k) for k in AlertKind.values},
                 linkage=linkage_target(rule),
             )
+        self._install(configs, infos, modes)
+        self._snapshot_file().save({"configs": configs, "infos": infos, "modes": modes})
         with self.lock:
-            for gone in set(self.engine.channels) - set(configs):
-                self.engine.remove(gone)
-            for pk, config in configs.items():
-                self.engine.configure(pk, config)
-                self.engine.set_mode(pk, modes.get(infos[pk].enterprise_id, "normal"))
-            self.channels = infos
-            if not self.restored:
+            if open_rows is not None:
                 # Conditions still active in the database, so a return to normal is recognised.
-                open_rows = Alert.objects.filter(
-                    condition_active=True,
-                    state__in=["active_unack", "active_ack", "shelved", "suppressed", "out_of_service"],
-                )
                 back_online = []
-                for channel_id, device_id, kind in open_rows.values_list("channel_id", "device_id", "kind"):
+                for channel_id, device_id, kind in open_rows:
                     if kind == AlertKind.DEVICE_OFFLINE and device_id:
                         seen = self.device_seen.get(device_id)
                         if seen is not None and seen[0]:
@@ -219,6 +222,61 @@ class AlertRuntime:
                 self.restored = True
                 if back_online:
                     self._enqueue(back_online)
+
+    def _install(self, configs: dict, infos: dict, modes: dict) -> None:
+        with self.lock:
+            for gone in set(self.engine.channels) - set(configs):
+                self.engine.remove(gone)
+            for pk, config in configs.items():
+                self.engine.configure(pk, config)
+                self.engine.set_mode(pk, modes.get(infos[pk].enterprise_id, "normal"))
+            self.channels = infos
+
+    def _snapshot_file(self) -> ConfigSnapshot:
+        path = snapshot_path(hooks.process_name() or settings.ALERT_OUTBOX_NAME, "alerts")
+        if self._snapshot is None or self._snapshot.path != path:
+            self._snapshot = ConfigSnapshot(path, "alerts")
+        return self._snapshot
+
+    def start(self) -> None:
+        """The first configuration: from the database, else (it is unreachable) from the last one this
+        process name loaded (see devices.poller.snapshot); the next reload that works replaces it.
+        Open conditions are restored from the database only (see ``load``)."""
+        from django.db import DatabaseError, connections
+
+        if self.signature is not None or self.channels:
+            return
+        try:
+            with db_deadline():  # a frozen database at start-up is an outage too: fall back
+                self.maybe_reload(force=True)
+            return
+        except DatabaseError as exc:
+            reason = exc
+            _reconnect(connections)
+        loaded = self._snapshot_file().load((eng.RuleConfig, eng.Limits, eng.Schedule, ChannelInfo))
+        if loaded is None:
+            logger.error("alerts runtime: the database is unreachable (%s) and no snapshot: no rules yet", reason)
+            return
+        data, saved_at = loaded
+        try:
+            configs, infos, modes = data["configs"], data["infos"], data["modes"]
+            if not (
+                all(isinstance(c, eng.RuleConfig) for c in configs.values())
+                and all(isinstance(i, ChannelInfo) for i in infos.values())
+                and set(configs) == set(infos)
+                and all(isinstance(m, str) for m in modes.values())
+            ):
+                raise TypeError("unexpected contents")
+        except (TypeError, KeyError, AttributeError) as exc:
+            logger.error("alerts runtime: snapshot %s ignored: %s", self._snapshot_file().path, exc)
+            return
+        self._install(configs, infos, modes)
+        logger.warning(
+            "alerts runtime: the database is unreachable (%s); evaluating %d channels on the last known rules, of %s",
+            reason,
+            len(configs),
+            saved_at.astimezone(self.engine.tz).isoformat(timespec="seconds"),
+        )
 
     # --- sinks ----------------------------------------------------------------------------------
     def on_readings(self, readings) -> None:
@@ -406,7 +464,7 @@ class AlertRuntime:
     def on_poller_event(self, event) -> None:
         """A full reading spool or alert outbox reaches the alert board once the database is back: the
         notice is queued in the outbox (past its bound: it is the one that says so)."""
-        if event.kind != "spool_full":
+        if event.kind not in ("spool_full", "cold_start"):
             return
         payload = {"type": "poller_event", "kind": event.kind, "poller": event.poller, "detail": event.detail}
         payload["at"] = event.at.timestamp()
@@ -677,6 +735,10 @@ class AlertRuntime:
         last_busy = time.monotonic()
         delay = 0.0  # while the database is down: wait this long between attempts (capped doubling)
         outbox = self.outbox
+        try:
+            self.start()  # before the outbox: with the database down, the drain below never gets past it
+        except Exception:
+            logger.exception("alerts runtime: loading the rules failed; retrying in the loop")
         while not self.stopping.is_set():
             try:
                 outbox.wakeup.wait(delay or 0.5)

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from alerts.choices import (
     ANNUNCIATED_STATES,
@@ -466,13 +467,23 @@ def alert_linkage_local_result(
     return alert
 
 
+# The poller events that reach the alert board: (message, level).
+POLLER_EVENT_MESSAGES = {
+    "spool_full": (_lazy("采集进程 %(p)s 缓存已满，数据库中断期间的数据或报警可能缺失：%(d)s"), 2),
+    # Started while the database was down, on its last known configuration (devices/poller/snapshot.py):
+    # edits made since that snapshot were not applied until the database returned.
+    "cold_start": (_lazy("采集进程 %(p)s 在数据库中断期间启动，按上次已知配置运行：%(d)s"), 3),
+}
+
+
 def alert_poller_event(*, change_id: str, kind: str, poller: str, detail: str, at: datetime) -> list[Alert]:
-    """A poller's event that people must see (its spool or alert outbox was full): one alert per
+    """A poller's event that people must see (its spool or alert outbox was full, it started on its
+    last known configuration while the database was down): one alert per
     enterprise with devices on that poller, on its first device, raised at the event's time and
     returned at once (the database is back, or this would not be written): it waits for acknowledgement."""
     from devices.models import Device
 
-    if kind != "spool_full":
+    if kind not in POLLER_EVENT_MESSAGES:
         return []
     alerts = []
     with transaction.atomic():
@@ -481,10 +492,16 @@ def alert_poller_event(*, change_id: str, kind: str, poller: str, detail: str, a
         firsts: dict[int, Device] = {}
         for device in Device.objects.filter(poller=poller).select_related("enterprise").order_by("pk"):
             firsts.setdefault(device.enterprise_id, device)
-        message = _("采集进程 %(p)s 缓存已满，数据库中断期间的数据或报警可能缺失：%(d)s") % {"p": poller, "d": detail}
+        text, level = POLLER_EVENT_MESSAGES[kind]
+        message = str(text) % {"p": poller, "d": detail}
         for device in firsts.values():
             alert = alert_raise(
-                enterprise=device.enterprise, device=device, kind=AlertKind.ACQUISITION, level=2, message=message, at=at
+                enterprise=device.enterprise,
+                device=device,
+                kind=AlertKind.ACQUISITION,
+                level=level,
+                message=message,
+                at=at,
             )
             alert_condition_return(kind=AlertKind.ACQUISITION, device=device, at=at)
             alerts.append(alert)

@@ -528,6 +528,9 @@ ALERT_LINKAGE_WATCH_SECONDS = env_int("ALERT_LINKAGE_WATCH_SECONDS", 120)  # pol
 ALERT_OUTBOX_DIR = Path(env_str("ALERT_OUTBOX_DIR", str(DATA_DIR / "outbox")))
 ALERT_OUTBOX_NAME = env_str("ALERT_OUTBOX_NAME", "web")
 ALERT_OUTBOX_MAX_CHANGES = env_int("ALERT_OUTBOX_MAX_CHANGES", 100_000)  # on disk; as many again wait in memory
+# The last configuration each poller loaded (its device specs, the alert runtime's rules), kept here so
+# that a poller (re)started while the database is down polls and alarms on it (devices/poller/snapshot.py).
+CONFIG_SNAPSHOT_DIR = Path(env_str("CONFIG_SNAPSHOT_DIR", str(DATA_DIR / "snapshot")))
 
 # --- devices ---
 # Polling daemon (manage.py poll_devices) and the readings store; see devices/poller/.

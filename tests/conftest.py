@@ -55,6 +55,7 @@ def alerts_inline(settings, tmp_path):
     test has its own alert outbox (a change one test leaves queued must not be written into the next)."""
     settings.ALERT_RUNTIME_BACKGROUND = False
     settings.ALERT_OUTBOX_DIR = tmp_path / "alert-outbox"
+    settings.CONFIG_SNAPSHOT_DIR = tmp_path / "config-snapshot"  # (and its own configuration snapshots)
     from devices.hooks import set_process_name
 
     set_process_name("")  # (a poller run by an earlier test named this process)

@@ -25,12 +25,14 @@ import logging
 import math
 import random
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -54,6 +56,7 @@ from devices.hooks import (
 from devices.poller import replies
 from devices.poller.decode import Block, ChannelSpec, decode_events, plan_blocks, split_block
 from devices.poller.replies import EXCEPTION, echo_fault, expected_size, reply_fault
+from devices.poller.snapshot import ConfigSnapshot, snapshot_path
 from devices.poller.storage import ReadingWriter
 
 logger = logging.getLogger("devices.poller")
@@ -122,6 +125,8 @@ class PollerConfig:
     # The daemon's own process (``run_forever``) only: a cheaper event loop and a quieter GC.
     event_loop: str = "asyncio"  # or "uvloop" (falls back to asyncio when it is not installed)
     gc_tuning: bool = False
+    # Keep the last configuration loaded on local disk and start on it while the database is down.
+    snapshot: bool = False
 
     @classmethod
     def from_settings(cls, **overrides) -> PollerConfig:
@@ -140,6 +145,7 @@ class PollerConfig:
             "rtu_recovery": settings.DEVICES_RTU_RECOVERY_MS / 1000,
             "event_loop": "uvloop",
             "gc_tuning": True,
+            "snapshot": True,
         }
         values.update(overrides)
         return cls(**values)
@@ -810,6 +816,16 @@ class Poller:
         self.live_batches: list[Readings] = []  # batches since the last live push
         self.batch_stats = [0, 0]  # batches, reads in them
         self._loop: asyncio.AbstractEventLoop | None = None  # set by run(): local coil writes land there
+        # Where the configuration came from: "" (not loaded yet), "database" or "snapshot" (started
+        # while the database was down, see devices.poller.snapshot); the snapshot file, if any.
+        self.config_source = ""
+        self._saved_signatures: dict | None = None  # of the specs the snapshot holds
+        self._status_lock = threading.Lock()
+        self._status_backlog = 0  # status writes queued for the database thread
+        self.status_dropped = 0
+        self.snapshot: ConfigSnapshot | None = (
+            ConfigSnapshot(snapshot_path(config.name, "poller"), "poller") if config.snapshot else None
+        )
 
     # --- from workers (event loop thread) ---
     def emit(self, events: list[ReadingEvent]) -> None:
@@ -873,7 +889,30 @@ class Poller:
             )
         )
         if self.store_status:
-            self._db_submit(_store_status, spec.id, old, status, reason, self.config.name, at)
+            self._store_status_later(spec.id, old, status, reason, at)
+
+    def _store_status_later(self, device_id, old, status, reason, at) -> None:
+        """Queue a status change for the database thread, at most STATUS_BACKLOG of them: while the
+        database hangs, flapping devices must not pile up writes without end (each device's latest
+        status still reaches its row with the next stats once the database answers)."""
+        with self._status_lock:
+            if self._status_backlog >= STATUS_BACKLOG:
+                self.status_dropped += 1
+                if self.status_dropped == 1 or self.status_dropped % 1000 == 0:
+                    logger.warning(
+                        "poller %s: %d status changes wait for the database; %d not queued (stats store the latest)",
+                        self.config.name,
+                        self._status_backlog,
+                        self.status_dropped,
+                    )
+                return
+            self._status_backlog += 1
+        future = self._db_submit(_store_status, device_id, old, status, reason, self.config.name, at)
+        future.add_done_callback(self._status_stored)
+
+    def _status_stored(self, _future) -> None:
+        with self._status_lock:
+            self._status_backlog -= 1
 
     def coil_write_finished(self, job: CoilJob, *, ok: bool, readback: bool | None, error: str) -> None:
         if job.local is not None:
@@ -985,8 +1024,28 @@ class Poller:
 
     async def reload(self) -> None:
         specs = await self._db_call(load_device_specs, *self.config.shard)
+        loop = asyncio.get_running_loop()
         if specs is None:
-            return  # database unreachable: keep polling with what we have
+            if self.specs or self.config_source == "snapshot":
+                return  # database unreachable: keep polling with what we have
+            # A start while the database is down: the last configuration loaded (once per outage:
+            # the file changes only when a load from the database succeeds).
+            specs = await loop.run_in_executor(None, self._from_snapshot)
+            if specs is None:
+                return
+        else:
+            if self.config_source == "snapshot":
+                logger.warning(
+                    "poller %s: the database is back; its configuration replaces the snapshot", self.config.name
+                )
+            self.config_source = "database"
+            # Written when the configuration changed (the signatures: updated_at of devices and channels),
+            # not every reload: encoding every spec every few seconds would cost the event loop's GIL.
+            signatures = {device_id: spec.signature for device_id, spec in specs.items()}
+            if self.snapshot is not None and signatures != self._saved_signatures:
+                snapshot = self.snapshot
+                if await loop.run_in_executor(None, lambda: snapshot.save(specs) or snapshot.holds(specs)):
+                    self._saved_signatures = signatures  # (else the disk failed: try again next time)
         for device_id in list(self.workers):
             spec = specs.get(device_id)
             if spec is None or not spec.pollable or spec.signature != self.workers[device_id].spec.signature:
@@ -1009,6 +1068,45 @@ class Poller:
                 worker.start()
                 logger.info("device %s polling every %.0f ms", spec.name, spec.period_s * 1000)
         self.specs = specs
+
+    def _from_snapshot(self) -> dict[int, DeviceSpec] | None:
+        """The specs of the last successful load (see devices.poller.snapshot), or None."""
+        self.config_source = "snapshot"  # tried, whatever it gives: not again until the database answers
+        if self.snapshot is None:
+            return None
+        loaded = self.snapshot.load((DeviceSpec, ChannelSpec))
+        if loaded is None:
+            logger.error(
+                "poller %s: the database is unreachable and there is no usable snapshot; nothing to poll",
+                self.config.name,
+            )
+            return None
+        specs, saved_at = loaded
+        if not isinstance(specs, dict) or not all(
+            isinstance(k, int)
+            and isinstance(v, DeviceSpec)
+            and k == v.id
+            and all(isinstance(c, ChannelSpec) for c in v.channels)
+            for k, v in specs.items()
+        ):
+            logger.error("configuration snapshot %s does not hold device specs; ignored", self.snapshot.path)
+            return None
+        local = saved_at.astimezone(ZoneInfo(settings.TIME_ZONE)).strftime("%Y-%m-%d %H:%M:%S")
+        logger.warning(
+            "poller %s: the database is unreachable; polling %d devices on its last known configuration, of %s",
+            self.config.name,
+            len(specs),
+            local,
+        )
+        publish_poller_event(
+            PollerEvent(
+                kind="cold_start",
+                poller=self.config.name,
+                detail=f"数据库中断期间启动，按 {local} 的配置采集（{len(specs)} 台设备）",
+                at=datetime.now(UTC),
+            )
+        )
+        return specs
 
     async def report_stats(self) -> None:
         now = time.monotonic()
@@ -1112,6 +1210,10 @@ def _wake(future: asyncio.Future) -> None:
 
 def live_group(device_id: int) -> str:
     return f"devices.live.{device_id}"
+
+
+# At most this many device status writes wait for the database thread (see Poller._store_status_later).
+STATUS_BACKLOG = 1000
 
 
 # --- database side (runs on the poller's DB thread) --------------------------------------------
