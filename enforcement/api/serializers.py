@@ -16,6 +16,7 @@ from enforcement.models import (
     InspectorProfile,
     RepairApplication,
 )
+from enterprises.api.serializers import ScopedEnterpriseField
 from regulator.models import Region
 
 
@@ -197,6 +198,7 @@ class CreditChangeSerializer(serializers.ModelSerializer):
 
 
 class CreditEventSerializer(serializers.ModelSerializer):
+    enterprise = ScopedEnterpriseField()  # another county's enterprise reads as "does not exist"
     kind = serializers.ChoiceField(choices=CreditEventKind.choices)
 
     class Meta:
@@ -212,6 +214,7 @@ class RepairSerializer(serializers.ModelSerializer):
 
 
 class ListingSerializer(serializers.ModelSerializer):
+    enterprise = ScopedEnterpriseField()  # another county's enterprise reads as "does not exist"
     repairs = RepairSerializer(many=True, read_only=True)
 
     class Meta:
