@@ -18,6 +18,8 @@ A row (all keys optional):
 - ``audit``: the model label whose rows a write must add exactly one of (default ``regulator.AuditEntry``;
   a workflow step's own transition table is its audit row); ``None`` for a write audited nowhere
   (must say why in ``no_audit``);
+- ``out_body``: ``f(ctx) -> dict``, a create whose payload names the other county's object: refused as
+  if it did not exist (400 or 404, never 403), nothing written;
 - ``xfail``: ``{case: reason}`` for holes left open (strict);
 - ``skip``: ``{case: reason}`` where a case does not apply.
 """
@@ -497,7 +499,13 @@ API = {
     "enterprise-detail GET": _read("enterprise"),
     "enterprise-dossier GET": _read("enterprise"),
     "enterprise-list POST": _write(
-        None, _enterprise_payload, ok="inspector", denied="enterprise_user", audit=AUDIT, status=201
+        None,
+        _enterprise_payload,
+        ok="inspector",
+        denied="enterprise_user",
+        audit=AUDIT,
+        status=201,
+        out_body=lambda c: {**_enterprise_payload(c, None), "region": c.world.regions["other_county"].pk},
     ),
     "enterprise-detail PUT": _write(
         "enterprise",
@@ -519,7 +527,14 @@ API = {
     "industry-detail GET": _read(None, open=REF, kwargs=None, fixed_kwargs=lambda ctx: {"pk": ctx.industry.pk}),
     "licence-list GET": _read("licence"),
     "licence-detail GET": _read("licence"),
-    "licence-list POST": _write(None, _licence_payload, ok="inspector", denied="enterprise_user", status=201),
+    "licence-list POST": _write(
+        None,
+        _licence_payload,
+        ok="inspector",
+        denied="enterprise_user",
+        status=201,
+        out_body=lambda c: {**_licence_payload(c, None), "enterprise": c.world.there.pk},
+    ),
     "licence-detail PUT": _write(
         "licence",
         lambda ctx, obj: {**_licence_payload(ctx, obj), "number": obj.number, "licence_type": obj.licence_type},
@@ -538,6 +553,7 @@ API = {
         ok="inspector",
         denied="enterprise_user",
         status=201,
+        out_body=lambda c: {"enterprise": c.world.there.pk, "name": "液氯储罐区", "substances": []},
     ),
     "major-hazard-detail PUT": _write(
         "installation",
@@ -563,6 +579,7 @@ API = {
         open="everyone who sees the enterprise may report a hazard on it",
         audit=TRANSITION,
         status=201,
+        out_body=lambda c: {"enterprise": c.world.there.pk, "source": "self_check", "description": "消防通道堵塞"},
     ),
     "hazard-confirm POST": _write("hazard", lambda c, o: {}, ok="manager", denied="officer", audit=TRANSITION),
     "hazard-dismiss POST": _write(
@@ -624,6 +641,7 @@ API = {
         status=201,
         audit=None,
         no_audit="starting a run writes nothing but the run; its answers and completion are audited",
+        out_body=lambda c: {"enterprise": c.world.there.pk, "template": _template(c, "new").pk},
     ),
     "checklist-run-answer POST": _write(
         "run", _answer_payload, ok="officer", denied="inspector", audit=None, no_audit="the answer row is the record"
@@ -634,7 +652,14 @@ API = {
     "enforcement-inspector-detail GET": _read("inspector_profile"),
     "enforcement-plan-list GET": _read("plan"),
     "enforcement-plan-detail GET": _read("plan"),
-    "enforcement-plan-list POST": _write(None, _plan_payload, ok="head", denied="enterprise_user", status=201),
+    "enforcement-plan-list POST": _write(
+        None,
+        _plan_payload,
+        ok="head",
+        denied="enterprise_user",
+        status=201,
+        out_body=lambda c: {**_plan_payload(c, None), "jurisdiction": c.world.regions["other_county"].code},
+    ),
     "enforcement-plan-draw POST": _write("plan", lambda c, o: {}, ok="head", denied="enterprise_user", status=201),
     "enforcement-plan-close POST": _write("plan_drawn", lambda c, o: {}, ok="head", denied="enterprise_user"),
     "enforcement-draw-list GET": _read("draw"),
@@ -675,6 +700,7 @@ API = {
         ok="inspector",
         denied="enterprise_user",
         status=201,
+        out_body=lambda c: {"enterprise": c.world.there.pk, "kind": "penalty", "occurred_on": "2026-01-10"},
     ),
     "enforcement-listing-list GET": _read("listing"),
     "enforcement-listing-detail GET": _read("listing"),
@@ -684,6 +710,7 @@ API = {
         ok="head",
         denied="enterprise_user",
         status=201,
+        out_body=lambda c: {"enterprise": c.world.there.pk, "reason": "重大事故"},
     ),
     "enforcement-listing-repair POST": _write(
         "listing", lambda c, o: {"statement": "已整改"}, ok="officer", denied="inspector", status=201
@@ -708,7 +735,14 @@ API = {
     "device-list GET": _read("device"),
     "device-detail GET": _read("device"),
     "device-coil-writes GET": _read("device"),
-    "device-list POST": _write(None, _device_payload, ok="inspector", denied="enterprise_user", status=201),
+    "device-list POST": _write(
+        None,
+        _device_payload,
+        ok="inspector",
+        denied="enterprise_user",
+        status=201,
+        out_body=lambda c: {**_device_payload(c, None), "enterprise": c.world.there.pk},
+    ),
     "device-detail PUT": _write(
         "device",
         lambda c, o: {**_device_payload(c, o), "name": "改名控制器"},
@@ -723,7 +757,14 @@ API = {
     "channel-list GET": _read("channel"),
     "channel-detail GET": _read("channel"),
     "channel-trend GET": _read("channel"),
-    "channel-list POST": _write(None, _channel_payload, ok="inspector", denied="enterprise_user", status=201),
+    "channel-list POST": _write(
+        None,
+        _channel_payload,
+        ok="inspector",
+        denied="enterprise_user",
+        status=201,
+        out_body=lambda c: _channel_payload(c, _channel(c, "there")),
+    ),
     "channel-detail PUT": _write(
         "channel",
         lambda c, o: {**_channel_payload(c, o), "tag": o.tag},
@@ -796,7 +837,14 @@ API = {
     ),
     "alert-rule-list GET": _read("alert_rule"),
     "alert-rule-detail GET": _read("alert_rule"),
-    "alert-rule-list POST": _write(None, _rule_payload, ok="county_admin", denied="inspector", status=201),
+    "alert-rule-list POST": _write(
+        None,
+        _rule_payload,
+        ok="county_admin",
+        denied="inspector",
+        status=201,
+        out_body=lambda c: _rule_payload(c, _alert_rule(c, "there")),
+    ),
     "alert-rule-detail PUT": _write(
         "alert_rule", lambda c, o: {**_rule_payload(c, o), "high": 30}, ok="county_admin", denied="inspector"
     ),
@@ -893,7 +941,15 @@ VIEWS = {
     "enforcement:inspection_detail": {"kind": "inspection", "ok": "inspector"},  # POST completes it
     "enforcement:inspection_cancel": {"kind": "inspection", "ok": "head"},
     # POST declares the inspector's own conflict of interest (nothing of another county in the URL)
-    "enforcement:inspectors": {"ok": "inspector"},
+    "enforcement:inspectors": {
+        "ok": "inspector",
+        "body": lambda ctx, side: {
+            "enterprise_id": _enterprise(ctx, side).pk,
+            "reason": "亲属任职",
+            "_profile": _inspector_profile(ctx, "here").pk,  # the inspector declares for their own profile
+        },
+        "model": "enforcement.ConflictOfInterest",
+    },
     "enforcement:credit_enterprise": {  # POST records a credit event
         "kind": "enterprise",
         "ok": "inspector",

@@ -19,7 +19,7 @@ from regulator.choices import EnterpriseRole, Role
 from tests import factories as f
 from tests.security import matrix as m
 
-CASES = ("anon", "denied", "ok", "out")
+CASES = ("anon", "denied", "ok", "out", "out_body")
 
 
 def _cases():
@@ -32,6 +32,8 @@ def _cases():
             if case == "denied" and not row.get("denied"):
                 continue
             if case == "out" and not row.get("out"):
+                continue
+            if case == "out_body" and not row.get("out_body"):
                 continue
             if case in ("ok", "out") and not row.get("ok"):
                 continue
@@ -153,6 +155,13 @@ def test_api_matrix(ctx, key, method, case):
             assert events == sorted(row["events"]), f"{key} audited {events}"
         elif audit:
             assert _count(audit) - before == 1, f"{key} must leave exactly one {audit} row"
+        return
+    if case == "out_body":  # a create naming the other county's enterprise, region or device
+        body = row["out_body"](ctx)
+        before = _count(m.AUDIT)
+        response = _send(_client(user), method, _url(key, row, None, ctx), row, body)
+        assert response.status_code in (400, 404), (response.status_code, response.content[:300])
+        assert _count(m.AUDIT) == before, f"{key} wrote for another county"
         return
     # out of scope: the same kind of object, in the other county
     there = m.build(ctx, kind, "there")
