@@ -199,3 +199,40 @@ def test_patching_maintenance_on_a_device_changes_nothing(ctx):
     assert response.status_code == 200
     device.refresh_from_db()
     assert device.maintenance is False
+
+
+@pytest.fixture
+def server(live_server):
+    """The live server with MEDIA_URL unset: Django's test media handler would otherwise get a bytes
+    URL from None and fail every request, so give it a prefix no request uses."""
+    from urllib.parse import urlparse
+
+    media = getattr(live_server.thread.httpd.get_app(), "application", None)
+    if media is not None and isinstance(getattr(media, "base_url", None), tuple) and media.base_url.path == b"":
+        media.base_url = urlparse("/__no_media__/")
+    return live_server
+
+
+def test_every_endpoint_refuses_anonymous_over_real_http(server):
+    """The anonymous column again, through a real server on loopback: 401 with a challenge everywhere."""
+    import urllib.error
+    import urllib.request
+
+    live_server = server
+
+    refused = {}
+    for key in sorted(m.API):
+        name, method = key.rsplit(" ", 1)
+        route = m.endpoints()[key]
+        path = reverse(name, kwargs=_dummy_kwargs(route) if ("(?P<" in route or "<int:" in route) else None)
+        data = b"{}" if method in ("POST", "PUT", "PATCH") else None
+        request = urllib.request.Request(
+            live_server.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                refused[key] = (response.status, None)
+        except urllib.error.HTTPError as exc:
+            refused[key] = (exc.code, exc.headers.get("WWW-Authenticate"))
+    wrong = {k: v for k, v in refused.items() if v[0] != 401 or (k != "readings-ingest POST" and not v[1])}
+    assert not wrong, wrong
