@@ -88,6 +88,64 @@ def _push_device(device_id: int, event_type: str, payload: dict) -> None:
     push_on_commit([live_group(device_id)], event_type, payload)
 
 
+# --- configuration (the API's device and channel CRUD) ------------------------------------------
+
+
+def _changed(obj, fields: dict) -> list[str]:
+    return sorted(name for name, value in fields.items() if getattr(obj, name, None) != value)
+
+
+def device_create(*, user, fields: dict) -> Device:
+    """A new device (the serializer has checked the enterprise is in the user's scope); audited."""
+    with transaction.atomic():
+        device = Device.objects.create(**fields)
+        record_event(event="devices.device_created", user=user, obj=device, detail={"fields": sorted(fields)})
+    return device
+
+
+def device_update(*, device: Device, user, fields: dict) -> Device:
+    """Change a device's configuration; maintenance only through ``device_set_maintenance``. Audited."""
+    fields = {k: v for k, v in fields.items() if k != "maintenance"}
+    with transaction.atomic():
+        device = Device.objects.select_for_update().get(pk=device.pk)
+        changed = _changed(device, fields)
+        for name, value in fields.items():
+            setattr(device, name, value)
+        device.save()
+        record_event(event="devices.device_updated", user=user, obj=device, detail={"fields": changed})
+    return device
+
+
+def device_delete(*, device: Device, user) -> None:
+    with transaction.atomic():
+        record_event(event="devices.device_deleted", user=user, obj=device, detail={"name": device.name})
+        device.delete()
+
+
+def channel_create(*, user, fields: dict) -> Channel:
+    with transaction.atomic():
+        channel = Channel.objects.create(**fields)
+        record_event(event="devices.channel_created", user=user, obj=channel, detail={"tag": channel.tag})
+    return channel
+
+
+def channel_update(*, channel: Channel, user, fields: dict) -> Channel:
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().get(pk=channel.pk)
+        changed = _changed(channel, fields)
+        for name, value in fields.items():
+            setattr(channel, name, value)
+        channel.save()
+        record_event(event="devices.channel_updated", user=user, obj=channel, detail={"fields": changed})
+    return channel
+
+
+def channel_delete(*, channel: Channel, user) -> None:
+    with transaction.atomic():
+        record_event(event="devices.channel_deleted", user=user, obj=channel, detail={"tag": channel.tag})
+        channel.delete()
+
+
 def device_set_maintenance(*, device: Device, maintenance: bool, user, reason: str = "") -> Device:
     """Maintenance pauses acquisition (and so alarms) for calibration; audited."""
     with transaction.atomic():

@@ -60,7 +60,7 @@ from enforcement.models import (
 from enforcement.selectors import can_issue_for, can_manage_plans
 from regulator import uploads
 from regulator.audit import record_event
-from regulator.errors import DomainError, InvalidInput, TransitionNotAllowed
+from regulator.errors import DomainError, Forbidden, InvalidInput, TransitionNotAllowed
 from regulator.notifications import notify
 from regulator.realtime import group_for_region, push_on_commit
 
@@ -72,7 +72,7 @@ REPAIR_WAIT_DAYS = 365
 
 def _require_manager(user) -> None:
     if user is not None and not can_manage_plans(user):
-        raise DomainError(_("只有科室负责人或监管部门管理员可以执行此操作"), code="forbidden")
+        raise Forbidden(_("只有科室负责人或监管部门管理员可以执行此操作"))
 
 
 # --- inspector pool ------------------------------------------------------------------------------
@@ -811,7 +811,7 @@ def inspection_complete(
     if outcome not in Outcome.values:
         raise InvalidInput(_("检查结论无效"))
     if not can_issue_for(user, inspection):
-        raise DomainError(_("只有检查组成员或科室负责人可以录入检查结果"), code="forbidden")
+        raise Forbidden(_("只有检查组成员或科室负责人可以录入检查结果"))
     cleaned_checklist = []
     for row in checklist:
         if row.get("result") not in ChecklistResult.values:
@@ -896,7 +896,7 @@ def inspection_add_photo(*, inspection: Inspection, user, upload, caption: str =
     """Attach a site photo: validated and re-encoded by the platform's one upload validator, stored
     under a generated name whose extension is the decoded format's (never the client's)."""
     if not can_issue_for(user, inspection):
-        raise DomainError(_("只有检查组成员可以上传照片"), code="forbidden")
+        raise Forbidden(_("只有检查组成员可以上传照片"))
     clean = uploads.validate_image(upload, field="image")
     photo = InspectionPhoto(inspection=inspection, caption=(caption or "").strip()[:200], uploaded_by=user)
     # upload_to (_photo_path) places it per inspection; the name we pass only carries the extension.
@@ -949,7 +949,7 @@ def document_issue(*, inspection: Inspection, doc_type: str, user, content: dict
         raise InvalidInput(_("文书类型无效"))
     inspection = Inspection.objects.select_related("enterprise__region").get(pk=inspection.pk)
     if not can_issue_for(user, inspection):
-        raise DomainError(_("只有检查组成员或科室负责人可以签发文书"), code="forbidden")
+        raise Forbidden(_("只有检查组成员或科室负责人可以签发文书"))
     if inspection.status != InspectionStatus.COMPLETED:
         raise TransitionNotAllowed(
             _("检查完成后才能制作文书"), current=inspection.status, allowed=[InspectionStatus.COMPLETED]
@@ -1063,6 +1063,13 @@ def listing_add(*, enterprise, reason: str, user, listed_on: date | None = None,
 
 
 def repair_apply(*, listing: DishonestyListing, user, statement: str, today: date | None = None) -> RepairApplication:
+    # The listed enterprise applies and the regulator decides: a regulator filing the application
+    # would decide on its own request.
+    if user is not None and not (
+        user.is_superuser
+        or (user.is_enterprise_user and user.has_perm("enterprises.view_enterprise", listing.enterprise))
+    ):
+        raise Forbidden(_("只有被列入名单的企业可以申请信用修复"))
     today = today or timezone.localdate()
     if listing.status != ListingStatus.LISTED:
         raise DomainError(_("该企业不在名单中"), code="not_listed")

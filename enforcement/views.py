@@ -511,7 +511,10 @@ def inspectors(request):
     if request.method == "POST" and own is not None and form.is_valid():
         from enterprises.models import Enterprise
 
-        enterprise = Enterprise.objects.filter(pk=form.cleaned_data["enterprise_id"]).first()
+        # Scoped like every other lookup: an id from another county reads as "does not exist".
+        enterprise = (
+            scoping.scope(Enterprise.objects.all(), request.user).filter(pk=form.cleaned_data["enterprise_id"]).first()
+        )
         if enterprise is None:
             form.add_error("enterprise_id", _("企业不存在"))
         else:

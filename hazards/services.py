@@ -446,6 +446,13 @@ def hazard_add_photos(*, hazard: Hazard, user, files, kind: str = PhotoKind.BEFO
             for item in processed:
                 written.extend(_save_photo(hazard, item, user, kind))
             created = list(hazard.photos.exclude(pk__in=before))
+            # Evidence attached to a hazard is a write like any other: who added what, and when.
+            record_event(
+                event="hazard.photos_added",
+                user=user,
+                obj=hazard,
+                detail={"kind": kind, "photos": [str(photo.uid) for photo in created]},
+            )
     except Exception:
         photo_store.remove_files(written)
         raise

@@ -1,4 +1,4 @@
-"""Domain errors raised by services; the API turns them into 400/409 with a reason."""
+"""Domain errors raised by services; the API turns them into 400/403/409 with a reason."""
 
 from __future__ import annotations
 
@@ -24,6 +24,13 @@ class TransitionNotAllowed(DomainError):
 
     def __init__(self, message: str, *, current: str, allowed: list[str], **details):
         super().__init__(message, current_status=current, allowed_actions=allowed, **details)
+
+
+class Forbidden(DomainError):
+    """A step this user may not take on an object they can see (answered 403, as DRF's own refusals)."""
+
+    status_code = 403
+    code = "forbidden"
 
 
 class InvalidInput(DomainError):

@@ -361,9 +361,11 @@ SM2_TRUSTED_PUBLIC_KEYS = env_list("SM2_TRUSTED_PUBLIC_KEYS", [])
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: DRF takes the WWW-Authenticate challenge from the first class, and SessionAuthentication
+    # has none, so with it first an anonymous caller got 403 instead of 401 + "WWW-Authenticate: Token".
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "regulator.api.pagination.StandardPagination",

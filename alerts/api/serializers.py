@@ -3,6 +3,7 @@ from rest_framework import serializers
 from alerts.choices import ResponseKind
 from alerts.models import Alert, AlertComment, AlertEscalation, AlertResponse, AlertRule, AlertTransition
 from alerts.payloads import alert_payload
+from devices.models import Channel, Device
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -108,8 +109,27 @@ class ScheduleSerializer(serializers.ModelSerializer):
         ]
 
 
+class _ScopedRelatedField(serializers.PrimaryKeyRelatedField):
+    """A device or channel the requesting user may see; anything else reads as 'does not exist'
+    (a rule naming another county's device must not learn that the device is there)."""
+
+    def __init__(self, model, prefix, **kwargs):
+        self.model, self.prefix = model, prefix
+        super().__init__(allow_null=True, required=False, **kwargs)
+
+    def get_queryset(self):
+        from regulator.scoping import scope
+
+        request = self.context.get("request")
+        if request is None:
+            return self.model.objects.none()
+        return scope(self.model.objects.all(), request.user, prefix=self.prefix)
+
+
 class AlertRuleSerializer(serializers.ModelSerializer):
     schedules = ScheduleSerializer(many=True, read_only=True)
+    device = _ScopedRelatedField(Device, "enterprise__")
+    channel = _ScopedRelatedField(Channel, "device__enterprise__")
 
     class Meta:
         model = AlertRule

@@ -87,6 +87,7 @@ class DeviceSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = [
+            "maintenance",  # only the maintenance action changes it, with a reason and an audit row
             "status",
             "status_reason",
             "status_changed_at",

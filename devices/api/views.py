@@ -29,6 +29,17 @@ class DeviceViewSet(ScopedModelViewSet):
     filterset_fields = ["enterprise", "status", "protocol", "enabled", "maintenance"]
     ordering_fields = ["name", "status", "last_seen"]
 
+    def perform_create(self, serializer):
+        serializer.instance = services.device_create(user=self.request.user, fields=dict(serializer.validated_data))
+
+    def perform_update(self, serializer):
+        serializer.instance = services.device_update(
+            device=serializer.instance, user=self.request.user, fields=dict(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance):
+        services.device_delete(device=instance, user=self.request.user)
+
     @action(detail=True, methods=["post"])
     def maintenance(self, request, pk=None):
         """Switch maintenance mode (pauses acquisition and so alarms), with a reason; audited."""
@@ -54,6 +65,17 @@ class ChannelViewSet(ScopedModelViewSet):
     scope_prefix = "device__enterprise__"
     filterset_fields = ["device", "quantity", "enabled", "device__enterprise"]
     ordering_fields = ["tag", "name"]
+
+    def perform_create(self, serializer):
+        serializer.instance = services.channel_create(user=self.request.user, fields=dict(serializer.validated_data))
+
+    def perform_update(self, serializer):
+        serializer.instance = services.channel_update(
+            channel=serializer.instance, user=self.request.user, fields=dict(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance):
+        services.channel_delete(channel=instance, user=self.request.user)
 
     @action(detail=True, methods=["get"])
     def trend(self, request, pk=None):

@@ -17,6 +17,7 @@ from enforcement.models import (
     InspectorProfile,
     RepairApplication,
 )
+from enterprises.api.serializers import ScopedEnterpriseField
 from regulator.models import Region
 
 
@@ -218,6 +219,7 @@ class CreditChangeSerializer(serializers.ModelSerializer):
 
 
 class CreditEventSerializer(serializers.ModelSerializer):
+    enterprise = ScopedEnterpriseField()  # another county's enterprise reads as "does not exist"
     kind = serializers.ChoiceField(choices=CreditEventKind.choices)
 
     class Meta:
@@ -233,6 +235,7 @@ class RepairSerializer(serializers.ModelSerializer):
 
 
 class ListingSerializer(serializers.ModelSerializer):
+    enterprise = ScopedEnterpriseField()  # another county's enterprise reads as "does not exist"
     repairs = RepairSerializer(many=True, read_only=True)
 
     class Meta:

@@ -1,10 +1,11 @@
 """REST API: each workflow step is an action that calls one service."""
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -167,7 +168,7 @@ class CreditEventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
 
         enterprise = serializer.validated_data["enterprise"]
         if not scoping.scope(Enterprise.objects.filter(pk=enterprise.pk), self.request.user).exists():
-            raise PermissionDenied("out of your jurisdiction")
+            raise NotFound(_("企业不存在或不在您的管辖范围内"))
         serializer.instance = services.credit_record_event(
             enterprise=enterprise,
             kind=serializer.validated_data["kind"],
@@ -190,7 +191,7 @@ class ListingViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
         enterprise = serializer.validated_data["enterprise"]
         if not scoping.scope(Enterprise.objects.filter(pk=enterprise.pk), self.request.user).exists():
-            raise PermissionDenied("out of your jurisdiction")
+            raise NotFound(_("企业不存在或不在您的管辖范围内"))
         serializer.instance = services.listing_add(
             enterprise=enterprise, reason=serializer.validated_data["reason"], user=self.request.user
         )

@@ -207,7 +207,8 @@ def test_api_permission_matrix(county, drawn):
     assert "internal_notes" not in seen
     assert api(world.enterprise_user).post(f"/api/v1/enforcement/plans/{draw.plan_id}/draw/").status_code == 403
     refused = api(world.inspector).post(f"/api/v1/enforcement/plans/{draw.plan_id}/draw/", {"reason": "x"})
-    assert refused.status_code == 409
+    assert refused.status_code == 403  # may see the plan, may not draw it: a refusal, not a conflict
+    assert refused.json()["code"] == "forbidden"
 
 
 def test_api_plan_draw_complete_and_document(county):
