@@ -114,6 +114,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "regulator.bodylimit.BodyLimitMiddleware",  # before anything reads the body (Daphne: regulator.asgi)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "regulator.middleware.SlidingSessionMiddleware",  # SessionMiddleware + idle timeout without a write per request
@@ -373,6 +374,28 @@ LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 30 * 60)
 # Reverse proxies whose X-Forwarded-For is believed (client IP for audit, lockout, rate limits).
 SECURITY_TRUSTED_PROXIES = env_list("SECURITY_TRUSTED_PROXIES", [])
+# Request bodies (regulator.bodylimit): refused with 413 before they are read, in Daphne on
+# Content-Length and on streamed bytes. The default fits every form and JSON call; uploads fit
+# HAZARD_PHOTOS_PER_UPLOAD photos of HAZARD_PHOTO_MAX_BYTES; the readings ingest fits
+# DEVICES_INGEST_MAX_ITEMS readings. The first matching path pattern decides.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024)
+REQUEST_MAX_BODY_UPLOAD_BYTES = env_int("REQUEST_MAX_BODY_UPLOAD_BYTES", 100 * 1024 * 1024)
+REQUEST_MAX_BODY_INGEST_BYTES = env_int("REQUEST_MAX_BODY_INGEST_BYTES", 4 * 1024 * 1024)
+REQUEST_MAX_BODY_PATHS = {
+    r"^/api/v1/readings/$": REQUEST_MAX_BODY_INGEST_BYTES,
+    r"^/hazards/(report|\d+/photos|\d+/act/[-\w]+|runs/\d+/items/\d+)/$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/enforcement/inspections/\d+/photos/$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/api/v1/hazards/(\d+/(photos|submit-rectification)/)?$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/api/v1/checklist-runs/\d+/answer/$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/admin/enforcement/(inspectionphoto|document)/": REQUEST_MAX_BODY_UPLOAD_BYTES,
+}
+for _name in ("REQUEST_MAX_BODY_BYTES", "REQUEST_MAX_BODY_UPLOAD_BYTES", "REQUEST_MAX_BODY_INGEST_BYTES"):
+    if globals()[_name] < 1024:
+        raise ImproperlyConfigured(f"{_name} must be at least 1024 bytes")
+# Django's own limits below the caps: form fields and JSON bodies in memory up to the largest non-upload
+# cap; files beyond FILE_UPLOAD_MAX_MEMORY_SIZE stream to temporary files instead of memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(REQUEST_MAX_BODY_BYTES, REQUEST_MAX_BODY_INGEST_BYTES)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024)
 TOTP_ISSUER = env_str("TOTP_ISSUER", "安全生产监管平台")
 # Audit retention: the prune command refuses anything younger (MLPS: at least 6 months).
 AUDIT_RETENTION_DAYS = max(180, env_int("AUDIT_RETENTION_DAYS", 365))
