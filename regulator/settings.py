@@ -463,6 +463,9 @@ ALERT_WS_HEARTBEAT_SECONDS = env_int("ALERT_WS_HEARTBEAT_SECONDS", 25)
 # the same database, and is honoured at the first check that works) for at most this long; then it
 # is closed with 4503 so that the client reconnects through a full session check.
 ALERT_WS_SESSION_GRACE_SECONDS = env_int("ALERT_WS_SESSION_GRACE_SECONDS", 900)
+# WebSocket handshakes over plain ws:// (no TLS to us, no X-Forwarded-Proto: https from the proxy) are
+# accepted only in DEBUG; the Origin must match scheme, host and port (regulator.consumers.origin_allowed).
+WS_ALLOW_INSECURE = DEBUG
 ALERT_SMS_BACKEND = env_str("ALERT_SMS_BACKEND", "alerts.sms.LoggingSmsBackend")
 # Evaluate readings arriving on an event loop (the async poller) in a background writer thread.
 ALERT_RUNTIME_BACKGROUND = env_bool("ALERT_RUNTIME_BACKGROUND", True)
