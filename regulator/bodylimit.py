@@ -20,6 +20,7 @@ from django.utils.translation import gettext
 logger = logging.getLogger(__name__)
 
 STATUS = 413
+LINGER_SECONDS = 10  # how long Daphne keeps reading (and dropping) a refused body before it closes
 
 
 @lru_cache(maxsize=8)
@@ -211,7 +212,11 @@ def install_daphne_guard() -> bool:
 
     def process(self):
         if getattr(self, "_body_refused", False):
-            return None  # answered already; the application never sees this request
+            # Answered already; the application never sees this request. The rest of the body has
+            # been read and dropped, so closing now loses nothing the client still has to read.
+            if self.channel.transport is not None:
+                self.channel.transport.loseConnection()
+            return None
         return original_process(self)
 
     WebRequest.gotLength = got_length
@@ -235,6 +240,18 @@ def _refuse(request) -> None:
     except Exception:  # a content file that cannot close still must not stop the refusal
         logger.debug("could not close the spooled body", exc_info=True)
     transport = request.channel.transport
-    if transport is not None:
-        transport.write(head + body)
+    if transport is None:
+        return
+    transport.write(head + body)
+    # Lingering close, as nginx does: closing a socket with unread client data sends a reset that can
+    # destroy the 413 before the client reads it. So half-close (the client sees the answer and the
+    # end), keep reading and dropping what still comes (handle_chunk keeps nothing), and close at the
+    # end of the body or after LINGER_SECONDS, whichever is first.
+    try:
+        transport.loseWriteConnection()
+    except (AttributeError, NotImplementedError):
         transport.loseConnection()
+        return
+    from twisted.internet import reactor
+
+    reactor.callLater(LINGER_SECONDS, transport.loseConnection)

@@ -159,6 +159,36 @@ class Site:
             },
         )
 
+    def session_cookie(self) -> str:
+        logged_in = self.login()
+        assert logged_in.status == 302, logged_in.body[:500]
+        return self.cookies(logged_in)["sessionid"].split(";", 1)[0]
+
+    def ws_handshake(self, path: str, *, origin: str, cookie: str, forwarded_proto: str | None = "https") -> bytes:
+        """The status line of a WebSocket handshake through the proxy."""
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{self.port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Version: 13",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            f"Origin: {origin}",
+            f"Cookie: {cookie}",
+        ]
+        if forwarded_proto:
+            lines.append(f"X-Forwarded-Proto: {forwarded_proto}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            return s.recv(4096).split(b"\r\n", 1)[0]
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    """Replaces the suite's: the cache lives in the database, and clearing it inside this test's open
+    transaction would hold row locks that Daphne's login (its throttle counters) then waits on."""
+    yield
+
 
 @pytest.fixture(scope="module")
 def site(django_db_setup, django_db_blocker, tmp_path_factory):
@@ -321,3 +351,14 @@ def test_body_cap_refuses_200_mb_and_daphne_memory_stays_flat(site):
     assert peak[0] - before < 40, f"Daphne RSS {before:.0f} -> {peak[0]:.0f} MiB"
     # ... and the site still answers afterwards.
     assert site.request("GET", "/accounts/login/").status == 200
+
+
+def test_websocket_origin_behind_the_proxy(site):
+    """Same scheme, host and port connects; another port, plain http or no TLS at the proxy do not."""
+    cookie = site.session_cookie()
+    assert b" 101 " in site.ws_handshake("/ws/alerts/", origin=site.origin, cookie=cookie) + b" "
+    other_port = f"https://127.0.0.1:{site.port + 1}"
+    assert b" 101" not in site.ws_handshake("/ws/alerts/", origin=other_port, cookie=cookie)
+    plain = f"http://127.0.0.1:{site.port}"
+    assert b" 101" not in site.ws_handshake("/ws/alerts/", origin=plain, cookie=cookie)
+    assert b" 101" not in site.ws_handshake("/ws/alerts/", origin=plain, cookie=cookie, forwarded_proto=None)
