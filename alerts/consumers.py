@@ -9,25 +9,21 @@ regulator.layerwatch).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from regulator.layerwatch import LayerRecoveryMixin
+from regulator.consumers import CLOSE_RECONNECT, CLOSE_UNAUTHENTICATED, SessionCheckedConsumer
 from regulator.notifications import group_for_user
 from regulator.realtime import client_frame, group_for_enterprise, group_for_park, group_for_region
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_RECONNECT = 4503  # the session could not be checked for too long: reconnect (not a logout)
+__all__ = ["CLOSE_RECONNECT", "CLOSE_UNAUTHENTICATED", "AlertConsumer", "groups_for_user"]
 HELLO_RETRY_SECONDS = 5
 SCHEMA_VERSION = 1
 
@@ -56,7 +52,7 @@ def groups_for_user(user) -> list[str]:
 
 
 def _session_alive(scope) -> bool:
-    from regulator.security import session_alive
+    from regulator.consumers import session_alive
 
     return session_alive(scope)
 
@@ -80,17 +76,16 @@ def _catch_up(user, last_id: int | None) -> dict:
     }
 
 
-class AlertConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
-    heartbeat_task: asyncio.Task | None = None
+class AlertConsumer(SessionCheckedConsumer):
+    """Session checks, heartbeats and layer recovery come from SessionCheckedConsumer."""
+
+    def check_session(self) -> bool:
+        return _session_alive(self.scope)  # (looked up here so that tests can replace it)
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_active:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        if not await self.authenticate():
             return
-        if not await database_sync_to_async(_session_alive)(self.scope):
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
+        user = self.scope["user"]
         groups = await database_sync_to_async(groups_for_user)(user)
         groups.append(group_for_user(user.pk))
         # Redis down: still serve catch-up from the database; the client polls with hello until
@@ -106,12 +101,7 @@ class AlertConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
             }
         )
         self.watch_layer()
-        self.heartbeat_task = asyncio.ensure_future(self._heartbeat())
-
-    async def disconnect(self, code):
-        if self.heartbeat_task is not None:
-            self.heartbeat_task.cancel()
-        await self.leave_groups()
+        self.start_session_checks()
 
     # --- the channel layer failed / came back (regulator.layerwatch) --------------------------------
     async def layer_lost(self):
@@ -143,48 +133,6 @@ class AlertConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong", "server_time": timezone.now().isoformat()})
         else:
             await self.send_json({"type": "error", "detail": "unknown message type"})
-
-    async def _heartbeat(self):
-        """Heartbeats and session checks for as long as the socket lives: no error ends them.
-
-        Fail safe when the session cannot be checked (database errors): a duty officer keeps
-        receiving alarms rather than being cut off by a database hiccup, and the check is retried
-        at every beat, so a logout (which needs the same database) is honoured at the first check
-        that works. Only after ALERT_WS_SESSION_GRACE_SECONDS without a check is the socket closed,
-        with 4503, so that the client reconnects through a full session check.
-        """
-        unchecked_since: float | None = None
-        try:
-            while True:
-                await asyncio.sleep(settings.ALERT_WS_HEARTBEAT_SECONDS)
-                try:
-                    alive = await database_sync_to_async(_session_alive)(self.scope)
-                except Exception:
-                    alive = None
-                    if unchecked_since is None:
-                        unchecked_since = time.monotonic()
-                        logger.warning("cannot check the session of a socket; serving it meanwhile", exc_info=True)
-                    elif time.monotonic() - unchecked_since > settings.ALERT_WS_SESSION_GRACE_SECONDS:
-                        logger.error(
-                            "session unchecked for %.0f s: closing the socket to reconnect",
-                            time.monotonic() - unchecked_since,
-                        )
-                        await self.close(code=CLOSE_RECONNECT)
-                        return
-                else:
-                    if unchecked_since is not None:
-                        logger.info("session check works again after %.0f s", time.monotonic() - unchecked_since)
-                    unchecked_since = None
-                if alive is False:
-                    await self.send_json({"type": "session_expired"})
-                    await self.close(code=CLOSE_UNAUTHENTICATED)
-                    return
-                try:
-                    await self.send_json({"type": "heartbeat", "server_time": timezone.now().isoformat()})
-                except Exception:  # the socket is going away; disconnect() cancels this task
-                    logger.debug("heartbeat not sent", exc_info=True)
-        except asyncio.CancelledError:
-            pass
 
     # --- group events (regulator.realtime.push_on_commit) -------------------------------------------
     async def dispatch(self, message):

@@ -1,15 +1,17 @@
 """Live values of one channel: authenticate, check scope, join the device's group, forward.
 
+The session is checked at connect and at every heartbeat (regulator.consumers): a logout or an idle
+or expired session closes the socket with 4401, as on /ws/alerts/.
+
 The group is re-joined when the channel layer comes back after an outage (regulator.layerwatch);
 live values need no catch-up (the next one arrives within a poll period)."""
 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from devices.poller.daemon import live_group
-from regulator.layerwatch import LayerRecoveryMixin
+from regulator.consumers import SessionCheckedConsumer
 
 
 @database_sync_to_async
@@ -19,14 +21,13 @@ def _visible_channel(user, channel_id: int):
     return channels_visible_to(user).filter(pk=channel_id).values_list("pk", "device_id").first()
 
 
-class ChannelLiveConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
+class ChannelLiveConsumer(SessionCheckedConsumer):
     group: str | None = None
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        if not await self.authenticate():
             return
+        user = self.scope["user"]
         found = await _visible_channel(user, int(self.scope["url_route"]["kwargs"]["channel_id"]))
         if found is None:  # out of scope and missing look the same
             await self.close(code=4404)
@@ -37,9 +38,7 @@ class ChannelLiveConsumer(LayerRecoveryMixin, AsyncJsonWebsocketConsumer):
         await self.join_groups([self.group])
         await self.accept()
         self.watch_layer()
-
-    async def disconnect(self, code):
-        await self.leave_groups()
+        self.start_session_checks()
 
     async def device_live(self, message):
         item = message.get("values", {}).get(str(self.channel_id))

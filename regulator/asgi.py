@@ -1,4 +1,5 @@
-"""ASGI entry point for Daphne: HTTP through Django, WebSockets with session auth and an Origin check."""
+"""ASGI entry point for Daphne: HTTP through Django behind the body cap, WebSockets with session auth and
+an Origin check."""
 
 import os
 
@@ -9,14 +10,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from regulator.bodylimit import BodyLimitASGIMiddleware, install_daphne_guard  # noqa: E402
+from regulator.consumers import OriginValidator  # noqa: E402
 from regulator.routing import websocket_urlpatterns  # noqa: E402
 
+install_daphne_guard()  # Daphne takes in a whole body before any ASGI middleware runs
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "http": BodyLimitASGIMiddleware(django_asgi_app),
+        "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -115,6 +115,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "regulator.bodylimit.BodyLimitMiddleware",  # before anything reads the body (Daphne: regulator.asgi)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "regulator.middleware.SlidingSessionMiddleware",  # SessionMiddleware + idle timeout without a write per request
@@ -432,6 +433,29 @@ for _proxy in SECURITY_TRUSTED_PROXIES:
         ipaddress.ip_network(_proxy, strict=False)
     except ValueError:
         raise ImproperlyConfigured(f"SECURITY_TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR") from None
+# Request bodies (regulator.bodylimit): refused with 413 before they are read, in Daphne on
+# Content-Length and on streamed bytes. The default fits every form and JSON call; uploads fit
+# HAZARD_PHOTOS_PER_UPLOAD photos of UPLOAD_MAX_BYTES; the readings ingest fits
+# DEVICES_INGEST_MAX_ITEMS readings. The first matching path pattern decides.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024)
+REQUEST_MAX_BODY_UPLOAD_BYTES = env_int("REQUEST_MAX_BODY_UPLOAD_BYTES", 100 * 1024 * 1024)
+REQUEST_MAX_BODY_INGEST_BYTES = env_int("REQUEST_MAX_BODY_INGEST_BYTES", 4 * 1024 * 1024)
+REQUEST_MAX_BODY_PATHS = {
+    r"^/api/v1/readings/$": REQUEST_MAX_BODY_INGEST_BYTES,
+    r"^/hazards/(report|\d+/photos|\d+/act/[-\w]+|runs/\d+/items/\d+)/$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/enforcement/inspections/\d+/photos/$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/api/v1/enforcement/inspections/\d+/photos/$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/api/v1/hazards/(\d+/(photos|submit-rectification)/)?$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/api/v1/checklist-runs/\d+/answer/$": REQUEST_MAX_BODY_UPLOAD_BYTES,
+    r"^/admin/enforcement/(inspectionphoto|document)/": REQUEST_MAX_BODY_UPLOAD_BYTES,
+}
+for _name in ("REQUEST_MAX_BODY_BYTES", "REQUEST_MAX_BODY_UPLOAD_BYTES", "REQUEST_MAX_BODY_INGEST_BYTES"):
+    if globals()[_name] < 1024:
+        raise ImproperlyConfigured(f"{_name} must be at least 1024 bytes")
+# Django's own limits below the caps: form fields and JSON bodies in memory up to the largest non-upload
+# cap; files beyond FILE_UPLOAD_MAX_MEMORY_SIZE stream to temporary files instead of memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(REQUEST_MAX_BODY_BYTES, REQUEST_MAX_BODY_INGEST_BYTES)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024)
 TOTP_ISSUER = env_str("TOTP_ISSUER", "安全生产监管平台")
 # Audit retention: the prune command refuses anything younger (MLPS: at least 6 months).
 AUDIT_RETENTION_DAYS = max(180, env_int("AUDIT_RETENTION_DAYS", 365))
@@ -521,6 +545,9 @@ ALERT_WS_HEARTBEAT_SECONDS = env_int("ALERT_WS_HEARTBEAT_SECONDS", 25)
 # the same database, and is honoured at the first check that works) for at most this long; then it
 # is closed with 4503 so that the client reconnects through a full session check.
 ALERT_WS_SESSION_GRACE_SECONDS = env_int("ALERT_WS_SESSION_GRACE_SECONDS", 900)
+# WebSocket handshakes over plain ws:// (no TLS to us, no X-Forwarded-Proto: https from the proxy) are
+# accepted only in DEBUG; the Origin must match scheme, host and port (regulator.consumers.origin_allowed).
+WS_ALLOW_INSECURE = DEBUG
 ALERT_SMS_BACKEND = env_str("ALERT_SMS_BACKEND", "alerts.sms.LoggingSmsBackend")
 # Evaluate readings arriving on an event loop (the async poller) in a background writer thread.
 ALERT_RUNTIME_BACKGROUND = env_bool("ALERT_RUNTIME_BACKGROUND", True)

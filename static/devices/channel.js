@@ -43,7 +43,11 @@
           : label;
       }
     };
-    ws.onclose = function () {
+    ws.onclose = function (e) {
+      if (e.code === 4401 || e.code === 4403) {  // logged out, idle or expired session, foreign origin
+        stateEl.textContent = gettext("登录已失效，请刷新页面重新登录");
+        return;
+      }
       stateEl.textContent = gettext("实时通道断开，重连中…");
       setTimeout(function () { connect(Math.min(delay * 2, 30000)); }, delay);
     };

@@ -168,3 +168,16 @@ async def stop_workers(workers):
     for w in workers:
         w.stopping = True
     await asyncio.gather(*(w.stop() for w in workers))
+
+
+def login_scope(scope: dict, user) -> None:
+    """Put ``user`` and a live session of theirs in a communicator's scope, as AuthMiddlewareStack
+    would: every consumer checks the session at connect and at every heartbeat (regulator.consumers).
+    Synchronous (database): call it through sync_to_async."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    scope["user"] = user
+    scope["session"] = SessionStore(session_key=client.cookies["sessionid"].value)

@@ -14,6 +14,7 @@ from channels.testing import WebsocketCommunicator
 from devices.models import Channel, Device
 from devices.poller.daemon import live_group
 from regulator.layerwatch import layer_watch
+from tests.devices.helpers import login_scope
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +40,7 @@ async def test_live_socket_opens_while_the_layer_is_away_and_rejoins_its_group_w
     layer = get_channel_layer()
     layer.take_away()
     comm = WebsocketCommunicator(ChannelLiveConsumer.as_asgi(), f"/ws/devices/channels/{channel.pk}/")
-    comm.scope["user"] = world.inspector
+    await sync_to_async(login_scope)(comm.scope, world.inspector)
     comm.scope["url_route"] = {"kwargs": {"channel_id": channel.pk}}
     connected, _ = await comm.connect()
     assert connected

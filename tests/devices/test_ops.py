@@ -17,6 +17,7 @@ from devices.models import Channel, Device, Reading, ReadingAggregate
 from devices.poller.daemon import live_group, load_device_specs
 from devices.services import prune_readings
 from regulator.models import AuditEntry
+from tests.devices.helpers import login_scope
 from tests.factories import PASSWORD
 
 
@@ -86,13 +87,13 @@ async def test_live_values_reach_only_users_who_may_see_the_channel(world):
     assert not connected and code == 4401
 
     outsider = WebsocketCommunicator(app, path)
-    outsider.scope["user"] = world.other_inspector
+    await sync_to_async(login_scope)(outsider.scope, world.other_inspector)
     outsider.scope["url_route"] = route
     connected, code = await outsider.connect()
     assert not connected and code == 4404
 
     inspector = WebsocketCommunicator(app, path)
-    inspector.scope["user"] = world.inspector
+    await sync_to_async(login_scope)(inspector.scope, world.inspector)
     inspector.scope["url_route"] = route
     connected, _ = await inspector.connect()
     assert connected
