@@ -362,3 +362,83 @@ def test_websocket_origin_behind_the_proxy(site):
     plain = f"http://127.0.0.1:{site.port}"
     assert b" 101" not in site.ws_handshake("/ws/alerts/", origin=plain, cookie=cookie)
     assert b" 101" not in site.ws_handshake("/ws/alerts/", origin=plain, cookie=cookie, forwarded_proto=None)
+
+
+@pytest.fixture(scope="module")
+def rows(site, django_db_blocker):
+    """Rows the production Daphne must see, committed before any test's transaction opens (a test's
+    own writes would hold the audit chain's lock until it ends; the module's teardown flushes)."""
+    from types import SimpleNamespace
+
+    from django.utils import timezone
+
+    from enforcement.models import Inspection
+    from regulator.choices import Role
+    from regulator.models import Region, User
+    from tests import factories as f
+
+    password = "Smoke-" + secrets.token_urlsafe(12) + "7b"
+    with django_db_blocker.unblock():
+        county = Region.objects.get(code="320581")
+        victim = f.user("smoke_victim", Role.INSPECTOR, jurisdiction=county)
+        victim.set_password(password)
+        victim.save()
+        inspection = Inspection.objects.create(
+            enterprise=f.enterprise(county, name="烟测化工有限公司"), date=timezone.localdate()
+        )
+        inspection.team.add(User.objects.get(username=USERNAME))
+    return SimpleNamespace(victim="smoke_victim", victim_password=password, inspection=inspection)
+
+
+def test_lockout_behind_the_proxy_locks_the_account_not_the_bureau(site, rows):
+    """Every request arrives from the proxy's address (it sends no X-Forwarded-For): failed logins
+    on made-up usernames lock nobody, and only the account being guessed locks."""
+    for i in range(settings.LOGIN_MAX_FAILURES + 2):
+        refused = site.login(f"no-such-user-{i}", "wrong-password-1A")
+        assert refused.status in (200, 429), refused.status
+    assert site.login().status == 302, "a made-up username locked a real user behind the proxy"
+    for _ in range(settings.LOGIN_MAX_FAILURES):
+        site.login(rows.victim, "wrong-password-1A")
+    locked = site.login(rows.victim, rows.victim_password)
+    assert locked.status != 302, "the guessed account did not lock"
+    assert site.login().status == 302, "locking one account locked another behind the same proxy"
+
+
+def test_an_html_photo_is_refused_over_the_proxy(site, rows, django_db_blocker):
+    """A script dressed as a photo, posted to the inspection photo form: 400 with the reason, and
+    nothing stored that the origin could later serve."""
+    from enforcement.models import InspectionPhoto
+
+    inspection = rows.inspection
+    session = site.session_cookie()
+    path = f"/enforcement/inspections/{inspection.pk}/"
+    assert site.request("GET", path, headers={"Cookie": session}).status == 200
+    cookie, token = site.csrf()  # any matching (cookie, token) pair passes the CSRF check
+    boundary = "smoke" + secrets.token_hex(8)
+    # A JPEG's magic bytes in front of the script: what a magic-byte check lets through.
+    payload = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00<html><script>alert(document.cookie)</script></html>"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n{token}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="caption"\r\n\r\n现场\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="photo.html"\r\n'
+            "Content-Type: text/html\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    refused = site.request(
+        "POST",
+        f"/enforcement/inspections/{inspection.pk}/photos/",
+        body=body,
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Cookie": f"{session}; csrftoken={cookie}",
+            "Origin": site.origin,
+            "Referer": f"{site.origin}{path}",
+        },
+    )
+    assert refused.status == 400, (refused.status, refused.body[:300])
+    assert "图片".encode() in refused.body or "照片".encode() in refused.body
+    with django_db_blocker.unblock():
+        assert not InspectionPhoto.objects.filter(inspection=inspection).exists()
