@@ -83,16 +83,17 @@ def demo(port: str = "8000", simulator_args: list[str] | None = None) -> None:
     manage("createcachetable")
     manage("seed_demo", "--if-empty")
     procs: list[subprocess.Popen] = []
+    embedded_redis: list[subprocess.Popen] = []
     env = dict(os.environ)
     if not env.get("REDIS_URL"):
         redis_port = free_port()
-        procs.append(subprocess.Popen([str(PY), "-c", EMBEDDED_REDIS, str(redis_port)], cwd=ROOT))
+        embedded_redis.append(subprocess.Popen([str(PY), "-c", EMBEDDED_REDIS, str(redis_port)], cwd=ROOT, **OWN_GROUP))
         wait_for_port(redis_port)
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     env.setdefault("CELERY_TASK_ALWAYS_EAGER", "0")
 
     def start(*args: str) -> subprocess.Popen:
-        proc = subprocess.Popen([str(PY), *args], cwd=ROOT, env=env)
+        proc = subprocess.Popen([str(PY), *args], cwd=ROOT, env=env, **OWN_GROUP)
         procs.append(proc)
         return proc
 
@@ -121,14 +122,32 @@ def demo(port: str = "8000", simulator_args: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+        # In reverse order of starting, the embedded Redis last: the poller stops before the
+        # simulated devices it polls (else it reports them offline), and it and the web server push
+        # their last statuses through Redis while they stop.
+        for proc in reversed(embedded_redis + procs):
+            _signal_group(proc, signal.SIGTERM)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=5)
+            _signal_group(proc, signal.SIGKILL)  # what it forked and left behind (Celery's beat)
+
+
+# Each process in a group of its own, so that Ctrl-C reaches dev.py alone, which stops them in
+# order, and a process's own children (the Celery worker's embedded beat) stop with it.
+OWN_GROUP = {"start_new_session": True} if os.name == "posix" else {}
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        if OWN_GROUP:
+            os.killpg(proc.pid, sig)
+        elif proc.poll() is None:
+            proc.send_signal(sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone
 
 
 def test(extra: list[str]) -> int:
