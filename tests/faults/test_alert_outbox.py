@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faultkit import PrivateRedis, wait_until
+from tests.faultkit import wait_until
 from tests.faults.linkage_support import (
-    ModbusServer,
-    PollerProcess,
-    clone,
-    make_world,
-    migrated_postgres,
     psql,
     wait_online,
 )
@@ -24,36 +19,12 @@ from tests.faults.linkage_support import (
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 
-@pytest.fixture(scope="module")
-def pg():
-    cluster = migrated_postgres()
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture
-def rig(pg, tmp_path, request):
-    dbname = f"fault_{request.node.name[:40].lower()}"
-    dsn = clone(pg, dbname)
-    modbus = ModbusServer().start()
-    world = make_world(dsn, modbus_port=modbus.port)
-    redis = PrivateRedis()
-    redis.start()
-    poller = PollerProcess(dsn=dsn, redis_url=redis.url, data_dir=tmp_path)
-    yield pg, dbname, modbus, world, poller
-    poller.stop()
-    if not pg.running():
-        pg.start()
-    redis.stop()
-    modbus.stop()
-
-
 def q(pg, dbname, sql: str) -> str:
     return psql(pg, dbname, sql)
 
 
 def test_changes_queued_while_postgres_is_down_survive_a_kill_9_and_are_written_once(rig):
-    pg, dbname, modbus, world, poller = rig
+    pg, dbname, modbus, world, _redis, poller = rig
     poller.start()
     wait_online(pg, dbname, world["device"])
     # The runtime holds the rules once a warm-up alert (level 2) is written.
@@ -102,7 +73,7 @@ def test_changes_queued_while_postgres_is_down_survive_a_kill_9_and_are_written_
 
 
 def test_a_restarted_poller_returns_the_stopped_poller_offline_alert_once_the_device_is_online(rig):
-    pg, dbname, modbus, world, poller = rig
+    pg, dbname, modbus, world, _redis, poller = rig
     poller.start()
     wait_online(pg, dbname, world["device"])
     poller.stop()  # SIGTERM: the device is stored offline, "采集进程已停止"

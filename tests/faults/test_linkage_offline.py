@@ -12,13 +12,8 @@ from datetime import datetime
 
 import pytest
 
-from tests.faultkit import PrivateRedis, wait_until
+from tests.faultkit import wait_until
 from tests.faults.linkage_support import (
-    ModbusServer,
-    PollerProcess,
-    clone,
-    make_world,
-    migrated_postgres,
     psql,
     wait_online,
 )
@@ -26,30 +21,6 @@ from tests.faults.linkage_support import (
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 PERIOD_MS = 100
-
-
-@pytest.fixture(scope="module")
-def pg():
-    cluster = migrated_postgres()
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture
-def rig(pg, tmp_path, request):
-    dbname = f"fault_{request.node.name[:40].lower()}"
-    dsn = clone(pg, dbname)
-    modbus = ModbusServer().start()
-    world = make_world(dsn, modbus_port=modbus.port, period_ms=PERIOD_MS)
-    redis = PrivateRedis()
-    redis.start()
-    poller = PollerProcess(dsn=dsn, redis_url=redis.url, data_dir=tmp_path)
-    yield pg, dbname, modbus, world, redis, poller
-    poller.stop()
-    if not pg.running():
-        pg.start()
-    redis.stop()
-    modbus.stop()
 
 
 def _rules_loaded(pg, dbname, modbus, world):
